@@ -1,0 +1,322 @@
+//! Connection options, and how they become a `native_tls::TlsConnector`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use native_tls::{Certificate, Identity, Protocol, TlsConnector};
+
+use crate::Error;
+
+/// A TLS protocol version that can bound the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl TlsVersion {
+    fn protocol(self) -> Protocol {
+        match self {
+            TlsVersion::Tls12 => Protocol::Tlsv12,
+            TlsVersion::Tls13 => Protocol::Tlsv13,
+        }
+    }
+}
+
+impl std::str::FromStr for TlsVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "1.2" => Ok(TlsVersion::Tls12),
+            "1.3" => Ok(TlsVersion::Tls13),
+            _ => Err(format!("unknown TLS version {s:?}: use 1.2 or 1.3")),
+        }
+    }
+}
+
+/// How [`Connection::close`](crate::Connection::close) ends a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CloseMode {
+    /// Send queued data, stop reading (`shutdown(Read)` unblocks the reader), send
+    /// close_notify, close. Nothing the server sends after the close starts is delivered.
+    #[default]
+    Fast,
+    /// Send queued data and close_notify, then keep delivering data until the server's
+    /// close_notify (or its end of stream), bounded by the close timeout.
+    Wait,
+}
+
+/// Everything a [`Connection`](crate::Connection) needs to know before it connects.
+///
+/// Built with chained setters; every setter documents its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use gracetls::{CloseMode, Config, TlsVersion};
+///
+/// let config = Config::new()
+///     .ca_file("ca.pem")
+///     .servername("localhost")
+///     .min_version(TlsVersion::Tls12)
+///     .connect_timeout(Duration::from_secs(5))
+///     .close_mode(CloseMode::Wait);
+/// assert_eq!(config.get_close_timeout(), Duration::from_secs(2));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    ca_files: Vec<PathBuf>,
+    insecure: bool,
+    servername: Option<String>,
+    identity: Option<(PathBuf, PathBuf)>,
+    alpn: Vec<String>,
+    min_version: Option<TlsVersion>,
+    max_version: Option<TlsVersion>,
+    connect_timeout: Duration,
+    close_timeout: Duration,
+    close_mode: CloseMode,
+    reader_stack_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ca_files: Vec::new(),
+            insecure: false,
+            servername: None,
+            identity: None,
+            alpn: Vec::new(),
+            min_version: None,
+            max_version: None,
+            connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(2),
+            close_mode: CloseMode::Fast,
+            reader_stack_size: 256 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults: system roots, full verification, no client certificate, no ALPN, the TLS
+    /// library's version range, 10 s connect timeout, 2 s close timeout, fast close.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the certificates of a PEM file to the trusted roots (the system roots stay).
+    /// Default: none.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Accepts any certificate and any name: **no protection against an active attacker**.
+    /// Default: `false`.
+    pub fn insecure(mut self, insecure: bool) -> Self {
+        self.insecure = insecure;
+        self
+    }
+
+    /// The name sent as SNI and verified against the certificate. Default: the target's host.
+    pub fn servername(mut self, name: impl Into<String>) -> Self {
+        self.servername = Some(name.into());
+        self
+    }
+
+    /// A client certificate chain and its PKCS#8 key, both PEM files. Default: none.
+    pub fn identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.identity = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// ALPN protocols to offer, in order of preference. Default: none.
+    pub fn alpn<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.alpn = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The lowest TLS version accepted. Default: the TLS library's (TLS 1.2 with OpenSSL 3).
+    pub fn min_version(mut self, version: TlsVersion) -> Self {
+        self.min_version = Some(version);
+        self
+    }
+
+    /// The highest TLS version offered. Default: the TLS library's (TLS 1.3).
+    pub fn max_version(mut self, version: TlsVersion) -> Self {
+        self.max_version = Some(version);
+        self
+    }
+
+    /// Bounds TCP connect (all addresses) plus the TLS handshake. Default: 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Bounds the whole close; past it the socket is closed hard. Default: 2 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// How [`Connection::close`](crate::Connection::close) and `Drop` close. Default:
+    /// [`CloseMode::Fast`].
+    pub fn close_mode(mut self, mode: CloseMode) -> Self {
+        self.close_mode = mode;
+        self
+    }
+
+    /// Stack size of each connection's reader and writer threads. Default: 256 KiB, several
+    /// times what the TLS read path uses.
+    pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+        self.reader_stack_size = bytes;
+        self
+    }
+
+    /// The connect timeout.
+    pub fn get_connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The close timeout.
+    pub fn get_close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// The close mode.
+    pub fn get_close_mode(&self) -> CloseMode {
+        self.close_mode
+    }
+
+    /// Whether verification is off.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
+    pub(crate) fn get_servername(&self) -> Option<&str> {
+        self.servername.as_deref()
+    }
+
+    pub(crate) fn get_thread_stack_size(&self) -> usize {
+        self.reader_stack_size
+    }
+
+    pub(crate) fn connector(&self) -> Result<TlsConnector, Error> {
+        let mut builder = TlsConnector::builder();
+        for path in &self.ca_files {
+            let pem = read_file(path, "CA file")?;
+            let certs = Certificate::stack_from_pem(&pem).map_err(|e| setup(path, "CA file", e))?;
+            if certs.is_empty() {
+                return Err(setup(path, "CA file", "no certificate in it"));
+            }
+            for cert in certs {
+                builder.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = &self.identity {
+            let cert_pem = read_file(cert, "client certificate")?;
+            let key_pem = read_file(key, "client key")?;
+            let identity = Identity::from_pkcs8(&cert_pem, &key_pem)
+                .map_err(|e| setup(key, "client certificate and key", e))?;
+            builder.identity(identity);
+        }
+        if !self.alpn.is_empty() {
+            let protocols: Vec<&str> = self.alpn.iter().map(String::as_str).collect();
+            builder.request_alpns(&protocols);
+        }
+        builder
+            .danger_accept_invalid_certs(self.insecure)
+            .danger_accept_invalid_hostnames(self.insecure)
+            .min_protocol_version(self.min_version.map(TlsVersion::protocol))
+            .max_protocol_version(self.max_version.map(TlsVersion::protocol));
+        builder.build().map_err(|e| Error::Setup {
+            what: "the TLS configuration".into(),
+            reason: crate::error::tls_reason(&e.to_string()).0,
+        })
+    }
+}
+
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| setup(path, what, e))
+}
+
+fn setup(path: &Path, what: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Setup {
+        what: format!("{what} {}", path.display()),
+        reason: reason.to_string(),
+    }
+}
+
+/// Parses a duration such as `500ms`, `2s`, `1.5s` or `1m`; a bare number is seconds.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(gracetls::parse_duration("500ms"), Ok(Duration::from_millis(500)));
+/// assert_eq!(gracetls::parse_duration("1m"), Ok(Duration::from_secs(60)));
+/// assert!(gracetls::parse_duration("5 parsecs").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 2s, 1m"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: unit must be ms, s or m"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("invalid duration {text:?}: out of range"))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1h").is_err());
+        assert_eq!(format_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
+    }
+
+    #[test]
+    fn missing_ca_file_names_the_file() {
+        let err = Config::new()
+            .ca_file("/nonexistent/ca.pem")
+            .connector()
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    }
+}

@@ -1,0 +1,1024 @@
+//! A TLS connection driven by two threads, and its bounded close.
+//!
+//! TLS state lives behind one mutex and runs over a [`MemoryTransport`]; no thread ever holds
+//! that lock across a socket call:
+//!
+//! - the **reader** blocks in `read()` on its own clone of the socket, then, under the lock,
+//!   feeds the ciphertext and decrypts until `WouldBlock`, and delivers the plaintext as
+//!   [`Event`]s after releasing it;
+//! - the **writer** takes plaintext from a bounded channel, encrypts it under the lock, and
+//!   writes the ciphertext after releasing it. It is the only thread that writes to the socket,
+//!   so ciphertext the reader makes (a TLS 1.3 KeyUpdate reply, an alert) reaches the wire in
+//!   the order TLS made it: the reader leaves it in the transport and wakes the writer.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, Sender, TrySendError, bounded, select, unbounded,
+};
+use log::{debug, info, warn};
+use native_tls::{HandshakeError, TlsConnector, TlsStream};
+
+use crate::Error;
+use crate::config::{CloseMode, Config};
+use crate::error::tls_reason;
+use crate::report::{CloseReport, Outcome, Trigger};
+use crate::transport::MemoryTransport;
+
+/// How many chunks may wait in each direction before the sender blocks. With reads of up to
+/// 64 KiB this bounds a connection's queued data to about half a MiB each way.
+const QUEUE_CHUNKS: usize = 8;
+/// One socket read: a full TLS record and more.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// What the reader delivers, in the order it happened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Plaintext from the server.
+    Data(Vec<u8>),
+    /// The server sent close_notify; everything it sent before was delivered. The server
+    /// sends nothing more; answer with [`Connection::close`].
+    PeerCloseNotify,
+    /// The server's TCP stream ended without close_notify: what it sent may be truncated.
+    PeerEof,
+    /// The connection failed; no more data will come.
+    Error(Error),
+}
+
+/// How the reader thread ended, for the close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ReaderEnd {
+    /// Our own `shutdown(Read)` or hard close.
+    Stopped,
+    CloseNotify,
+    Eof,
+    Failed(String),
+}
+
+enum Control {
+    /// Send everything queued, then acknowledge.
+    Flush(Sender<()>),
+    /// Send everything queued, then close_notify and a TCP FIN, then acknowledge.
+    CloseNotify(Option<Sender<Result<(), String>>>),
+}
+
+struct Shared {
+    target: String,
+    tls: Mutex<TlsStream<MemoryTransport>>,
+    socket: TcpStream,
+    /// Set before our own `shutdown(Read)`, so the reader tells it from the server's FIN.
+    stopping: AtomicBool,
+    write_closed: AtomicBool,
+    close_notify_sent: AtomicBool,
+    close_notify_received: AtomicBool,
+    /// The TLS session hit a fatal error: no close_notify can follow.
+    tls_failed: AtomicBool,
+    /// The writer waits for the reader to feed TLS (a TLS 1.2 renegotiation).
+    writer_stalled: AtomicBool,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// The TLS state. A panic elsewhere cannot leave it half-updated in a way that matters
+    /// more than closing the connection, so a poisoned lock is taken as it is.
+    fn tls(&self) -> MutexGuard<'_, TlsStream<MemoryTransport>> {
+        self.tls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn record_error(&self, error: &Error) {
+        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(error.to_string());
+        }
+    }
+
+    fn io_error(&self, op: &'static str, source: io::Error) -> Error {
+        Error::Io {
+            target: self.target.clone(),
+            op,
+            source,
+        }
+    }
+}
+
+/// A TLS client connection with its own reader and writer threads.
+///
+/// Data arrives as [`Event`]s on [`events`](Connection::events); [`send`](Connection::send)
+/// works from any thread, also while the reader is blocked. [`close`](Connection::close) (and
+/// `Drop`) sends close_notify with the bounded sequence described in the crate docs.
+pub struct Connection {
+    shared: Arc<Shared>,
+    data_tx: Option<Sender<Vec<u8>>>,
+    control_tx: Option<Sender<Control>>,
+    stop_tx: Option<Sender<()>>,
+    events_rx: Receiver<Event>,
+    reader_done: Receiver<ReaderEnd>,
+    reader_end: Option<ReaderEnd>,
+    reader: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
+    close_timeout: Duration,
+    close_mode: CloseMode,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("target", &self.shared.target)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Splits `HOST[:PORT]` (port 443 by default; IPv6 as `[::1]:8443` or bare `::1`).
+///
+/// ```
+/// assert_eq!(gracetls::parse_target("example.com").unwrap(), ("example.com".into(), 443));
+/// assert_eq!(gracetls::parse_target("[::1]:8443").unwrap(), ("::1".into(), 8443));
+/// assert!(gracetls::parse_target("host:http").is_err());
+/// ```
+pub fn parse_target(target: &str) -> Result<(String, u16), Error> {
+    let invalid = |reason| Error::InvalidTarget {
+        target: target.to_string(),
+        reason,
+    };
+    let (host, port) = if let Some(rest) = target.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| invalid("missing ']'"))?;
+        match after {
+            "" => (host, None),
+            _ => (
+                host,
+                Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| invalid("expected ':' after ']'"))?,
+                ),
+            ),
+        }
+    } else {
+        match target.matches(':').count() {
+            0 => (target, None),
+            1 => target
+                .split_once(':')
+                .map(|(h, p)| (h, Some(p)))
+                .ok_or_else(|| invalid("bad port"))?,
+            _ => (target, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid("empty host"));
+    }
+    let port = match port {
+        None => 443,
+        Some(p) => p
+            .parse()
+            .map_err(|_| invalid("the port must be a number from 0 to 65535"))?,
+    };
+    Ok((host.to_string(), port))
+}
+
+impl Connection {
+    /// Connects to `target` (`HOST[:PORT]`, port 443 by default), trying every resolved
+    /// address in turn, and completes the TLS handshake, all within the connect timeout.
+    pub fn connect(config: &Config, target: &str) -> Result<Connection, Error> {
+        let started = Instant::now();
+        let deadline = started + config.get_connect_timeout();
+        let (host, port) = parse_target(target)?;
+        let target = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let connector = config.connector()?;
+        let timeout = || Error::ConnectTimeout {
+            target: target.clone(),
+            timeout: config.get_connect_timeout(),
+        };
+        let addrs: Vec<_> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|source| Error::Resolve {
+                host: host.clone(),
+                source,
+            })?
+            .collect();
+        let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address");
+        let mut socket = None;
+        for addr in &addrs {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(timeout());
+            }
+            match TcpStream::connect_timeout(addr, remaining) {
+                Ok(s) => {
+                    debug!("tcp connected to {addr}");
+                    socket = Some(s);
+                    break;
+                }
+                Err(e) => {
+                    debug!("tcp connect to {addr} failed: {e}");
+                    last_error = e;
+                }
+            }
+        }
+        let mut socket = match socket {
+            Some(s) => s,
+            None if matches!(
+                last_error.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+            {
+                return Err(timeout());
+            }
+            None => {
+                return Err(Error::Connect {
+                    target,
+                    source: last_error,
+                });
+            }
+        };
+        // Small writes (a line, a close_notify) must not wait for delayed ACKs.
+        let _ = socket.set_nodelay(true);
+        let name = config.get_servername().unwrap_or(&host).to_string();
+        let tls = handshake(&connector, &name, &mut socket, deadline, &target, timeout)?;
+        socket
+            .set_read_timeout(None)
+            .and_then(|()| socket.set_write_timeout(None))
+            .map_err(|e| Error::Io {
+                target: target.clone(),
+                op: "setting up",
+                source: e,
+            })?;
+        info!(
+            "connected to {target} ({}) in {} ms",
+            socket
+                .peer_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string()),
+            started.elapsed().as_millis()
+        );
+        Self::start(config, target, socket, tls)
+    }
+
+    fn start(
+        config: &Config,
+        target: String,
+        socket: TcpStream,
+        tls: TlsStream<MemoryTransport>,
+    ) -> Result<Connection, Error> {
+        let thread_error = |e: io::Error| Error::Setup {
+            what: "a connection thread".into(),
+            reason: e.to_string(),
+        };
+        let reader_socket = socket.try_clone().map_err(thread_error)?;
+        let writer_socket = socket.try_clone().map_err(thread_error)?;
+        let shared = Arc::new(Shared {
+            target,
+            tls: Mutex::new(tls),
+            socket,
+            stopping: AtomicBool::new(false),
+            write_closed: AtomicBool::new(false),
+            close_notify_sent: AtomicBool::new(false),
+            close_notify_received: AtomicBool::new(false),
+            tls_failed: AtomicBool::new(false),
+            writer_stalled: AtomicBool::new(false),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        });
+        let (events_tx, events_rx) = bounded(QUEUE_CHUNKS);
+        let (data_tx, data_rx) = bounded(QUEUE_CHUNKS);
+        let (control_tx, control_rx) = unbounded();
+        let (kick_tx, kick_rx) = bounded(1);
+        let (stop_tx, stop_rx) = bounded::<()>(0);
+        let (done_tx, reader_done) = bounded(1);
+
+        let reader = {
+            let shared = Arc::clone(&shared);
+            let events_tx = events_tx.clone();
+            let stop_rx = stop_rx.clone();
+            thread::Builder::new()
+                .name("gracetls-reader".into())
+                .stack_size(config.get_thread_stack_size())
+                .spawn(move || {
+                    let end = read_loop(&shared, reader_socket, &events_tx, &stop_rx, &kick_tx);
+                    debug!("reader ended: {end:?}");
+                    let _ = done_tx.send(end);
+                })
+                .map_err(thread_error)?
+        };
+        let writer = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("gracetls-writer".into())
+                .stack_size(config.get_thread_stack_size())
+                .spawn(move || {
+                    let mut writer = Writer {
+                        shared: &shared,
+                        socket: writer_socket,
+                        kick_rx: &kick_rx,
+                    };
+                    writer.run(&data_rx, &control_rx, &events_tx, &stop_rx);
+                })
+                .map_err(thread_error)?
+        };
+        Ok(Connection {
+            shared,
+            data_tx: Some(data_tx),
+            control_tx: Some(control_tx),
+            stop_tx: Some(stop_tx),
+            events_rx,
+            reader_done,
+            reader_end: None,
+            reader: Some(reader),
+            writer: Some(writer),
+            close_timeout: config.get_close_timeout(),
+            close_mode: config.get_close_mode(),
+            closed: false,
+        })
+    }
+
+    /// `host:port` of the server.
+    pub fn target(&self) -> &str {
+        &self.shared.target
+    }
+
+    /// Data and ends from the server, in order. Clone it to read from another thread; keep
+    /// reading it while a close runs, or data that arrives meanwhile waits (bounded) and the
+    /// close can time out.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events_rx
+    }
+
+    /// Queues `data` for the server. Blocks while the queue is full, that is while the server
+    /// does not read. Fails once close_notify was sent or the connection failed.
+    pub fn send(&self, data: &[u8]) -> Result<(), Error> {
+        if self.shared.write_closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        match &self.data_tx {
+            Some(tx) => tx.send(data.to_vec()).map_err(|_| Error::Closed),
+            None => Err(Error::Closed),
+        }
+    }
+
+    /// A handle to queue data from other threads, or to wait for room with
+    /// `crossbeam_channel::Select`. The queue is bounded: a full queue means the server is not
+    /// reading. Data queued after close_notify is dropped.
+    pub fn sender(&self) -> Sender<Vec<u8>> {
+        match &self.data_tx {
+            Some(tx) => tx.clone(),
+            // Only `close` takes the sender, and it consumes the connection.
+            None => bounded(0).0,
+        }
+    }
+
+    /// Half-close: after the queued data, sends close_notify and a TCP FIN, and keeps
+    /// delivering the server's data until its close_notify or end of stream. Returns at once.
+    pub fn shutdown_write(&self) {
+        if self.shared.write_closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        debug!("half-close requested");
+        if let Some(tx) = &self.control_tx {
+            let _ = tx.send(Control::CloseNotify(None));
+        }
+    }
+
+    /// Closes with the configured [`CloseMode`], bounded by the close timeout, and reports
+    /// how it went. Data that arrives during the close is delivered to other holders of
+    /// [`events`](Connection::events); if there are none, it is dropped.
+    pub fn close(self) -> CloseReport {
+        let mode = self.close_mode;
+        self.close_as(Trigger::Requested, mode)
+    }
+
+    /// Like [`close`](Connection::close), naming what started the end and how to close.
+    pub fn close_as(mut self, trigger: Trigger, mode: CloseMode) -> CloseReport {
+        self.finish(trigger, mode)
+    }
+
+    fn finish(&mut self, trigger: Trigger, mode: CloseMode) -> CloseReport {
+        self.closed = true;
+        let started = Instant::now();
+        let deadline = started + self.close_timeout;
+        let step = |what: &str| {
+            debug!(
+                "close +{:.3} ms: {what}",
+                started.elapsed().as_secs_f64() * 1e3
+            )
+        };
+        step(&format!("started by {} ({mode:?})", trigger.name()));
+        // Nobody else reads events: let the reader drop them instead of waiting for room.
+        self.events_rx = bounded(0).1;
+        self.collect_reader_end();
+        let mut timed_out = false;
+
+        // 1. Send what was queued, while the reader keeps reading: a server that is writing
+        //    may read only after its writes get through.
+        if let Some(control) = &self.control_tx {
+            let (ack_tx, ack_rx) = bounded(1);
+            if control.send(Control::Flush(ack_tx)).is_ok() {
+                match ack_rx.recv_deadline(deadline) {
+                    Ok(()) => step("queued data sent"),
+                    Err(RecvTimeoutError::Timeout) => timed_out = true,
+                    Err(RecvTimeoutError::Disconnected) => step("writer already gone"),
+                }
+            }
+        }
+        // 2. Fast close: stop the reader. The flag goes first so it knows the 0 is ours.
+        if !timed_out && mode == CloseMode::Fast && self.reader_end.is_none() {
+            self.shared.stopping.store(true, Ordering::SeqCst);
+            let _ = self.shared.socket.shutdown(Shutdown::Read);
+            step("shutdown(Read) called");
+            timed_out = !self.wait_reader(deadline);
+            step("reader stopped");
+        }
+        // 3. close_notify and FIN.
+        if !timed_out
+            && !self.shared.close_notify_sent.load(Ordering::SeqCst)
+            && !self.shared.tls_failed.load(Ordering::SeqCst)
+        {
+            self.shared.write_closed.store(true, Ordering::SeqCst);
+            if let Some(control) = &self.control_tx {
+                let (ack_tx, ack_rx) = bounded(1);
+                if control.send(Control::CloseNotify(Some(ack_tx))).is_ok() {
+                    match ack_rx.recv_deadline(deadline) {
+                        Ok(Ok(())) => step("close_notify sent, write side shut"),
+                        Ok(Err(e)) => step(&format!("close_notify not sent: {e}")),
+                        Err(RecvTimeoutError::Timeout) => timed_out = true,
+                        Err(RecvTimeoutError::Disconnected) => step("writer already gone"),
+                    }
+                }
+            }
+        }
+        // 4. Wait mode: the server's close_notify, delivering data meanwhile.
+        if !timed_out && self.reader_end.is_none() {
+            step("waiting for the server's close_notify");
+            timed_out = !self.wait_reader(deadline);
+        }
+        if timed_out {
+            warn!(
+                "close of {} did not finish within {}; closing the socket hard",
+                self.shared.target,
+                crate::config::format_duration(self.close_timeout)
+            );
+            self.shared.stopping.store(true, Ordering::SeqCst);
+            let _ = self.shared.socket.shutdown(Shutdown::Both);
+        } else if mode == CloseMode::Fast {
+            self.drain();
+        }
+        // 5. Release and join the threads; every blocking call they make is undone by now.
+        self.data_tx = None;
+        self.control_tx = None;
+        self.stop_tx = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        if self.reader_end.is_none() {
+            // Wait mode ended by the writer failing: nothing more is expected.
+            self.shared.stopping.store(true, Ordering::SeqCst);
+            let _ = self.shared.socket.shutdown(Shutdown::Both);
+            self.wait_reader(Instant::now() + Duration::from_secs(1));
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        step("threads joined, socket closing");
+
+        let error = self
+            .shared
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let outcome = if timed_out {
+            Outcome::CloseTimeout
+        } else if matches!(self.reader_end, Some(ReaderEnd::Failed(_))) {
+            Outcome::Error
+        } else if self.reader_end == Some(ReaderEnd::Eof) {
+            Outcome::Truncated
+        } else if error.is_some() || trigger == Trigger::Error {
+            Outcome::Error
+        } else {
+            Outcome::Clean
+        };
+        let report = CloseReport {
+            trigger,
+            outcome,
+            close_notify_sent: self.shared.close_notify_sent.load(Ordering::SeqCst),
+            close_notify_received: self.shared.close_notify_received.load(Ordering::SeqCst),
+            bytes_in: self.shared.bytes_in.load(Ordering::SeqCst),
+            bytes_out: self.shared.bytes_out.load(Ordering::SeqCst),
+            close_duration: started.elapsed(),
+            error,
+        };
+        info!(
+            "closed {}: {} after {}, close_notify {} / {}, in {} ms",
+            self.shared.target,
+            outcome.name(),
+            trigger.name(),
+            if report.close_notify_sent {
+                "sent"
+            } else {
+                "not sent"
+            },
+            if report.close_notify_received {
+                "received"
+            } else {
+                "not received"
+            },
+            report.close_duration.as_millis()
+        );
+        report
+    }
+
+    fn collect_reader_end(&mut self) {
+        if self.reader_end.is_none() {
+            self.reader_end = self.reader_done.try_recv().ok();
+        }
+    }
+
+    /// Waits for the reader to end; `false` if the deadline passed first.
+    fn wait_reader(&mut self, deadline: Instant) -> bool {
+        if self.reader_end.is_some() {
+            return true;
+        }
+        match self.reader_done.recv_deadline(deadline) {
+            Ok(end) => {
+                self.reader_end = Some(end);
+                true
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                self.reader_end = Some(ReaderEnd::Stopped);
+                true
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+        }
+    }
+
+    /// After a fast close, reads what already arrived without waiting (the read side is shut,
+    /// so an empty socket reads 0): unread bytes at close would make the kernel send a reset.
+    /// A close_notify among them is recorded.
+    fn drain(&self) {
+        let mut socket = &self.shared.socket;
+        if socket.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        for _ in 0..64 {
+            match socket.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let mut tls = self.shared.tls();
+                    tls.get_mut().feed(&buf[..n]);
+                    let mut plain = [0u8; 4096];
+                    loop {
+                        match tls.read(&mut plain) {
+                            Ok(0) => {
+                                self.shared
+                                    .close_notify_received
+                                    .store(true, Ordering::SeqCst);
+                                debug!("close: the server's close_notify had arrived");
+                                break;
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    /// Closes gracefully with the configured mode, bounded by the close timeout.
+    fn drop(&mut self) {
+        if !self.closed {
+            let mode = self.close_mode;
+            self.finish(Trigger::Requested, mode);
+        }
+    }
+}
+
+fn handshake(
+    connector: &TlsConnector,
+    name: &str,
+    socket: &mut TcpStream,
+    deadline: Instant,
+    target: &str,
+    timeout: impl Fn() -> Error,
+) -> Result<TlsStream<MemoryTransport>, Error> {
+    let io_error = |op, source| Error::Io {
+        target: target.to_string(),
+        op,
+        source,
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut result = connector.connect(name, MemoryTransport::new());
+    loop {
+        let mut mid = match result {
+            Ok(mut tls) => {
+                let out = tls.get_mut().take_outbound();
+                socket
+                    .write_all(&out)
+                    .map_err(|e| io_error("writing to", e))?;
+                return Ok(tls);
+            }
+            Err(HandshakeError::Failure(e)) => {
+                return Err(classify_handshake_error(target, &e.to_string()));
+            }
+            Err(HandshakeError::WouldBlock(mid)) => mid,
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timeout());
+        }
+        let is_timeout = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            )
+        };
+        let out = mid.get_mut().take_outbound();
+        if !out.is_empty() {
+            socket
+                .set_write_timeout(Some(remaining))
+                .map_err(|e| io_error("writing to", e))?;
+            socket.write_all(&out).map_err(|e| {
+                if is_timeout(&e) {
+                    timeout()
+                } else {
+                    io_error("writing to", e)
+                }
+            })?;
+        }
+        if mid.get_ref().is_eof() {
+            return Err(Error::Handshake {
+                target: target.to_string(),
+                reason: "the server closed the connection during the handshake".into(),
+            });
+        }
+        socket
+            .set_read_timeout(Some(remaining))
+            .map_err(|e| io_error("reading from", e))?;
+        let n = loop {
+            match socket.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => return Err(timeout()),
+                Err(e) => return Err(io_error("reading from", e)),
+                Ok(n) => break n,
+            }
+        };
+        if n == 0 {
+            mid.get_mut().feed_eof();
+        } else {
+            mid.get_mut().feed(&buf[..n]);
+        }
+        result = mid.handshake();
+    }
+}
+
+fn classify_handshake_error(target: &str, text: &str) -> Error {
+    let (reason, detail) = tls_reason(text);
+    let target = target.to_string();
+    if reason.contains("certificate verify failed") {
+        return Error::Certificate {
+            target,
+            reason: detail.unwrap_or(reason),
+        };
+    }
+    if [
+        "wrong version number",
+        "packet length too long",
+        "record layer failure",
+        "unknown protocol",
+    ]
+    .iter()
+    .any(|r| reason.contains(r))
+    {
+        return Error::NotTls { target };
+    }
+    let reason = if reason == "unexpected EOF" {
+        "the server closed the connection during the handshake".to_string()
+    } else {
+        reason
+    };
+    Error::Handshake { target, reason }
+}
+
+/// Delivers an event unless the connection is being torn down.
+fn deliver(events: &Sender<Event>, stop: &Receiver<()>, event: Event) -> bool {
+    match events.try_send(event) {
+        Ok(()) => true,
+        Err(TrySendError::Disconnected(_)) => false,
+        Err(TrySendError::Full(event)) => select! {
+            send(events, event) -> res => res.is_ok(),
+            recv(stop) -> _ => false,
+        },
+    }
+}
+
+fn read_loop(
+    shared: &Shared,
+    mut socket: TcpStream,
+    events: &Sender<Event>,
+    stop: &Receiver<()>,
+    kick: &Sender<()>,
+) -> ReaderEnd {
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        let n = match socket.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) if shared.stopping.load(Ordering::SeqCst) => return ReaderEnd::Stopped,
+            Err(e) => {
+                let error = shared.io_error("reading from", e);
+                return fail(shared, events, stop, error);
+            }
+        };
+        if n == 0 && shared.stopping.load(Ordering::SeqCst) {
+            return ReaderEnd::Stopped;
+        }
+        let (data, status, wake_writer) = {
+            let mut tls = shared.tls();
+            if n == 0 {
+                tls.get_mut().feed_eof();
+            } else {
+                tls.get_mut().feed(&buf[..n]);
+            }
+            let mut data = Vec::new();
+            let status = decrypt_available(&mut tls, &mut data);
+            let wake = tls.get_mut().has_outbound() || shared.writer_stalled.load(Ordering::SeqCst);
+            (data, status, wake)
+        };
+        if wake_writer {
+            let _ = kick.try_send(());
+        }
+        if !data.is_empty() {
+            shared
+                .bytes_in
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            if !deliver(events, stop, Event::Data(data)) {
+                return ReaderEnd::Stopped;
+            }
+        }
+        match status {
+            Ok(false) => {}
+            // The transport reports the end of stream only after every byte before it was
+            // decrypted, so an end seen while it is not at EOF is the server's close_notify.
+            Ok(true) if n > 0 => {
+                shared.close_notify_received.store(true, Ordering::SeqCst);
+                debug!("server sent close_notify");
+                deliver(events, stop, Event::PeerCloseNotify);
+                return ReaderEnd::CloseNotify;
+            }
+            Ok(true) => {
+                warn!(
+                    "possible truncation: {} closed TCP without close_notify",
+                    shared.target
+                );
+                deliver(events, stop, Event::PeerEof);
+                return ReaderEnd::Eof;
+            }
+            Err(e) => {
+                shared.tls_failed.store(true, Ordering::SeqCst);
+                let error = Error::Tls {
+                    target: shared.target.clone(),
+                    reason: tls_reason(&e.to_string()).0,
+                };
+                return fail(shared, events, stop, error);
+            }
+        }
+    }
+}
+
+/// Decrypts everything TLS can from what was fed. `Ok(true)` when TLS reports the end.
+fn decrypt_available(tls: &mut TlsStream<MemoryTransport>, data: &mut Vec<u8>) -> io::Result<bool> {
+    let pending = tls.get_ref().pending_inbound();
+    data.reserve(pending.max(1024));
+    loop {
+        let start = data.len();
+        if data.capacity() - start < 1024 {
+            data.reserve(16 * 1024);
+        }
+        data.resize(data.capacity(), 0);
+        let result = tls.read(&mut data[start..]);
+        match result {
+            Ok(0) => {
+                data.truncate(start);
+                return Ok(true);
+            }
+            Ok(k) => data.truncate(start + k),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                data.truncate(start);
+                return Ok(false);
+            }
+            Err(e) => {
+                data.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn fail(shared: &Shared, events: &Sender<Event>, stop: &Receiver<()>, error: Error) -> ReaderEnd {
+    let text = error.to_string();
+    debug!("reader failed: {text}");
+    shared.record_error(&error);
+    deliver(events, stop, Event::Error(error));
+    ReaderEnd::Failed(text)
+}
+
+struct Writer<'a> {
+    shared: &'a Shared,
+    socket: TcpStream,
+    kick_rx: &'a Receiver<()>,
+}
+
+impl Writer<'_> {
+    fn run(
+        &mut self,
+        data_rx: &Receiver<Vec<u8>>,
+        control_rx: &Receiver<Control>,
+        events: &Sender<Event>,
+        stop: &Receiver<()>,
+    ) {
+        // The reader holds the other end: once it is gone, nothing will wake us again.
+        let mut kick_rx = self.kick_rx.clone();
+        let result = loop {
+            let step = select! {
+                recv(data_rx) -> msg => match msg {
+                    Ok(data) => self.send(&data),
+                    Err(_) => break Ok(()),
+                },
+                recv(control_rx) -> msg => match msg {
+                    Ok(Control::Flush(ack)) => {
+                        let r = self.drain_queue(data_rx);
+                        let _ = ack.send(());
+                        r
+                    }
+                    Ok(Control::CloseNotify(ack)) => {
+                        let r = self.drain_queue(data_rx).and_then(|()| self.close_notify());
+                        if let Some(ack) = ack {
+                            let _ = ack.send(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                        }
+                        r
+                    }
+                    Err(_) => break Ok(()),
+                },
+                recv(kick_rx) -> msg => match msg {
+                    Ok(()) => self.flush_tls(),
+                    Err(_) => {
+                        kick_rx = crossbeam_channel::never();
+                        self.flush_tls()
+                    }
+                },
+            };
+            if let Err(e) = step {
+                break Err(e);
+            }
+        };
+        if let Err(error) = result {
+            debug!("writer failed: {error}");
+            if !self.shared.stopping.load(Ordering::SeqCst) {
+                self.shared.record_error(&error);
+                deliver(events, stop, Event::Error(error));
+            }
+        }
+    }
+
+    fn drain_queue(&mut self, data_rx: &Receiver<Vec<u8>>) -> Result<(), Error> {
+        while let Ok(data) = data_rx.try_recv() {
+            self.send(&data)?;
+        }
+        Ok(())
+    }
+
+    /// Encrypts under the lock, writes after releasing it.
+    fn send(&mut self, data: &[u8]) -> Result<(), Error> {
+        if self.shared.close_notify_sent.load(Ordering::SeqCst) {
+            debug!("dropping {} bytes queued after close_notify", data.len());
+            return Ok(());
+        }
+        let mut rest = data;
+        while !rest.is_empty() {
+            let (written, out) = {
+                let mut tls = self.shared.tls();
+                let written = match tls.write(rest) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(e) => {
+                        self.shared.tls_failed.store(true, Ordering::SeqCst);
+                        return Err(Error::Tls {
+                            target: self.shared.target.clone(),
+                            reason: tls_reason(&e.to_string()).0,
+                        });
+                    }
+                };
+                self.shared
+                    .writer_stalled
+                    .store(written == 0, Ordering::SeqCst);
+                (written, tls.get_mut().take_outbound())
+            };
+            self.write_socket(&out)?;
+            if written == 0 {
+                // TLS needs the server's answer first (a renegotiation): the reader wakes us
+                // after feeding it, or goes away with the connection.
+                if self.kick_rx.recv().is_err() {
+                    return Err(Error::Closed);
+                }
+            }
+            rest = &rest[written..];
+        }
+        self.shared
+            .bytes_out
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes ciphertext the reader left in the transport.
+    fn flush_tls(&mut self) -> Result<(), Error> {
+        let out = self.shared.tls().get_mut().take_outbound();
+        self.write_socket(&out)
+    }
+
+    fn close_notify(&mut self) -> Result<(), Error> {
+        if self.shared.close_notify_sent.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let out = {
+            let mut tls = self.shared.tls();
+            // With a memory transport the alert always fits; only a failed session refuses.
+            if let Err(e) = tls.shutdown() {
+                return Err(Error::Tls {
+                    target: self.shared.target.clone(),
+                    reason: tls_reason(&e.to_string()).0,
+                });
+            }
+            tls.get_mut().take_outbound()
+        };
+        self.write_socket(&out)?;
+        self.shared.close_notify_sent.store(true, Ordering::SeqCst);
+        debug!("close_notify sent to {}", self.shared.target);
+        let _ = self.socket.shutdown(Shutdown::Write);
+        Ok(())
+    }
+
+    fn write_socket(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.socket
+            .write_all(bytes)
+            .map_err(|e| self.shared.io_error("writing to", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _assert_send() {
+        fn is_send<T: Send>() {}
+        is_send::<Connection>();
+        is_send::<Event>();
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("h:1").unwrap(), ("h".into(), 1));
+        assert_eq!(parse_target("::1").unwrap(), ("::1".into(), 443));
+        assert_eq!(parse_target("[::1]").unwrap(), ("::1".into(), 443));
+        assert!(parse_target("").is_err());
+        assert!(parse_target(":443").is_err());
+        assert!(parse_target("h:70000").is_err());
+        assert!(parse_target("[::1]x").is_err());
+    }
+
+    #[test]
+    fn handshake_errors_are_classified() {
+        let e = classify_handshake_error(
+            "h:1",
+            "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1890: (Hostname mismatch)",
+        );
+        assert!(
+            matches!(e, Error::Certificate { ref reason, .. } if reason == "Hostname mismatch"),
+            "{e:?}"
+        );
+        let e = classify_handshake_error(
+            "h:1",
+            "error:0A00010B:SSL routines:ssl3_get_record:wrong version number:ssl/record/ssl3_record.c:354:",
+        );
+        assert!(matches!(e, Error::NotTls { .. }), "{e:?}");
+    }
+}
