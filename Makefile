@@ -1,0 +1,40 @@
+# gracetls: `make demo` and `make test` are all a fresh machine needs.
+CARGO ?= cargo
+APT_PACKAGES := openssl libssl-dev pkg-config python3
+
+.PHONY: all build demo test lint doc ci deps clean
+
+all: build
+
+## deps: install the system packages the build and the tests need (Debian; root or sudo)
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+build: deps
+	$(CARGO) build --bin gracetls --examples
+
+## demo: the client against the bundled demo server, both exit scenarios of the reference problem
+demo: build
+	bash examples/demo.sh target/debug
+
+## test: every unit, doc and integration test (real openssl s_server and Python ssl peers)
+test: deps
+	$(CARGO) test
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+
+## ci: what .ci/run runs
+ci: deps lint doc test
+
+clean:
+	$(CARGO) clean
