@@ -1,0 +1,206 @@
+//! The library against real servers: the deadlock that the design avoids (reproduced with a
+//! plain `Mutex<TlsStream<TcpStream>>`), and every way a `Connection` ends, judged by what the
+//! server saw.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use common::{PyPeer, SServer, Tls, WAIT};
+use crossbeam_channel::RecvTimeoutError;
+use gracetls::{CloseMode, Config, Connection, Event, Outcome, Trigger};
+
+fn config(pki: &common::Pki) -> Config {
+    Config::new().ca_file(&pki.ca).close_timeout(Duration::from_secs(5))
+}
+
+/// Receives events until `pred` holds; returns the data seen. Panics on timeout.
+fn recv_until(conn: &Connection, mut pred: impl FnMut(&Event, &[u8]) -> bool) -> Vec<u8> {
+    let mut data = Vec::new();
+    loop {
+        let event = match conn.events().recv_timeout(WAIT) {
+            Ok(e) => e,
+            Err(RecvTimeoutError::Timeout) => panic!("no event within {WAIT:?}; data so far {data:?}"),
+            Err(RecvTimeoutError::Disconnected) => panic!("events ended; data so far {data:?}"),
+        };
+        if let Event::Data(bytes) = &event {
+            data.extend_from_slice(bytes);
+        }
+        if pred(&event, &data) {
+            return data;
+        }
+    }
+}
+
+/// The trap this crate exists to avoid, measured: with TLS 1.3 the reader takes the lock,
+/// processes the server's session tickets inside `read()` and blocks there holding it, so a
+/// write from another thread never starts. The test bounds the wait and then unblocks the
+/// reader by shutting the socket.
+#[test]
+fn naive_mutex_around_tls_stream_deadlocks() {
+    let pki = common::Pki::new();
+    let server = SServer::start(&pki, Tls::V13);
+    let ca = std::fs::read(&pki.ca).unwrap();
+    let connector = native_tls::TlsConnector::builder()
+        .add_root_certificate(native_tls::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let unblock = tcp.try_clone().unwrap();
+    let tls = Arc::new(Mutex::new(connector.connect("localhost", tcp).unwrap()));
+
+    let (locked_tx, locked_rx) = mpsc::channel();
+    let reader = {
+        let tls = Arc::clone(&tls);
+        thread::spawn(move || {
+            let mut guard = tls.lock().unwrap();
+            locked_tx.send(()).unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = guard.read(&mut buf); // blocks, holding the lock
+        })
+    };
+    locked_rx.recv_timeout(WAIT).expect("reader took the lock");
+    let (wrote_tx, wrote_rx) = mpsc::channel();
+    let writer = {
+        let tls = Arc::clone(&tls);
+        thread::spawn(move || {
+            let result = tls.lock().unwrap().write_all(b"deadlock-marker\n");
+            let _ = wrote_tx.send(result.is_ok());
+        })
+    };
+    // Proving that something does not happen needs a bounded wait.
+    let outcome = wrote_rx.recv_timeout(Duration::from_millis(500));
+    assert!(outcome.is_err(), "the write went through: no deadlock reproduced");
+    assert!(!server.text().contains("deadlock-marker"), "the server got the line despite the deadlock");
+
+    unblock.shutdown(Shutdown::Both).unwrap();
+    reader.join().unwrap();
+    writer.join().unwrap();
+}
+
+/// The same scenario through `Connection`: the reader is blocked in `read()` right after the
+/// handshake, and a write from this thread reaches the server.
+#[test]
+fn write_reaches_server_while_reader_is_blocked() {
+    let pki = common::Pki::new();
+    let server = SServer::start(&pki, Tls::V13);
+    let conn = Connection::connect(&config(&pki), &format!("localhost:{}", server.port)).unwrap();
+    conn.send(b"hello from the library\n").unwrap();
+    server.expect_log("hello from the library", WAIT, &[]);
+    let report = conn.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent);
+    assert_eq!(report.bytes_out, 23);
+    server.assert_client_closed_cleanly(&[]);
+}
+
+#[test]
+fn data_both_ways_then_close_tls12() {
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, Tls::V12);
+    let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).unwrap();
+    server.send_line("greetings");
+    let data = recv_until(&conn, |_, d| d.ends_with(b"greetings\n"));
+    assert_eq!(data, b"greetings\n");
+    // From another thread, while this one could be reading.
+    let sender = conn.sender();
+    thread::spawn(move || sender.send(b"from a thread\n".to_vec()).unwrap())
+        .join()
+        .unwrap();
+    server.expect_log("from a thread", WAIT, &[]);
+    let report = conn.close();
+    assert_eq!(report.trigger, Trigger::Requested);
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!((report.bytes_in, report.bytes_out), (10, 14));
+    server.assert_client_closed_cleanly(&[]);
+}
+
+#[test]
+fn drop_closes_gracefully() {
+    let pki = common::Pki::new();
+    let server = SServer::start(&pki, Tls::V13);
+    let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).unwrap();
+    conn.send(b"bye\n").unwrap();
+    drop(conn);
+    server.assert_client_closed_cleanly(&[]);
+    assert!(server.text().contains("bye"));
+}
+
+#[test]
+fn wait_mode_receives_the_servers_close_notify() {
+    let pki = common::Pki::new();
+    let server = SServer::start(&pki, Tls::V13);
+    let conn = Connection::connect(
+        &config(&pki).close_mode(CloseMode::Wait),
+        &format!("127.0.0.1:{}", server.port),
+    )
+    .unwrap();
+    let report = conn.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent && report.close_notify_received, "{report:?}");
+    server.assert_client_closed_cleanly(&[]);
+}
+
+#[test]
+fn half_close_keeps_reading_until_the_server_closes() {
+    let pki = common::Pki::new();
+    let server = SServer::start(&pki, Tls::V12);
+    let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).unwrap();
+    conn.send(b"last words\n").unwrap();
+    conn.shutdown_write();
+    assert!(matches!(conn.send(b"too late"), Err(gracetls::Error::Closed)));
+    // s_server answers our close_notify with its own.
+    recv_until(&conn, |e, _| matches!(e, Event::PeerCloseNotify));
+    let report = conn.close_as(Trigger::StdinEof, CloseMode::Fast);
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent && report.close_notify_received);
+    server.assert_client_closed_cleanly(&[]);
+    assert!(server.text().contains("last words"));
+}
+
+#[test]
+fn server_close_notify_is_answered() {
+    for tls in [Tls::V13, Tls::V12] {
+        let pki = common::Pki::new();
+        let peer = PyPeer::start(&pki.server, tls, "send-close", &["--payload-bytes", "300000"]);
+        let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
+        let data = recv_until(&conn, |e, _| matches!(e, Event::PeerCloseNotify));
+        assert_eq!(data.len(), 300_000, "{tls:?}");
+        let report = conn.close_as(Trigger::PeerCloseNotify, CloseMode::Fast);
+        assert_eq!(report.outcome, Outcome::Clean, "{tls:?} {report:?}");
+        assert!(report.close_notify_received && report.close_notify_sent, "{tls:?} {report:?}");
+        assert_eq!(peer.verdict(&[]), "client_answered_close_notify", "{tls:?}");
+    }
+}
+
+#[test]
+fn server_vanishing_is_a_truncation() {
+    for tls in [Tls::V13, Tls::V12] {
+        let pki = common::Pki::new();
+        let peer = PyPeer::start(&pki.server, tls, "send-truncate", &["--payload-bytes", "5000"]);
+        let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
+        let data = recv_until(&conn, |e, _| matches!(e, Event::PeerEof));
+        assert_eq!(data.len(), 5000, "{tls:?}");
+        let report = conn.close_as(Trigger::PeerEof, CloseMode::Fast);
+        assert_eq!(report.outcome, Outcome::Truncated, "{tls:?} {report:?}");
+        assert!(!report.close_notify_received, "{tls:?}");
+    }
+}
+
+#[test]
+fn killed_server_is_a_truncation() {
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, Tls::V13);
+    let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).unwrap();
+    server.send_line("then silence");
+    recv_until(&conn, |_, d| d.ends_with(b"then silence\n"));
+    server.proc.kill();
+    recv_until(&conn, |e, _| matches!(e, Event::PeerEof));
+    let report = conn.close_as(Trigger::PeerEof, CloseMode::Fast);
+    assert_eq!(report.outcome, Outcome::Truncated, "{report:?}");
+}
