@@ -16,7 +16,9 @@ use crossbeam_channel::RecvTimeoutError;
 use gracetls::{CloseMode, Config, Connection, Event, Outcome, Trigger};
 
 fn config(pki: &common::Pki) -> Config {
-    Config::new().ca_file(&pki.ca).close_timeout(Duration::from_secs(5))
+    Config::new()
+        .ca_file(&pki.ca)
+        .close_timeout(Duration::from_secs(5))
 }
 
 /// Receives events until `pred` holds; returns the data seen. Panics on timeout.
@@ -25,7 +27,9 @@ fn recv_until(conn: &Connection, mut pred: impl FnMut(&Event, &[u8]) -> bool) ->
     loop {
         let event = match conn.events().recv_timeout(WAIT) {
             Ok(e) => e,
-            Err(RecvTimeoutError::Timeout) => panic!("no event within {WAIT:?}; data so far {data:?}"),
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("no event within {WAIT:?}; data so far {data:?}")
+            }
             Err(RecvTimeoutError::Disconnected) => panic!("events ended; data so far {data:?}"),
         };
         if let Event::Data(bytes) = &event {
@@ -75,8 +79,14 @@ fn naive_mutex_around_tls_stream_deadlocks() {
     };
     // Proving that something does not happen needs a bounded wait.
     let outcome = wrote_rx.recv_timeout(Duration::from_millis(500));
-    assert!(outcome.is_err(), "the write went through: no deadlock reproduced");
-    assert!(!server.text().contains("deadlock-marker"), "the server got the line despite the deadlock");
+    assert!(
+        outcome.is_err(),
+        "the write went through: no deadlock reproduced"
+    );
+    assert!(
+        !server.text().contains("deadlock-marker"),
+        "the server got the line despite the deadlock"
+    );
 
     unblock.shutdown(Shutdown::Both).unwrap();
     reader.join().unwrap();
@@ -142,7 +152,10 @@ fn wait_mode_receives_the_servers_close_notify() {
     .unwrap();
     let report = conn.close();
     assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_sent && report.close_notify_received, "{report:?}");
+    assert!(
+        report.close_notify_sent && report.close_notify_received,
+        "{report:?}"
+    );
     server.assert_client_closed_cleanly(&[]);
 }
 
@@ -153,7 +166,10 @@ fn half_close_keeps_reading_until_the_server_closes() {
     let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).unwrap();
     conn.send(b"last words\n").unwrap();
     conn.shutdown_write();
-    assert!(matches!(conn.send(b"too late"), Err(gracetls::Error::Closed)));
+    assert!(matches!(
+        conn.send(b"too late"),
+        Err(gracetls::Error::Closed)
+    ));
     // s_server answers our close_notify with its own.
     recv_until(&conn, |e, _| matches!(e, Event::PeerCloseNotify));
     let report = conn.close_as(Trigger::StdinEof, CloseMode::Fast);
@@ -167,13 +183,21 @@ fn half_close_keeps_reading_until_the_server_closes() {
 fn server_close_notify_is_answered() {
     for tls in [Tls::V13, Tls::V12] {
         let pki = common::Pki::new();
-        let peer = PyPeer::start(&pki.server, tls, "send-close", &["--payload-bytes", "300000"]);
+        let peer = PyPeer::start(
+            &pki.server,
+            tls,
+            "send-close",
+            &["--payload-bytes", "300000"],
+        );
         let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
         let data = recv_until(&conn, |e, _| matches!(e, Event::PeerCloseNotify));
         assert_eq!(data.len(), 300_000, "{tls:?}");
         let report = conn.close_as(Trigger::PeerCloseNotify, CloseMode::Fast);
         assert_eq!(report.outcome, Outcome::Clean, "{tls:?} {report:?}");
-        assert!(report.close_notify_received && report.close_notify_sent, "{tls:?} {report:?}");
+        assert!(
+            report.close_notify_received && report.close_notify_sent,
+            "{tls:?} {report:?}"
+        );
         assert_eq!(peer.verdict(&[]), "client_answered_close_notify", "{tls:?}");
     }
 }
@@ -182,7 +206,12 @@ fn server_close_notify_is_answered() {
 fn server_vanishing_is_a_truncation() {
     for tls in [Tls::V13, Tls::V12] {
         let pki = common::Pki::new();
-        let peer = PyPeer::start(&pki.server, tls, "send-truncate", &["--payload-bytes", "5000"]);
+        let peer = PyPeer::start(
+            &pki.server,
+            tls,
+            "send-truncate",
+            &["--payload-bytes", "5000"],
+        );
         let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
         let data = recv_until(&conn, |e, _| matches!(e, Event::PeerEof));
         assert_eq!(data.len(), 5000, "{tls:?}");
@@ -203,4 +232,45 @@ fn killed_server_is_a_truncation() {
     recv_until(&conn, |e, _| matches!(e, Event::PeerEof));
     let report = conn.close_as(Trigger::PeerEof, CloseMode::Fast);
     assert_eq!(report.outcome, Outcome::Truncated, "{report:?}");
+}
+
+/// s_server's `K` sends a TLS 1.3 KeyUpdate that asks for ours: the reader makes the reply
+/// while decrypting, and it must reach the wire before the data encrypted with the new keys,
+/// or the server fails with a bad record.
+#[test]
+fn key_update_requested_by_server_is_answered_in_order() {
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, Tls::V13);
+    let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).unwrap();
+    server.command("K");
+    server.expect_log("write server key update", WAIT, &[]);
+    server.send_line("after the update");
+    recv_until(&conn, |_, d| d.ends_with(b"after the update\n"));
+    conn.send(b"new keys line\n").unwrap();
+    server.expect_log("new keys line", WAIT, &[]);
+    // The server read our KeyUpdate reply before the line sent with the new keys.
+    let log = server.text();
+    let reply = log.find("read client key update").expect("server read our KeyUpdate reply");
+    assert!(reply < log.find("new keys line").unwrap(), "KeyUpdate reply after the data:\n{log}");
+    let report = conn.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    server.assert_client_closed_cleanly(&[]);
+}
+
+/// s_server's `r` starts a TLS 1.2 renegotiation: handshake messages flow through the same
+/// transport while data keeps moving both ways.
+#[test]
+fn tls12_renegotiation_started_by_server() {
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, Tls::V12);
+    let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).unwrap();
+    server.command("r");
+    server.expect_log("SSL_do_handshake -> 1", WAIT, &[]);
+    conn.send(b"during renegotiation\n").unwrap();
+    server.expect_log("during renegotiation", WAIT, &[]);
+    server.send_line("after renegotiation");
+    recv_until(&conn, |_, d| d.ends_with(b"after renegotiation\n"));
+    let report = conn.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    server.assert_client_closed_cleanly(&[]);
 }
