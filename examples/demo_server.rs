@@ -67,7 +67,10 @@ fn run() -> Result<()> {
 fn make_certificates() -> Result<(String, Identity)> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     ca_params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "gracetls demo CA");
@@ -75,10 +78,12 @@ fn make_certificates() -> Result<(String, Identity)> {
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let leaf_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    let leaf_params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
     let leaf_key = KeyPair::generate()?;
     let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
-    let identity = Identity::from_pkcs8(leaf.pem().as_bytes(), leaf_key.serialize_pem().as_bytes())?;
+    let identity =
+        Identity::from_pkcs8(leaf.pem().as_bytes(), leaf_key.serialize_pem().as_bytes())?;
     Ok((ca_cert.pem(), identity))
 }
 
@@ -106,7 +111,9 @@ fn serve(acceptor: &TlsAcceptor, mut socket: TcpStream, id: usize) -> Result<Str
                     let out = tls.get_mut().take_outbound();
                     socket.write_all(&out)?;
                     let _ = socket.shutdown(Shutdown::Write);
-                    return Ok("client sent close_notify; answered with close_notify: CLEAN".into());
+                    return Ok(
+                        "client sent close_notify; answered with close_notify: CLEAN".into(),
+                    );
                 }
                 Ok(0) => {
                     return Ok("client closed TCP WITHOUT close_notify: unexpected eof".into());

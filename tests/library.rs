@@ -250,8 +250,13 @@ fn key_update_requested_by_server_is_answered_in_order() {
     server.expect_log("new keys line", WAIT, &[]);
     // The server read our KeyUpdate reply before the line sent with the new keys.
     let log = server.text();
-    let reply = log.find("read client key update").expect("server read our KeyUpdate reply");
-    assert!(reply < log.find("new keys line").unwrap(), "KeyUpdate reply after the data:\n{log}");
+    let reply = log
+        .find("read client key update")
+        .expect("server read our KeyUpdate reply");
+    assert!(
+        reply < log.find("new keys line").unwrap(),
+        "KeyUpdate reply after the data:\n{log}"
+    );
     let report = conn.close();
     assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);
