@@ -716,13 +716,14 @@ fn classify_handshake_error(target: &str, text: &str) -> Error {
     Error::Handshake { target, reason }
 }
 
-/// Delivers an event unless the connection is being torn down.
+/// Delivers an event. `false` only when the close tore the connection down while the event
+/// waited for room; with no receiver left the event is dropped, and reading goes on so a
+/// waiting close still sees the server's close_notify.
 fn deliver(events: &Sender<Event>, stop: &Receiver<()>, event: Event) -> bool {
     match events.try_send(event) {
-        Ok(()) => true,
-        Err(TrySendError::Disconnected(_)) => false,
+        Ok(()) | Err(TrySendError::Disconnected(_)) => true,
         Err(TrySendError::Full(event)) => select! {
-            send(events, event) -> res => res.is_ok(),
+            send(events, event) -> _ => true,
             recv(stop) -> _ => false,
         },
     }

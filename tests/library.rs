@@ -279,3 +279,24 @@ fn tls12_renegotiation_started_by_server() {
     assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);
 }
+
+/// A waiting close whose caller reads no events: the echoed data is dropped, but reading goes
+/// on until the server's close_notify.
+#[test]
+fn wait_close_without_an_events_reader_still_sees_close_notify() {
+    let pki = common::Pki::new();
+    let peer = PyPeer::start(&pki.server, Tls::V13, "echo", &[]);
+    let conn = Connection::connect(
+        &config(&pki).close_mode(CloseMode::Wait),
+        &format!("127.0.0.1:{}", peer.port),
+    )
+    .unwrap();
+    for _ in 0..32 {
+        conn.send(&[b'x'; 64 * 1024]).unwrap();
+    }
+    let report = conn.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_received, "{report:?}");
+    assert_eq!(report.bytes_out, 32 * 64 * 1024);
+    assert_eq!(peer.verdict(&[]), "client_close_notify");
+}
