@@ -441,7 +441,8 @@ fn emit_report(
 /// Ends the process by `sig` with its default disposition, as if it had never been caught,
 /// so the parent (a shell loop) sees death by that signal.
 fn die(sig: Signal) -> ! {
-    let _ = io::stdout().lock().flush();
+    // Not stdout: the output thread may hold its lock in a blocked write, and it flushes
+    // after every write anyway.
     let _ = io::stderr().lock().flush();
     let _ = signal_hook::low_level::emulate_default_handler(sig.number());
     std::process::exit(128 + sig.number())

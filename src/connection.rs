@@ -737,25 +737,18 @@ fn read_loop(
     kick: &Sender<()>,
 ) -> ReaderEnd {
     let mut buf = vec![0u8; READ_BUFFER];
+    // The first pass feeds nothing: the handshake may have left records in the transport
+    // (data the server sent with its last handshake message), and they must not wait for the
+    // server's next write.
+    let mut fed = 0;
+    let mut at_eof = false;
     loop {
-        let n = match socket.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) if shared.stopping.load(Ordering::SeqCst) => return ReaderEnd::Stopped,
-            Err(e) => {
-                let error = shared.io_error("reading from", e);
-                return fail(shared, events, stop, error);
-            }
-        };
-        if n == 0 && shared.stopping.load(Ordering::SeqCst) {
-            return ReaderEnd::Stopped;
-        }
         let (data, status, wake_writer) = {
             let mut tls = shared.tls();
-            if n == 0 {
+            if at_eof {
                 tls.get_mut().feed_eof();
             } else {
-                tls.get_mut().feed(&buf[..n]);
+                tls.get_mut().feed(&buf[..fed]);
             }
             let mut data = Vec::new();
             let status = decrypt_available(&mut tls, &mut data);
@@ -777,7 +770,7 @@ fn read_loop(
             Ok(false) => {}
             // The transport reports the end of stream only after every byte before it was
             // decrypted, so an end seen while it is not at EOF is the server's close_notify.
-            Ok(true) if n > 0 => {
+            Ok(true) if !at_eof => {
                 shared.close_notify_received.store(true, Ordering::SeqCst);
                 debug!("server sent close_notify");
                 deliver(events, stop, Event::PeerCloseNotify);
@@ -799,6 +792,24 @@ fn read_loop(
                 };
                 return fail(shared, events, stop, error);
             }
+        }
+        fed = loop {
+            match socket.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) if shared.stopping.load(Ordering::SeqCst) => return ReaderEnd::Stopped,
+                Err(e) => {
+                    let error = shared.io_error("reading from", e);
+                    return fail(shared, events, stop, error);
+                }
+            }
+        };
+        if fed == 0 {
+            // Our own shutdown(Read) also reads as 0: the flag set before it tells them apart.
+            if shared.stopping.load(Ordering::SeqCst) {
+                return ReaderEnd::Stopped;
+            }
+            at_eof = true;
         }
     }
 }
