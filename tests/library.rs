@@ -275,6 +275,15 @@ fn tls12_renegotiation_started_by_server() {
     server.expect_log("during renegotiation", WAIT, &[]);
     server.send_line("after renegotiation");
     recv_until(&conn, |_, d| d.ends_with(b"after renegotiation\n"));
+    // Close only once the second handshake is complete: OpenSSL refuses close_notify while a
+    // handshake is in progress, so a close that lands in the middle reports an error instead.
+    assert!(
+        server
+            .log
+            .wait_for_count("SSLv3/TLS read finished", 2, WAIT),
+        "renegotiation did not complete{}",
+        common::dumps(&[&server])
+    );
     let report = conn.close();
     assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);

@@ -23,6 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
 pub use serde_json::{Value, json};
 
 /// Path of the binary under test.

@@ -35,6 +35,10 @@ Modes:
                  the raw socket
   reset          complete the handshake, send one line, then close with
                  SO_LINGER {1, 0} so the client gets a TCP RST
+  banner         send the payload in the SAME TCP write as the server's last
+                 handshake flight (TLS 1.2: NewSessionTicket, ChangeCipherSpec,
+                 Finished; TLS 1.3: the session tickets), using memory BIOs,
+                 then echo like `echo`
   alert          require a client certificate signed by --ca (CERT_REQUIRED).
                  A client without one gets a fatal alert: in TLS 1.2 during
                  the handshake (handshake_failure, 40), in TLS 1.3 right after
@@ -226,6 +230,72 @@ def serve_reset(tls):
     say("VERDICT reset_sent")
 
 
+def serve_banner(ctx, conn, payload):
+    """Handshake through memory BIOs so that the last handshake flight and the
+    payload leave in one sendall(); then echo until close_notify."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_side=True)
+    conn.settimeout(60)
+
+    def pump_in():
+        data = conn.recv(65536)
+        if not data:
+            return False
+        inc.write(data)
+        return True
+
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pending = out.read()
+            if pending:
+                conn.sendall(pending)
+            if not pump_in():
+                say("VERDICT handshake_error eof during handshake")
+                return
+        except ssl.SSLError as e:
+            pending = out.read()
+            if pending:
+                conn.sendall(pending)
+            say("VERDICT handshake_error", e)
+            return
+    say("HANDSHAKE", obj.version())
+    obj.write(payload)
+    conn.sendall(out.read())  # last handshake flight + payload, one write
+    say("SENT", len(payload))
+    while True:
+        try:
+            data = obj.read(65536)
+        except ssl.SSLWantReadError:
+            try:
+                if not pump_in():
+                    say("VERDICT client_eof_without_close_notify")
+                    return
+            except OSError as e:
+                say("VERDICT error", e)
+                return
+            continue
+        except ssl.SSLZeroReturnError:
+            data = b""
+        except ssl.SSLError as e:
+            say("VERDICT error", e)
+            return
+        if not data:
+            try:
+                obj.unwrap()
+            except ssl.SSLError as e:
+                conn.sendall(out.read())
+                say("VERDICT client_close_notify unwrap_failed", e)
+                return
+            conn.sendall(out.read())
+            say("VERDICT client_close_notify")
+            return
+        obj.write(data)
+        conn.sendall(out.read())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cert", required=True)
@@ -235,7 +305,16 @@ def main():
     ap.add_argument(
         "--mode",
         required=True,
-        choices=["echo", "send-close", "send-truncate", "stall", "garbage", "reset", "alert"],
+        choices=[
+            "echo",
+            "send-close",
+            "send-truncate",
+            "stall",
+            "garbage",
+            "reset",
+            "alert",
+            "banner",
+        ],
     )
     ap.add_argument("--payload-bytes", type=int)
     ap.add_argument("--payload-text")
@@ -266,6 +345,13 @@ def main():
 
     conn, _ = lsock.accept()
     lsock.close()
+    if args.mode == "banner":
+        try:
+            serve_banner(ctx, conn, payload)
+        except OSError as e:
+            say("VERDICT error", e)
+        conn.close()
+        return
     try:
         tls = ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
     except (ssl.SSLError, OSError) as e:

@@ -1,0 +1,762 @@
+//! Robustness: full-duplex transfers, idling, signals at awkward moments, and
+//! bad input that must end in exactly one clear line on stderr.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// The first line right after the handshake must not be stuck behind a read
+// (TLS 1.3 s_server sends session tickets and otherwise speaks only when
+// spoken to).
+
+fn first_line_arrives(tls: Tls) {
+    let pki = Pki::new();
+    let srv = SServer::start(&pki, tls);
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &[]));
+    c.write_stdin(b"first-line\n", &[&srv]);
+    // stdin stays open.
+    srv.expect_log("first-line\n", WAIT, &[&c]);
+    c.close_stdin();
+    let st = c.wait_exit(WAIT, &[&srv]);
+    srv.assert_client_closed_cleanly(&[&c]);
+    c.assert_code(st, 0, &[&srv]);
+}
+
+#[test]
+fn first_line_after_handshake_arrives_tls1_3() {
+    first_line_arrives(Tls::V13);
+}
+
+#[test]
+fn first_line_after_handshake_arrives_tls1_2() {
+    first_line_arrives(Tls::V12);
+}
+
+/// The server speaks first, with its line in the SAME TCP segment as its last
+/// handshake flight (the Python peer's `banner` mode; TLS 1.2: right behind
+/// its Finished). The client must deliver it at once, without waiting for
+/// more network input.
+fn server_speaks_first(tls: Tls) {
+    let pki = Pki::new();
+    let peer = PyPeer::start(
+        &pki.server,
+        tls,
+        "banner",
+        &["--payload-text", "banner-from-server\\n"],
+    );
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
+    peer.expect_line("SENT", WAIT, &[&c]);
+    assert!(
+        c.stdout.wait_for("banner-from-server\n", WAIT),
+        "the server's first line (sent with its last handshake flight) never reached stdout{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    c.close_stdin();
+    let st = c.wait_exit(WAIT, &[&peer]);
+    c.assert_code(st, 0, &[&peer]);
+    assert_eq!(
+        c.stdout_bytes(),
+        b"banner-from-server\n",
+        "{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    assert_eq!(
+        peer.verdict(&[&c]),
+        "client_close_notify",
+        "{}{}",
+        c.dump(),
+        peer.dump()
+    );
+}
+
+#[test]
+fn server_speaks_first_tls1_2() {
+    server_speaks_first(Tls::V12);
+}
+
+#[test]
+fn server_speaks_first_tls1_3() {
+    server_speaks_first(Tls::V13);
+}
+
+// ---------------------------------------------------------------------------
+
+/// 64 MiB through the echo peer, both directions at once, byte-exact.
+#[test]
+fn echo_64_mib_both_ways() {
+    const TOTAL: u64 = 64 * 1024 * 1024;
+    const CHUNK: usize = 64 * 1024;
+    const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let left = || deadline.saturating_duration_since(Instant::now());
+
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.server, Tls::V13, "echo", &[]);
+    let mut c = Client::spawn_raw_stdout(client_args(&pki, "127.0.0.1", peer.port, &[]));
+
+    // Writer: the pattern into stdin, then EOF.
+    let mut stdin = c.stdin.take().unwrap();
+    let (wtx, wrx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut pattern = PatternStream::new(SEED);
+        let mut hash = Fnv1a::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut sent = 0u64;
+        let res = loop {
+            if sent == TOTAL {
+                break Ok(());
+            }
+            pattern.fill(&mut buf);
+            hash.update(&buf);
+            if let Err(e) = stdin.write_all(&buf) {
+                break Err(e);
+            }
+            sent += CHUNK as u64;
+        };
+        drop(stdin);
+        let _ = wtx.send((sent, hash.finish(), res));
+    });
+
+    // Reader: stdout compared with the same pattern as it arrives.
+    let mut stdout = c.stdout_pipe.take().unwrap();
+    let (rtx, rrx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut pattern = PatternStream::new(SEED);
+        let mut hash = Fnv1a::new();
+        let mut expected = Vec::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut got = 0u64;
+        let mut first_mismatch = None;
+        let res = loop {
+            match stdout.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    hash.update(&buf[..n]);
+                    // Keep `expected` at least n bytes long.
+                    while expected.len() < n {
+                        let mut more = vec![0u8; CHUNK];
+                        pattern.fill(&mut more);
+                        expected.extend_from_slice(&more);
+                    }
+                    if first_mismatch.is_none() {
+                        if let Some(i) = buf[..n].iter().zip(&expected).position(|(a, b)| a != b) {
+                            first_mismatch = Some(got + i as u64);
+                        }
+                    }
+                    expected.drain(..n);
+                    got += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = rtx.send((got, hash.finish(), first_mismatch, res));
+    });
+
+    let (sent, sent_hash, wres) = recv_within(&wrx, left(), "the stdin writer", &[&c, &peer]);
+    let (got, got_hash, mismatch, rres) =
+        recv_within(&rrx, left(), "the stdout reader (EOF)", &[&c, &peer]);
+    let st = c.wait_exit(left(), &[&peer]);
+    let verdict = peer.verdict(&[&c]);
+    let ctx = format!(
+        "sent {sent} bytes (fnv1a {sent_hash:016x}, {wres:?}), got {got} bytes \
+         (fnv1a {got_hash:016x}, {rres:?}), first mismatch at {mismatch:?}"
+    );
+    c.assert_no_panic(&[&peer, &Note(ctx.clone())]);
+    c.assert_code(st, 0, &[&peer, &Note(ctx.clone())]);
+    assert!(
+        wres.is_ok()
+            && rres.is_ok()
+            && sent == TOTAL
+            && got == TOTAL
+            && mismatch.is_none()
+            && sent_hash == got_hash,
+        "the echoed stream differs: {ctx}{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    assert_eq!(
+        verdict,
+        "client_close_notify",
+        "{ctx}{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    c.assert_report(
+        &[
+            ("trigger", json!("stdin-eof")),
+            ("outcome", json!("clean")),
+            ("bytes_in", json!(TOTAL)),
+            ("bytes_out", json!(TOTAL)),
+            ("exit_code", json!(0)),
+        ],
+        &[&peer],
+    );
+}
+
+// ---------------------------------------------------------------------------
+
+/// An idle session must sleep, not spin or poll.
+#[test]
+fn idle_client_does_not_wake_up() {
+    let pki = Pki::new();
+    let mut srv = SServer::start(&pki, Tls::V13);
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &[]));
+    srv.send_line("hello-idle");
+    assert!(
+        c.stdout.wait_for("hello-idle\n", WAIT),
+        "the server's line never reached stdout{}{}",
+        c.dump(),
+        srv.dump()
+    );
+    let pid = c.proc.pid();
+    let before = voluntary_ctxt_switches(pid).expect("read /proc/PID/task/*/status");
+    // The observation window is the measurement itself.
+    thread::sleep(Duration::from_secs(2));
+    let after = voluntary_ctxt_switches(pid).expect("read /proc/PID/task/*/status");
+    let delta = after - before;
+    println!("idle 2 s: {delta} voluntary context switches ({before} -> {after})");
+    assert!(
+        delta < 10,
+        "idle client woke up {delta} times in 2 s (voluntary context switches, all threads){}{}",
+        c.dump(),
+        srv.dump()
+    );
+    c.close_stdin();
+    let st = c.wait_exit(WAIT, &[&srv]);
+    c.assert_code(st, 0, &[&srv]);
+}
+
+// ---------------------------------------------------------------------------
+
+/// SIGINT while the client's socket writes are blocked (the peer never
+/// reads): the close_notify cannot go out, so the close times out after
+/// `--close-timeout`, and the process still dies by SIGINT with a report.
+#[test]
+fn sigint_while_write_blocked() {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        peer.port,
+        &["--close-timeout", "1s"],
+    ));
+    peer.expect_line("HANDSHAKE", WAIT, &[&c]);
+
+    // Feed stdin until it fails; report progress per chunk.
+    let mut stdin = c.stdin.take().unwrap();
+    let fed = Arc::new(AtomicU64::new(0));
+    let (ptx, prx) = mpsc::channel::<u64>();
+    {
+        let fed = fed.clone();
+        thread::spawn(move || {
+            let buf = vec![b'x'; 64 * 1024];
+            while stdin.write_all(&buf).is_ok() {
+                let total = fed.fetch_add(buf.len() as u64, Ordering::SeqCst) + buf.len() as u64;
+                if ptx.send(total).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    // Blocked = at least 1 MiB fed, then no progress for 500 ms.
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        match prx.recv_timeout(Duration::from_millis(500)) {
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) if fed.load(Ordering::SeqCst) >= 1 << 20 => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
+                "stdin feeding stopped after {} bytes (client gone?){}{}",
+                fed.load(Ordering::SeqCst),
+                c.dump(),
+                peer.dump()
+            ),
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the client's writes never blocked ({} bytes fed){}{}",
+            fed.load(Ordering::SeqCst),
+            c.dump(),
+            peer.dump()
+        );
+    }
+    let fed_at_signal = fed.load(Ordering::SeqCst);
+    let t0 = Instant::now();
+    c.signal(SIGINT);
+    let st = c.wait_exit(Duration::from_secs(2), &[&peer]);
+    let took = c.proc.exited_at().unwrap() - t0;
+    println!("blocked write + SIGINT: exited after {took:?} ({fed_at_signal} bytes fed)");
+    let note = Note(format!(
+        "{fed_at_signal} bytes fed before SIGINT; exit {took:?} after it"
+    ));
+    c.assert_no_panic(&[&peer, &note]);
+    c.assert_signal(st, SIGINT, &[&peer, &note]);
+    assert!(
+        took <= Duration::from_secs(2),
+        "took {took:?} > close-timeout 1 s + 1 s{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    c.assert_report(
+        &[
+            ("trigger", json!("signal")),
+            ("signal", json!("SIGINT")),
+            ("outcome", json!("close-timeout")),
+            ("exit_code", json!(130)),
+        ],
+        &[&peer, &note],
+    );
+}
+
+/// A second SIGINT while the close waits (blocked write, long
+/// `--close-timeout`) aborts at once.
+#[test]
+fn second_sigint_aborts_close() {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
+    // -v: the client logs when its close starts (the event to wait for).
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        peer.port,
+        &["--close-timeout", "30s", "-v"],
+    ));
+    peer.expect_line("HANDSHAKE", WAIT, &[&c]);
+    let mut stdin = c.stdin.take().unwrap();
+    let (ptx, prx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let buf = vec![b'y'; 64 * 1024];
+        while stdin.write_all(&buf).is_ok() {
+            if ptx.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    // Blocked = at least 16 chunks (1 MiB) fed, then no progress for 500 ms.
+    let mut chunks = 0;
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        match prx.recv_timeout(Duration::from_millis(500)) {
+            Ok(()) => chunks += 1,
+            Err(mpsc::RecvTimeoutError::Timeout) if chunks >= 16 => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!(
+                    "stdin feeding stopped (client gone?){}{}",
+                    c.dump(),
+                    peer.dump()
+                )
+            }
+        }
+        assert!(
+            Instant::now() < give_up,
+            "writes never blocked{}{}",
+            c.dump(),
+            peer.dump()
+        );
+    }
+    c.signal(SIGINT);
+    assert!(
+        c.stderr.wait_for("closing", WAIT),
+        "no `closing` log line after the first SIGINT (-v){}{}",
+        c.dump(),
+        peer.dump()
+    );
+    assert!(
+        !c.proc.has_exited(),
+        "the first SIGINT should start a close that waits{}",
+        c.dump()
+    );
+    let t0 = Instant::now();
+    c.signal(SIGINT);
+    let st = c.wait_exit(WAIT, &[&peer]);
+    let took = c.proc.exited_at().unwrap() - t0;
+    println!("second SIGINT: died after {took:?}");
+    c.assert_no_panic(&[&peer]);
+    c.assert_signal(st, SIGINT, &[&peer]);
+    assert!(
+        took <= Duration::from_millis(500),
+        "took {took:?} to die after the second SIGINT{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    c.assert_report(
+        &[
+            ("trigger", json!("signal")),
+            ("signal", json!("SIGINT")),
+            ("outcome", json!("aborted")),
+            ("exit_code", json!(130)),
+        ],
+        &[&peer],
+    );
+}
+
+/// SIGINT while the handshake is pending (the server accepted TCP and says
+/// nothing): death by SIGINT at once.
+#[test]
+fn sigint_during_handshake() {
+    let pki = Pki::new();
+    let listener = TestListener::start();
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        listener.port,
+        &["--connect-timeout", "30s"],
+    ));
+    let mut sock = listener.accept(WAIT, &[&c]);
+    // The ClientHello arrived: the client is in its handshake.
+    let hello =
+        read_some(&mut sock, WAIT).unwrap_or_else(|e| panic!("no ClientHello: {e}{}", c.dump()));
+    assert!(!hello.is_empty(), "no ClientHello{}", c.dump());
+    let t0 = Instant::now();
+    c.signal(SIGINT);
+    let st = c.wait_exit(WAIT, &[]);
+    let took = c.proc.exited_at().unwrap() - t0;
+    println!("SIGINT during handshake: died after {took:?}");
+    c.assert_signal(st, SIGINT, &[]);
+    c.assert_no_panic(&[]);
+    assert!(
+        took <= Duration::from_millis(500),
+        "took {took:?} to die after SIGINT during the handshake (contract: 200 ms){}",
+        c.dump()
+    );
+    drop(sock);
+}
+
+// ---------------------------------------------------------------------------
+// Bad input: exit 1 (2 for usage), exactly one message line naming the cause.
+
+/// Asserts the error ending: code, exactly one non-report line on stderr that
+/// contains one of `needles` (case-insensitive), no panic, report `error`.
+fn assert_one_line_error(
+    c: &Client,
+    st: ExitStatus,
+    code: i32,
+    needles: &[&str],
+    ctx: &[&dyn Dump],
+) -> String {
+    c.assert_no_panic(ctx);
+    c.assert_code(st, code, ctx);
+    let lines = c.message_lines();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one message line on stderr, got {}: {lines:#?}{}{}",
+        lines.len(),
+        c.dump(),
+        dumps(ctx)
+    );
+    let lower = lines[0].to_lowercase();
+    assert!(
+        needles.iter().any(|n| lower.contains(&n.to_lowercase())),
+        "the error line should mention one of {needles:?}: {:?}{}{}",
+        lines[0],
+        c.dump(),
+        dumps(ctx)
+    );
+    lines[0].clone()
+}
+
+fn assert_error_report(c: &Client, ctx: &[&dyn Dump]) {
+    let r = c.assert_report(
+        &[
+            ("trigger", json!("error")),
+            ("outcome", json!("error")),
+            ("exit_code", json!(1)),
+        ],
+        ctx,
+    );
+    assert!(
+        r["error"].is_string(),
+        "report.error must name the error: {r}{}{}",
+        c.dump(),
+        dumps(ctx)
+    );
+}
+
+#[test]
+fn untrusted_certificate_with_test_ca() {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.untrusted, Tls::V13, "echo", &[]);
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
+    let st = c.wait_exit(WAIT, &[&peer]);
+    assert_one_line_error(&c, st, 1, &["certificate"], &[&peer]);
+    assert_error_report(&c, &[&peer]);
+}
+
+#[test]
+fn untrusted_certificate_without_ca_file() {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.untrusted, Tls::V13, "echo", &[]);
+    let mut c = Client::spawn([
+        "--report".to_string(),
+        "json".to_string(),
+        format!("localhost:{}", peer.port),
+    ]);
+    let st = c.wait_exit(WAIT, &[&peer]);
+    assert_one_line_error(&c, st, 1, &["certificate"], &[&peer]);
+}
+
+#[test]
+fn wrong_hostname_via_servername() {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.server, Tls::V13, "echo", &[]);
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        peer.port,
+        &["--servername", "wrong.example"],
+    ));
+    let st = c.wait_exit(WAIT, &[&peer]);
+    assert_one_line_error(&c, st, 1, &["wrong.example", "hostname"], &[&peer]);
+    assert_error_report(&c, &[&peer]);
+}
+
+#[test]
+fn wrong_hostname_in_certificate() {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.wrong_name, Tls::V12, "echo", &[]);
+    let mut c = Client::spawn(client_args(&pki, "localhost", peer.port, &[]));
+    let st = c.wait_exit(WAIT, &[&peer]);
+    assert_one_line_error(&c, st, 1, &["localhost", "hostname"], &[&peer]);
+}
+
+/// A plain-TCP server answering with HTTP.
+#[test]
+fn not_a_tls_server() {
+    let pki = Pki::new();
+    let listener = TestListener::start();
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", listener.port, &[]));
+    let mut sock = listener.accept(WAIT, &[&c]);
+    let hello = read_some(&mut sock, WAIT).unwrap_or_else(|e| panic!("no ClientHello: {e}"));
+    assert!(!hello.is_empty(), "no ClientHello{}", c.dump());
+    sock.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap();
+    let _ = sock.shutdown(Shutdown::Write);
+    let st = c.wait_exit(WAIT, &[]);
+    drop(sock);
+    assert_one_line_error(&c, st, 1, &["tls"], &[]);
+    assert_error_report(&c, &[]);
+}
+
+#[test]
+fn garbage_after_handshake() {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.server, Tls::V13, "garbage", &[]);
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
+    let st = c.wait_exit(WAIT, &[&peer]);
+    assert_one_line_error(&c, st, 1, &[""], &[&peer]);
+    assert_error_report(&c, &[&peer]);
+}
+
+#[test]
+fn tcp_reset_mid_stream() {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.server, Tls::V13, "reset", &[]);
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
+    let st = c.wait_exit(WAIT, &[&peer]);
+    assert_one_line_error(&c, st, 1, &["reset"], &[&peer]);
+    assert_error_report(&c, &[&peer]);
+}
+
+#[test]
+fn connection_refused() {
+    let pki = Pki::new();
+    let port = free_port();
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", port, &[]));
+    let st = c.wait_exit(WAIT, &[]);
+    let line = assert_one_line_error(&c, st, 1, &["refused"], &[]);
+    let addr = format!("127.0.0.1:{port}");
+    assert!(
+        line.contains(&addr),
+        "the error line should name the address {addr}: {line:?}{}",
+        c.dump()
+    );
+    assert_error_report(&c, &[]);
+}
+
+/// The server accepts TCP and never answers: `--connect-timeout` covers the
+/// handshake.
+#[test]
+fn connect_timeout_on_silent_server() {
+    let pki = Pki::new();
+    let listener = TestListener::start();
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        listener.port,
+        &["--connect-timeout", "500ms"],
+    ));
+    let sock = listener.accept(WAIT, &[&c]);
+    let st = c.wait_exit(WAIT, &[]);
+    let took = c.proc.exited_at().unwrap() - c.started;
+    drop(sock);
+    println!("--connect-timeout 500ms: exited after {took:?}");
+    assert_one_line_error(&c, st, 1, &["timeout", "timed out"], &[]);
+    assert!(
+        took >= Duration::from_millis(490) && took <= Duration::from_secs(3),
+        "--connect-timeout 500ms ended after {took:?}{}",
+        c.dump()
+    );
+    assert_error_report(&c, &[]);
+}
+
+/// The server requires a client certificate and the client has none: a
+/// fatal alert (TLS 1.2: handshake_failure during the handshake; TLS 1.3:
+/// certificate_required right after it).
+fn alert_from_server(tls: Tls) {
+    let pki = Pki::new();
+    let ca = pki.ca.display().to_string();
+    let peer = PyPeer::start(&pki.server, tls, "alert", &["--ca", &ca]);
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
+    let st = c.wait_exit(WAIT, &[&peer]);
+    assert_one_line_error(&c, st, 1, &["alert"], &[&peer]);
+    assert_error_report(&c, &[&peer]);
+}
+
+#[test]
+fn alert_from_server_tls1_3() {
+    alert_from_server(Tls::V13);
+}
+
+#[test]
+fn alert_from_server_tls1_2() {
+    alert_from_server(Tls::V12);
+}
+
+/// The same server is happy with `--cert/--key`.
+#[test]
+fn client_certificate_accepted() {
+    let pki = Pki::new();
+    let ca = pki.ca.display().to_string();
+    let peer = PyPeer::start(&pki.server, Tls::V13, "alert", &["--ca", &ca]);
+    let cert = pki.client.cert.display().to_string();
+    let key = pki.client.key.display().to_string();
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        peer.port,
+        &["--cert", &cert, "--key", &key],
+    ));
+    c.write_stdin(b"with a client cert\n", &[&peer]);
+    assert!(
+        c.stdout.wait_for("with a client cert\n", WAIT),
+        "no echo{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    c.close_stdin();
+    let st = c.wait_exit(WAIT, &[&peer]);
+    c.assert_code(st, 0, &[&peer]);
+    assert_eq!(
+        peer.verdict(&[&c]),
+        "client_close_notify",
+        "{}{}",
+        c.dump(),
+        peer.dump()
+    );
+}
+
+/// Version pinning that the server cannot meet fails the handshake.
+#[test]
+fn tls_version_mismatch() {
+    let pki = Pki::new();
+    for (server, flags) in [
+        (Tls::V13, ["--tls-max", "1.2"]),
+        (Tls::V12, ["--tls-min", "1.3"]),
+    ] {
+        let srv = SServer::start(&pki, server);
+        let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &flags));
+        let st = c.wait_exit(WAIT, &[&srv]);
+        assert_one_line_error(&c, st, 1, &[""], &[&srv]);
+    }
+}
+
+/// Usage errors: exit 2, the cause named on stderr, nothing on stdout.
+#[test]
+fn bad_arguments() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--no-such-flag", "127.0.0.1:1"], "--no-such-flag"),
+        (&["--on-eof", "bogus", "127.0.0.1:1"], "bogus"),
+        (
+            &["--connect-timeout", "5parsecs", "127.0.0.1:1"],
+            "5parsecs",
+        ),
+        (&["--close-timeout", "soon", "127.0.0.1:1"], "soon"),
+        (&["--report", "xml", "127.0.0.1:1"], "xml"),
+        (&["--tls-min", "1.1", "127.0.0.1:1"], "1.1"),
+        (&["--report", "json"], "host"),
+    ];
+    for (args, needle) in cases {
+        let mut c = Client::spawn(args.iter());
+        let st = c.wait_exit(WAIT, &[]);
+        c.assert_no_panic(&[]);
+        c.assert_code(st, 2, &[]);
+        let err = c.stderr_text();
+        assert!(
+            err.to_lowercase().contains(&needle.to_lowercase()),
+            "usage error for {args:?} should name {needle:?}{}",
+            c.dump()
+        );
+        assert!(
+            c.stdout_bytes().is_empty(),
+            "stdout must stay empty{}",
+            c.dump()
+        );
+    }
+}
+
+/// `--insecure` connects to an untrusted server, with a warning.
+#[test]
+fn insecure_accepts_untrusted_with_warning() {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.untrusted, Tls::V13, "echo", &[]);
+    let mut c = Client::spawn([
+        "--insecure".to_string(),
+        "--report".to_string(),
+        "json".to_string(),
+        format!("127.0.0.1:{}", peer.port),
+    ]);
+    c.write_stdin(b"insecure hello\n", &[&peer]);
+    c.close_stdin();
+    let st = c.wait_exit(WAIT, &[&peer]);
+    c.assert_no_panic(&[&peer]);
+    c.assert_code(st, 0, &[&peer]);
+    assert_eq!(
+        c.stdout_bytes(),
+        b"insecure hello\n",
+        "{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    let lines = c.message_lines();
+    assert!(
+        lines.iter().any(|l| {
+            let l = l.to_lowercase();
+            l.contains("warn") || l.contains("insecure")
+        }),
+        "--insecure must print a warning line{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    assert_eq!(
+        peer.verdict(&[&c]),
+        "client_close_notify",
+        "{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    c.assert_report(&[("outcome", json!("clean"))], &[&peer]);
+}
