@@ -110,7 +110,13 @@ impl Error {
             }
             Error::NotTls { .. } => Some("check the port: the server there does not speak TLS"),
             Error::Setup { .. } => Some("check the file's path and that it is PEM"),
-            Error::Io { .. } | Error::Tls { .. } | Error::Closed => None,
+            Error::Io { .. } => {
+                Some("the server or the network dropped the connection; see the server's log")
+            }
+            Error::Tls { .. } => Some(
+                "the server sent bytes that are not valid TLS for this session; see the server's log",
+            ),
+            Error::Closed => None,
         }
     }
 }
