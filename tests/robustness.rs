@@ -240,22 +240,10 @@ fn idle_client_does_not_wake_up() {
 
 // ---------------------------------------------------------------------------
 
-/// SIGINT while the client's socket writes are blocked (the peer never
-/// reads): the close_notify cannot go out, so the close times out after
-/// `--close-timeout`, and the process still dies by SIGINT with a report.
-#[test]
-fn sigint_while_write_blocked() {
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        peer.port,
-        &["--close-timeout", "1s"],
-    ));
-    peer.expect_line("HANDSHAKE", WAIT, &[&c]);
-
-    // Feed stdin until it fails; report progress per chunk.
+/// Feeds the client's stdin from a thread until its socket writes block (the
+/// peer never reads): at least 1 MiB fed, then no progress for 500 ms.
+/// Returns the bytes fed so far; the feeding thread keeps trying.
+fn feed_until_blocked(c: &mut Client, peer: &PyPeer) -> u64 {
     let mut stdin = c.stdin.take().unwrap();
     let fed = Arc::new(AtomicU64::new(0));
     let (ptx, prx) = mpsc::channel::<u64>();
@@ -271,12 +259,13 @@ fn sigint_while_write_blocked() {
             }
         });
     }
-    // Blocked = at least 1 MiB fed, then no progress for 500 ms.
     let give_up = Instant::now() + Duration::from_secs(60);
     loop {
         match prx.recv_timeout(Duration::from_millis(500)) {
             Ok(_) => {}
-            Err(mpsc::RecvTimeoutError::Timeout) if fed.load(Ordering::SeqCst) >= 1 << 20 => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if fed.load(Ordering::SeqCst) >= 1 << 20 => {
+                return fed.load(Ordering::SeqCst);
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
                 "stdin feeding stopped after {} bytes (client gone?){}{}",
@@ -293,7 +282,24 @@ fn sigint_while_write_blocked() {
             peer.dump()
         );
     }
-    let fed_at_signal = fed.load(Ordering::SeqCst);
+}
+
+/// SIGINT while the client's socket writes are blocked (the peer never
+/// reads): the close_notify cannot go out, so the close times out after
+/// `--close-timeout`, and the process still dies by SIGINT with a report.
+#[test]
+fn sigint_while_write_blocked() {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        peer.port,
+        &["--close-timeout", "1s"],
+    ));
+    peer.expect_line("HANDSHAKE", WAIT, &[&c]);
+
+    let fed_at_signal = feed_until_blocked(&mut c, &peer);
     let t0 = Instant::now();
     c.signal(SIGINT);
     let st = c.wait_exit(Duration::from_secs(2), &[&peer]);
@@ -335,39 +341,7 @@ fn second_sigint_aborts_close() {
         &["--close-timeout", "30s", "-v"],
     ));
     peer.expect_line("HANDSHAKE", WAIT, &[&c]);
-    let mut stdin = c.stdin.take().unwrap();
-    let (ptx, prx) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        let buf = vec![b'y'; 64 * 1024];
-        while stdin.write_all(&buf).is_ok() {
-            if ptx.send(()).is_err() {
-                break;
-            }
-        }
-    });
-    // Blocked = at least 16 chunks (1 MiB) fed, then no progress for 500 ms.
-    let mut chunks = 0;
-    let give_up = Instant::now() + Duration::from_secs(60);
-    loop {
-        match prx.recv_timeout(Duration::from_millis(500)) {
-            Ok(()) => chunks += 1,
-            Err(mpsc::RecvTimeoutError::Timeout) if chunks >= 16 => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                panic!(
-                    "stdin feeding stopped (client gone?){}{}",
-                    c.dump(),
-                    peer.dump()
-                )
-            }
-        }
-        assert!(
-            Instant::now() < give_up,
-            "writes never blocked{}{}",
-            c.dump(),
-            peer.dump()
-        );
-    }
+    feed_until_blocked(&mut c, &peer);
     c.signal(SIGINT);
     assert!(
         c.stderr.wait_for("closing", WAIT),
@@ -401,6 +375,45 @@ fn second_sigint_aborts_close() {
             ("exit_code", json!(130)),
         ],
         &[&peer],
+    );
+}
+
+/// Exit 4 without a signal: the server sends the quit line while the
+/// client's writes are blocked (it never reads), so the queued data and the
+/// close_notify cannot go out within `--close-timeout`.
+#[test]
+fn close_timeout_exits_4() {
+    let pki = Pki::new();
+    let mut peer = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        peer.port,
+        &["--close-timeout", "1s", "--quit-on", "quit"],
+    ));
+    peer.expect_line("HANDSHAKE", WAIT, &[&c]);
+    feed_until_blocked(&mut c, &peer);
+    // SIGUSR1 makes the stalled peer send `quit` (it still never reads).
+    peer.signal_usr1();
+    let st = c.wait_exit(WAIT, &[&peer]);
+    c.assert_no_panic(&[&peer]);
+    c.assert_code(st, 4, &[&peer]);
+    assert_eq!(c.stdout_text(), "quit\n", "{}", c.dump());
+    c.assert_report(
+        &[
+            ("trigger", json!("quit-line")),
+            ("outcome", json!("close-timeout")),
+            ("close_notify_sent", json!(false)),
+            ("exit_code", json!(4)),
+        ],
+        &[&peer],
+    );
+    assert!(
+        c.message_lines()
+            .iter()
+            .any(|l| l.contains("did not finish within 1s")),
+        "no close-timeout warning{}",
+        c.dump()
     );
 }
 

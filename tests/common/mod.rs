@@ -37,6 +37,7 @@ pub const SIGHUP: i32 = 1;
 pub const SIGINT: i32 = 2;
 pub const SIGKILL: i32 = 9;
 pub const SIGTERM: i32 = 15;
+pub const SIGUSR1: i32 = 10;
 
 /// Default bound for "this should happen promptly" waits.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -54,6 +55,7 @@ pub fn signal_name(sig: i32) -> &'static str {
         SIGINT => "SIGINT",
         SIGKILL => "SIGKILL",
         SIGTERM => "SIGTERM",
+        SIGUSR1 => "SIGUSR1",
         _ => "SIG?",
     }
 }
@@ -850,6 +852,11 @@ impl PyPeer {
                 self.dump()
             )
         })
+    }
+
+    /// Sends SIGUSR1 (the `stall` mode then sends a `quit` line).
+    pub fn signal_usr1(&mut self) {
+        self.proc.signal(SIGUSR1);
     }
 
     /// The peer's VERDICT line (without the `VERDICT ` prefix).

@@ -29,8 +29,8 @@ Modes:
                  that closes early (close_notify while data is still flowing)
                  is seen as `client_close_notify`.
   send-truncate  send the payload, then shut TCP down without close_notify
-  stall          complete the handshake, then never read or write again
-                 (sleeps until killed)
+  stall          complete the handshake, then never read again (sleeps until
+                 killed); on SIGUSR1 it sends one `quit` line
   garbage        complete the handshake, then write plain non-TLS bytes on
                  the raw socket
   reset          complete the handshake, send one line, then close with
@@ -56,6 +56,7 @@ import codecs
 import os
 import select
 import socket
+import signal
 import ssl
 import struct
 import sys
@@ -368,6 +369,8 @@ def main():
         elif args.mode == "send-truncate":
             serve_send_truncate(tls, payload)
         elif args.mode == "stall":
+            # SIGUSR1: send one `quit` line (still never reading).
+            signal.signal(signal.SIGUSR1, lambda *_: tls.sendall(b"quit\n"))
             while True:
                 time.sleep(3600)
         elif args.mode == "garbage":
