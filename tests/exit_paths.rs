@@ -4,6 +4,7 @@
 //! Each scenario runs with TLS 1.3 and TLS 1.2, as `<scenario>::tls1_3` and
 //! `<scenario>::tls1_2`.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -11,23 +12,6 @@ use std::io::Read;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
-
-/// One `#[test]` per TLS version for each scenario function `fn(Tls)`.
-macro_rules! per_version {
-    ($($name:ident => $f:expr;)*) => {$(
-        mod $name {
-            use super::*;
-            #[test]
-            fn tls1_3() {
-                ($f)(Tls::V13)
-            }
-            #[test]
-            fn tls1_2() {
-                ($f)(Tls::V12)
-            }
-        }
-    )*};
-}
 
 per_version! {
     half_close_on_stdin_eof => half_close_on_stdin_eof;

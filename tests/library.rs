@@ -2,6 +2,7 @@
 //! plain `Mutex<TlsStream<TcpStream>>`), and every way a `Connection` ends, judged by what the
 //! server saw.
 
+#[macro_use]
 mod common;
 
 use std::io::{Read, Write};
@@ -179,46 +180,45 @@ fn half_close_keeps_reading_until_the_server_closes() {
     assert!(server.text().contains("last words"));
 }
 
-#[test]
-fn server_close_notify_is_answered() {
-    for tls in [Tls::V13, Tls::V12] {
-        let pki = common::Pki::new();
-        let peer = PyPeer::start(
-            &pki.server,
-            tls,
-            "send-close",
-            &["--payload-bytes", "300000"],
-        );
-        let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
-        let data = recv_until(&conn, |e, _| matches!(e, Event::PeerCloseNotify));
-        assert_eq!(data.len(), 300_000, "{tls:?}");
-        let report = conn.close_as(Trigger::PeerCloseNotify, CloseMode::Fast);
-        assert_eq!(report.outcome, Outcome::Clean, "{tls:?} {report:?}");
-        assert!(
-            report.close_notify_received && report.close_notify_sent,
-            "{tls:?} {report:?}"
-        );
-        assert_eq!(peer.verdict(&[]), "client_answered_close_notify", "{tls:?}");
-    }
+fn server_close_notify_is_answered(tls: Tls) {
+    let pki = common::Pki::new();
+    let peer = PyPeer::start(
+        &pki.server,
+        tls,
+        "send-close",
+        &["--payload-bytes", "300000"],
+    );
+    let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
+    let data = recv_until(&conn, |e, _| matches!(e, Event::PeerCloseNotify));
+    assert_eq!(data.len(), 300_000);
+    let report = conn.close_as(Trigger::PeerCloseNotify, CloseMode::Fast);
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert!(
+        report.close_notify_received && report.close_notify_sent,
+        "{report:?}"
+    );
+    assert_eq!(peer.verdict(&[]), "client_answered_close_notify");
 }
 
-#[test]
-fn server_vanishing_is_a_truncation() {
-    for tls in [Tls::V13, Tls::V12] {
-        let pki = common::Pki::new();
-        let peer = PyPeer::start(
-            &pki.server,
-            tls,
-            "send-truncate",
-            &["--payload-bytes", "5000"],
-        );
-        let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
-        let data = recv_until(&conn, |e, _| matches!(e, Event::PeerEof));
-        assert_eq!(data.len(), 5000, "{tls:?}");
-        let report = conn.close_as(Trigger::PeerEof, CloseMode::Fast);
-        assert_eq!(report.outcome, Outcome::Truncated, "{tls:?} {report:?}");
-        assert!(!report.close_notify_received, "{tls:?}");
-    }
+fn server_vanishing_is_a_truncation(tls: Tls) {
+    let pki = common::Pki::new();
+    let peer = PyPeer::start(
+        &pki.server,
+        tls,
+        "send-truncate",
+        &["--payload-bytes", "5000"],
+    );
+    let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
+    let data = recv_until(&conn, |e, _| matches!(e, Event::PeerEof));
+    assert_eq!(data.len(), 5000);
+    let report = conn.close_as(Trigger::PeerEof, CloseMode::Fast);
+    assert_eq!(report.outcome, Outcome::Truncated, "{report:?}");
+    assert!(!report.close_notify_received);
+}
+
+per_version! {
+    server_close_notify => server_close_notify_is_answered;
+    server_vanishing => server_vanishing_is_a_truncation;
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Robustness: full-duplex transfers, idling, signals at awkward moments, and
 //! bad input that must end in exactly one clear line on stderr.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -12,6 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+per_version! {
+    first_line_after_handshake_arrives => first_line_arrives;
+    server_speaks_first => server_speaks_first;
+    alert_from_server => alert_from_server;
+}
 
 // ---------------------------------------------------------------------------
 // The first line right after the handshake must not be stuck behind a read
@@ -29,16 +36,6 @@ fn first_line_arrives(tls: Tls) {
     let st = c.wait_exit(WAIT, &[&srv]);
     srv.assert_client_closed_cleanly(&[&c]);
     c.assert_code(st, 0, &[&srv]);
-}
-
-#[test]
-fn first_line_after_handshake_arrives_tls1_3() {
-    first_line_arrives(Tls::V13);
-}
-
-#[test]
-fn first_line_after_handshake_arrives_tls1_2() {
-    first_line_arrives(Tls::V12);
 }
 
 /// The server speaks first, with its line in the SAME TCP segment as its last
@@ -78,16 +75,6 @@ fn server_speaks_first(tls: Tls) {
         c.dump(),
         peer.dump()
     );
-}
-
-#[test]
-fn server_speaks_first_tls1_2() {
-    server_speaks_first(Tls::V12);
-}
-
-#[test]
-fn server_speaks_first_tls1_3() {
-    server_speaks_first(Tls::V13);
 }
 
 // ---------------------------------------------------------------------------
@@ -637,16 +624,6 @@ fn alert_from_server(tls: Tls) {
     let st = c.wait_exit(WAIT, &[&peer]);
     assert_one_line_error(&c, st, 1, &["alert"], &[&peer]);
     assert_error_report(&c, &[&peer]);
-}
-
-#[test]
-fn alert_from_server_tls1_3() {
-    alert_from_server(Tls::V13);
-}
-
-#[test]
-fn alert_from_server_tls1_2() {
-    alert_from_server(Tls::V12);
 }
 
 /// The same server is happy with `--cert/--key`.

@@ -27,6 +27,23 @@ use std::time::{Duration, Instant};
 pub use serde_json::{Value, json};
 
 /// Path of the binary under test.
+/// One `#[test]` per TLS version for each scenario function `fn(Tls)`.
+macro_rules! per_version {
+    ($($name:ident => $f:expr;)*) => {$(
+        mod $name {
+            use super::*;
+            #[test]
+            fn tls1_3() {
+                ($f)(Tls::V13)
+            }
+            #[test]
+            fn tls1_2() {
+                ($f)(Tls::V12)
+            }
+        }
+    )*};
+}
+
 pub const GRACETLS: &str = env!("CARGO_BIN_EXE_gracetls");
 /// Path of the Python peer.
 pub const TLS_PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/tls_peer.py");
