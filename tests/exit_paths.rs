@@ -31,6 +31,8 @@ per_version! {
     peer_truncate => peer_truncate;
     stdout_closed_large_payload => stdout_closed_large_payload;
     stdout_closed_echo => stdout_closed_echo;
+    close_wait_delivers_everything => close_wait_delivers_everything;
+    close_wait_bounded_by_close_timeout => close_wait_bounded_by_close_timeout;
 }
 
 fn null() -> Value {
@@ -661,4 +663,76 @@ fn quit_on_line_crlf() {
         peer.dump()
     );
     c.assert_report(&[("trigger", json!("quit-line"))], &[&peer]);
+}
+
+/// `--close-wait`: after `~.` the client sends its close_notify but keeps
+/// delivering until the server's; the echo peer echoes all 1 MiB before it
+/// reads the close_notify, so every byte comes back.
+fn close_wait_delivers_everything(tls: Tls) {
+    const TOTAL: usize = 1 << 20;
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.server, tls, "echo", &[]);
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &["--close-wait"]));
+    let mut payload = vec![b'z'; TOTAL - 1];
+    payload.push(b'\n');
+    c.write_stdin(&payload, &[&peer]);
+    c.write_stdin(b"~.\n", &[&peer]);
+    let st = c.wait_exit(WAIT, &[&peer]);
+    c.assert_no_panic(&[&peer]);
+    c.assert_code(st, 0, &[&peer]);
+    assert!(
+        c.stdout.wait_eof(WAIT) && c.stdout_bytes() == payload,
+        "echo incomplete: {} of {TOTAL} bytes{}{}",
+        c.stdout_bytes().len(),
+        c.dump(),
+        peer.dump()
+    );
+    c.assert_report(
+        &[
+            ("trigger", json!("escape")),
+            ("outcome", json!("clean")),
+            ("close_notify_sent", json!(true)),
+            ("close_notify_received", json!(true)),
+            ("bytes_in", json!(TOTAL)),
+            ("bytes_out", json!(TOTAL)),
+            ("exit_code", json!(0)),
+        ],
+        &[&peer],
+    );
+    assert_eq!(peer.verdict(&[&c]), "client_close_notify");
+}
+
+/// `--close-wait` against a server that never answers: the close is bounded
+/// by `--close-timeout`, exit 4.
+fn close_wait_bounded_by_close_timeout(tls: Tls) {
+    let pki = Pki::new();
+    let peer = PyPeer::start(&pki.server, tls, "stall", &[]);
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        peer.port,
+        &["--close-wait", "--close-timeout", "500ms"],
+    ));
+    peer.expect_line("HANDSHAKE", WAIT, &[&c]);
+    c.write_stdin(b"~.\n", &[&peer]);
+    let st = c.wait_exit(WAIT, &[&peer]);
+    c.assert_no_panic(&[&peer]);
+    c.assert_code(st, 4, &[&peer]);
+    let report = c.report(&[&peer]);
+    c.assert_report(
+        &[
+            ("trigger", json!("escape")),
+            ("outcome", json!("close-timeout")),
+            ("close_notify_sent", json!(true)),
+            ("close_notify_received", json!(false)),
+            ("exit_code", json!(4)),
+        ],
+        &[&peer],
+    );
+    let close_ms = report["close_ms"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        (500..1500).contains(&close_ms),
+        "close took {close_ms} ms with --close-timeout 500ms{}",
+        c.dump()
+    );
 }
