@@ -168,6 +168,11 @@ pub fn run() -> ExitCode {
         }
     };
     init_logging(args.verbose);
+    // A target that cannot be parsed is a usage error, like any other bad argument.
+    if let Err(e) = gracetls::parse_target(&args.target) {
+        print_error(&e);
+        return ExitCode::from(2);
+    }
     let signals = match watch_signals() {
         Ok(rx) => rx,
         Err(e) => {

@@ -688,6 +688,9 @@ fn bad_arguments() {
         (&["--report", "xml", "127.0.0.1:1"], "xml"),
         (&["--tls-min", "1.1", "127.0.0.1:1"], "1.1"),
         (&["--report", "json"], "host"),
+        (&["127.0.0.1:http"], "port"),
+        (&["[::1"], "]"),
+        (&["--escape", "ab", "127.0.0.1:1"], "ab"),
     ];
     for (args, needle) in cases {
         let mut c = Client::spawn(args.iter());
