@@ -10,6 +10,8 @@
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -260,6 +262,8 @@ struct Coordinator {
     closed_rx: Receiver<CloseReport>,
     /// What started the end, and when; a half-close has one before the close itself.
     trigger: Option<(Trigger, Instant)>,
+    /// Set when the close starts: input read after it is not sent.
+    input_closed: Arc<AtomicBool>,
     error_printed: bool,
 }
 
@@ -271,7 +275,8 @@ impl Coordinator {
         signals: Receiver<Signal>,
         started: Instant,
     ) -> Self {
-        let input_rx = spawn_stdin(conn.sender(), args.escape.0);
+        let input_closed = Arc::new(AtomicBool::new(false));
+        let input_rx = spawn_stdin(conn.sender(), args.escape.0, Arc::clone(&input_closed));
         let output_rx = spawn_output(
             conn.events().clone(),
             args.quit_on.as_deref().map(LineMatcher::new),
@@ -286,6 +291,7 @@ impl Coordinator {
             output_rx,
             closed_rx: never(),
             trigger: None,
+            input_closed,
             error_printed: false,
         }
     }
@@ -359,6 +365,7 @@ impl Coordinator {
         let Some(conn) = self.conn.take() else {
             return;
         };
+        self.input_closed.store(true, Ordering::SeqCst);
         // A half-close that a signal cuts short is ended by the signal; otherwise the first
         // trigger is what started the end.
         let trigger = match (self.trigger, trigger) {
@@ -496,7 +503,11 @@ fn watch_signals() -> io::Result<Receiver<Signal>> {
 }
 
 /// Reads stdin in chunks into the connection's bounded queue, taking out the escape command.
-fn spawn_stdin(data_tx: Sender<Vec<u8>>, escape: Option<u8>) -> Receiver<Input> {
+fn spawn_stdin(
+    data_tx: Sender<Vec<u8>>,
+    escape: Option<u8>,
+    closed: Arc<AtomicBool>,
+) -> Receiver<Input> {
     let (tx, rx) = unbounded();
     thread::spawn(move || {
         let mut filter = escape.map(EscapeFilter::new);
@@ -520,6 +531,9 @@ fn spawn_stdin(data_tx: Sender<Vec<u8>>, escape: Option<u8>) -> Receiver<Input> 
                     false
                 }
             };
+            if closed.load(Ordering::SeqCst) {
+                return;
+            }
             if !out.is_empty() && data_tx.send(out).is_err() {
                 return;
             }

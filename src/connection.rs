@@ -909,9 +909,14 @@ impl Writer<'_> {
         }
     }
 
+    /// Sends what is queued now; what other threads queue meanwhile does not make the close
+    /// wait longer.
     fn drain_queue(&mut self, data_rx: &Receiver<Vec<u8>>) -> Result<(), Error> {
-        while let Ok(data) = data_rx.try_recv() {
-            self.send(&data)?;
+        for _ in 0..data_rx.len() {
+            match data_rx.try_recv() {
+                Ok(data) => self.send(&data)?,
+                Err(_) => break,
+            }
         }
         Ok(())
     }
