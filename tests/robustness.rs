@@ -470,6 +470,23 @@ fn assert_one_line_error(
     lines[0].clone()
 }
 
+/// Runs the client against the Python peer in `mode`: exit 1, one error line
+/// naming one of `needles`, and an error report.
+fn fails_against_peer(
+    pki: &Pki,
+    cert: &CertFiles,
+    tls: Tls,
+    mode: &str,
+    extra: &[&str],
+    needles: &[&str],
+) {
+    let peer = PyPeer::start(cert, tls, mode, extra);
+    let mut c = Client::spawn(client_args(pki, "127.0.0.1", peer.port, &[]));
+    let st = c.wait_exit(WAIT, &[&peer]);
+    assert_one_line_error(&c, st, 1, needles, &[&peer]);
+    assert_error_report(&c, &[&peer]);
+}
+
 fn assert_error_report(c: &Client, ctx: &[&dyn Dump]) {
     let r = c.assert_report(
         &[
@@ -490,11 +507,14 @@ fn assert_error_report(c: &Client, ctx: &[&dyn Dump]) {
 #[test]
 fn untrusted_certificate_with_test_ca() {
     let pki = Pki::new();
-    let peer = PyPeer::start(&pki.untrusted, Tls::V13, "echo", &[]);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
-    let st = c.wait_exit(WAIT, &[&peer]);
-    assert_one_line_error(&c, st, 1, &["certificate"], &[&peer]);
-    assert_error_report(&c, &[&peer]);
+    fails_against_peer(
+        &pki,
+        &pki.untrusted,
+        Tls::V13,
+        "echo",
+        &[],
+        &["certificate"],
+    );
 }
 
 #[test]
@@ -554,21 +574,13 @@ fn not_a_tls_server() {
 #[test]
 fn garbage_after_handshake() {
     let pki = Pki::new();
-    let peer = PyPeer::start(&pki.server, Tls::V13, "garbage", &[]);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
-    let st = c.wait_exit(WAIT, &[&peer]);
-    assert_one_line_error(&c, st, 1, &[""], &[&peer]);
-    assert_error_report(&c, &[&peer]);
+    fails_against_peer(&pki, &pki.server, Tls::V13, "garbage", &[], &["TLS error"]);
 }
 
 #[test]
 fn tcp_reset_mid_stream() {
     let pki = Pki::new();
-    let peer = PyPeer::start(&pki.server, Tls::V13, "reset", &[]);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
-    let st = c.wait_exit(WAIT, &[&peer]);
-    assert_one_line_error(&c, st, 1, &["reset"], &[&peer]);
-    assert_error_report(&c, &[&peer]);
+    fails_against_peer(&pki, &pki.server, Tls::V13, "reset", &[], &["reset"]);
 }
 
 #[test]
@@ -619,11 +631,7 @@ fn connect_timeout_on_silent_server() {
 fn alert_from_server(tls: Tls) {
     let pki = Pki::new();
     let ca = pki.ca.display().to_string();
-    let peer = PyPeer::start(&pki.server, tls, "alert", &["--ca", &ca]);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
-    let st = c.wait_exit(WAIT, &[&peer]);
-    assert_one_line_error(&c, st, 1, &["alert"], &[&peer]);
-    assert_error_report(&c, &[&peer]);
+    fails_against_peer(&pki, &pki.server, tls, "alert", &["--ca", &ca], &["alert"]);
 }
 
 /// The same server is happy with `--cert/--key`.
