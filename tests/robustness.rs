@@ -238,11 +238,11 @@ fn feed_until_blocked(c: &mut Client, peer: &PyPeer) -> u64 {
         let fed = fed.clone();
         thread::spawn(move || {
             let buf = vec![b'x'; 64 * 1024];
+            // Feed until the client is gone, not until nobody watches: dropping stdin early
+            // would give the client a stdin EOF of its own.
             while stdin.write_all(&buf).is_ok() {
                 let total = fed.fetch_add(buf.len() as u64, Ordering::SeqCst) + buf.len() as u64;
-                if ptx.send(total).is_err() {
-                    break;
-                }
+                let _ = ptx.send(total);
             }
         });
     }
