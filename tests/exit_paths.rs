@@ -699,7 +699,7 @@ fn close_wait_delivers_everything(tls: Tls) {
         ],
         &[&peer],
     );
-    assert_eq!(peer.verdict(&[&c]), "client_close_notify");
+    peer.assert_verdict("client_close_notify", &[&c]);
 }
 
 /// `--close-wait` against a server that never answers: the close is bounded

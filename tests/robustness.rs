@@ -68,13 +68,7 @@ fn server_speaks_first(tls: Tls) {
         c.dump(),
         peer.dump()
     );
-    assert_eq!(
-        peer.verdict(&[&c]),
-        "client_close_notify",
-        "{}{}",
-        c.dump(),
-        peer.dump()
-    );
+    peer.assert_verdict("client_close_notify", &[&c]);
 }
 
 // ---------------------------------------------------------------------------
@@ -658,13 +652,7 @@ fn client_certificate_accepted() {
     c.close_stdin();
     let st = c.wait_exit(WAIT, &[&peer]);
     c.assert_code(st, 0, &[&peer]);
-    assert_eq!(
-        peer.verdict(&[&c]),
-        "client_close_notify",
-        "{}{}",
-        c.dump(),
-        peer.dump()
-    );
+    peer.assert_verdict("client_close_notify", &[&c]);
 }
 
 /// Version pinning that the server cannot meet fails the handshake.
@@ -752,12 +740,6 @@ fn insecure_accepts_untrusted_with_warning() {
         c.dump(),
         peer.dump()
     );
-    assert_eq!(
-        peer.verdict(&[&c]),
-        "client_close_notify",
-        "{}{}",
-        c.dump(),
-        peer.dump()
-    );
+    peer.assert_verdict("client_close_notify", &[&c]);
     c.assert_report(&[("outcome", json!("clean"))], &[&peer]);
 }

@@ -876,6 +876,12 @@ impl PyPeer {
         self.proc.signal(SIGUSR1);
     }
 
+    /// Asserts the peer's verdict, dumping both sides on a mismatch.
+    pub fn assert_verdict(&self, expected: &str, ctx: &[&dyn Dump]) {
+        let verdict = self.verdict(ctx);
+        assert_eq!(verdict, expected, "{}{}", dumps(ctx), self.dump());
+    }
+
     /// The peer's VERDICT line (without the `VERDICT ` prefix).
     pub fn verdict(&self, ctx: &[&dyn Dump]) -> String {
         self.expect_line("VERDICT ", WAIT, ctx)["VERDICT ".len()..].to_string()
