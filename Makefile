@@ -1,6 +1,10 @@
 # gracetls: `make demo` and `make test` are all a fresh machine needs.
 CARGO ?= cargo
-APT_PACKAGES := openssl libssl-dev pkg-config python3
+# The build needs the first line; the test peers and fault tools the rest
+# (see README, "Testing").
+APT_PACKAGES := openssl libssl-dev pkg-config python3 \
+	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
+	nftables iproute2 socat ncat
 
 .PHONY: all build demo test lint doc ci deps clean
 

@@ -10,6 +10,15 @@
 
 #![allow(dead_code)]
 
+pub mod gnutls;
+pub mod gopeer;
+pub mod jsse;
+pub mod netns;
+pub mod nginx;
+pub mod peer;
+pub mod proxy;
+pub mod rustls_peer;
+
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -1308,4 +1317,34 @@ pub fn recv_within<T>(rx: &Receiver<T>, timeout: Duration, what: &str, ctx: &[&d
         Ok(v) => v,
         Err(e) => panic!("{what}: nothing within {timeout:?} ({e}){}", dumps(ctx)),
     }
+}
+
+// ---------------------------------------------------------------------------
+
+/// True when `CI=true`: a missing peer is then a failure, never a skip.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether the external program `program` (a path or a name on PATH) can be
+/// run. Outside CI a missing one prints a SKIP line naming `make deps` and
+/// returns false; under `CI=true` it panics.
+pub fn have_tool(program: &str, package: &str) -> bool {
+    let found = if program.contains('/') {
+        Path::new(program).exists()
+    } else {
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+        })
+    };
+    if found {
+        return true;
+    }
+    let msg = format!("{program} not found (Debian package {package}); run `make deps`");
+    if under_ci() {
+        panic!("CI=true and {msg}");
+    }
+    eprintln!("SKIP: {msg}");
+    println!("SKIP: {msg}");
+    false
 }

@@ -1,0 +1,1 @@
+//! gnutls-serv --echo as a peer; its debug log is the referee.

@@ -1,0 +1,1 @@
+//! Network namespaces with nftables packet loss for the fault tests.

@@ -1,0 +1,1 @@
+//! nginx (stream module) terminating TLS in front of a plain TCP echo backend.

@@ -1,0 +1,1 @@
+//! A delaying TCP proxy for the latency fault tests.

@@ -1,0 +1,1 @@
+//! An in-process echo peer on the rustls crate.
