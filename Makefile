@@ -6,7 +6,7 @@ APT_PACKAGES := openssl libssl-dev pkg-config python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
 	nftables iproute2 socat ncat
 
-.PHONY: all build demo test lint doc ci deps clean
+.PHONY: all build demo test interop test-faults lint doc ci deps clean
 
 all: build
 
@@ -29,6 +29,17 @@ demo: build
 ## test: every unit, doc and integration test (real openssl s_server and Python ssl peers)
 test: deps
 	$(CARGO) test
+
+## interop: the interop matrix (every exit path x every peer); prints the
+## table and updates docs/INTEROP.md, also when a cell failed
+interop: deps
+	rm -rf target/tmp/interop
+	$(CARGO) test --test interop -- --test-threads=2; status=$$?; \
+	python3 tests/interop_table.py target/tmp/interop --write docs/INTEROP.md; exit $$status
+
+## test-faults: exit paths under 5% packet loss (network namespace, root) and 100 ms latency
+test-faults: deps
+	$(CARGO) test --test faults
 
 lint:
 	$(CARGO) fmt --check

@@ -1,0 +1,341 @@
+//! The interop matrix: every exit path of `gracetls` against independent TLS
+//! stacks, each refereed by its own stack (see `tests/common/peer.rs`).
+//!
+//! One test per column (peer x TLS version) runs every row (exit path) with a
+//! fresh server, asserts what the server saw, the client's exit status and
+//! its JSON report, and writes the column to
+//! `target/tmp/interop/<column>.json`; `make interop` turns those files into
+//! the Markdown table in docs/INTEROP.md (`tests/interop_table.py`). A cell
+//! that fails does not stop the column: every cell is filled, then the test
+//! fails listing the bad ones.
+
+#[macro_use]
+mod common;
+
+use common::peer::{How, PySsl, ServerEnd, TlsPeer, Verdict};
+use common::*;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::process::ExitStatus;
+
+/// The data line each row sends (or has the server send) before ending.
+/// Longer than 2 bytes: the Go referee tells a TLS 1.3 close_notify record by
+/// its length (19), and a 2-byte payload would make a record of that length.
+const LINE: &str = "hello from the gracetls interop matrix";
+
+/// The rows: every way a session can end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Row {
+    EofHalfClose,
+    EofClose,
+    EofIgnore,
+    Escape,
+    Signal(i32),
+    QuitOn,
+    Server(ServerEnd),
+}
+
+const ROWS: [Row; 10] = [
+    Row::EofHalfClose,
+    Row::EofClose,
+    Row::EofIgnore,
+    Row::Escape,
+    Row::Signal(SIGINT),
+    Row::Signal(SIGTERM),
+    Row::Signal(SIGHUP),
+    Row::QuitOn,
+    Row::Server(ServerEnd::CloseNotify),
+    Row::Server(ServerEnd::Truncate),
+];
+
+impl Row {
+    fn label(self) -> String {
+        match self {
+            Row::EofHalfClose => "stdin EOF, `--on-eof half-close` (default)".into(),
+            Row::EofClose => "stdin EOF, `--on-eof close`".into(),
+            Row::EofIgnore => "stdin EOF, `--on-eof ignore`, then SIGTERM".into(),
+            Row::Escape => "`~.` on stdin".into(),
+            Row::Signal(sig) => signal_name(sig).to_string(),
+            Row::QuitOn => "`--quit-on bye`, the server sends `bye`".into(),
+            Row::Server(ServerEnd::CloseNotify) => "the server sends close_notify".into(),
+            Row::Server(ServerEnd::Truncate) => "the server drops TCP (no close_notify)".into(),
+        }
+    }
+
+    fn client_flags(self) -> &'static [&'static str] {
+        match self {
+            Row::EofClose => &["--on-eof", "close"],
+            // -vv: the client logs that it stays connected, an event to wait for.
+            Row::EofIgnore => &["--on-eof", "ignore", "-vv"],
+            Row::QuitOn => &["--quit-on", "bye"],
+            _ => &[],
+        }
+    }
+
+    /// The report's `trigger` for this row.
+    fn trigger(self) -> &'static str {
+        match self {
+            Row::EofHalfClose | Row::EofClose => "stdin-eof",
+            Row::EofIgnore | Row::Signal(_) => "signal",
+            Row::Escape => "escape",
+            Row::QuitOn => "quit-line",
+            Row::Server(ServerEnd::CloseNotify) => "peer-close-notify",
+            Row::Server(ServerEnd::Truncate) => "peer-eof",
+        }
+    }
+}
+
+/// What a column starts for one row: `None` when the peer's program is
+/// missing outside CI (`have_tool` already printed SKIP).
+type Start = fn(&Pki, Tls, Row) -> Option<Box<dyn TlsPeer>>;
+
+struct Column {
+    /// Short label, also the JSON file name.
+    key: &'static str,
+    /// The peer's own name ([`TlsPeer::name`]); rows a stand-in plays say so.
+    name: &'static str,
+    start: Start,
+}
+
+fn start_s_server(pki: &Pki, tls: Tls, row: Row) -> Option<Box<dyn TlsPeer>> {
+    if !have_tool(OPENSSL, "openssl") {
+        return None;
+    }
+    Some(match row {
+        // s_server cannot send close_notify on command; the Python `ssl`
+        // module (the same OpenSSL) plays that row for this column.
+        Row::Server(ServerEnd::CloseNotify) => Box::new(PySsl::start(
+            &pki.server,
+            tls,
+            Some(ServerEnd::CloseNotify),
+            LINE,
+        )),
+        _ => Box::new(SServer::start(pki, tls)),
+    })
+}
+
+/// One filled cell.
+struct Cell {
+    ok: bool,
+    text: String,
+    close_ms: Option<u64>,
+    /// The full failure message, for the test output.
+    detail: String,
+}
+
+fn exit_text(st: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(sig)) => signal_name(sig).to_string(),
+        _ => format!("{st:?}"),
+    }
+}
+
+fn verdict_text(v: &Verdict) -> String {
+    match v {
+        Verdict::CloseNotify => "close_notify".into(),
+        Verdict::BareFin => "bare FIN".into(),
+        Verdict::Error(e) => format!("error: {e}"),
+        Verdict::NotJudged => "not judged".into(),
+    }
+}
+
+/// Runs one row against a fresh peer; panics (caught by the caller) on any
+/// deviation, with every participant's dump.
+fn play(pki: &Pki, peer: &mut dyn TlsPeer, row: Row) -> Result<(String, Option<u64>), String> {
+    let end = match row {
+        Row::Server(end) => Some(end),
+        _ => None,
+    };
+    if let Some(end) = end {
+        if let How::Cannot(why) = peer.how(end) {
+            return Err(why.to_string());
+        }
+    }
+    let mut c = Client::spawn(client_args(
+        pki,
+        "127.0.0.1",
+        peer.port(),
+        row.client_flags(),
+    ));
+    // Data first, so every close happens on a live session.
+    if !peer.say(LINE) {
+        c.write_stdin(format!("{LINE}\n").as_bytes(), &[&*peer]);
+    }
+    if !c.stdout.wait_for(LINE, WAIT) {
+        panic!("the line never came back{}{}", c.dump(), peer.dump());
+    }
+    match row {
+        Row::EofHalfClose | Row::EofClose => c.close_stdin(),
+        Row::EofIgnore => {
+            c.close_stdin();
+            if !c.stderr.wait_for("staying connected", WAIT) {
+                panic!("no `staying connected` log line{}{}", c.dump(), peer.dump());
+            }
+            c.signal(SIGTERM);
+        }
+        Row::Escape => c.write_stdin(b"~.\n", &[&*peer]),
+        Row::Signal(sig) => c.signal(sig),
+        Row::QuitOn => {
+            if !peer.say("bye") {
+                c.write_stdin(b"bye\n", &[&*peer]);
+            }
+        }
+        Row::Server(end) => match peer.how(end) {
+            How::Line(line) => c.write_stdin(format!("{line}\n").as_bytes(), &[&*peer]),
+            How::Act => peer.act(end),
+            How::Cannot(_) => unreachable!("handled above"),
+        },
+    }
+    let st = c.wait_exit(WAIT, &[&*peer]);
+    c.assert_no_panic(&[&*peer]);
+    match row {
+        Row::EofIgnore => c.assert_signal(st, SIGTERM, &[&*peer]),
+        Row::Signal(sig) => c.assert_signal(st, sig, &[&*peer]),
+        Row::Server(ServerEnd::Truncate) => c.assert_code(st, 3, &[&*peer]),
+        _ => c.assert_code(st, 0, &[&*peer]),
+    }
+    let outcome = match row {
+        Row::Server(ServerEnd::Truncate) => "truncated",
+        _ => "clean",
+    };
+    let report = c.assert_report(
+        &[("trigger", json!(row.trigger())), ("outcome", json!(outcome))],
+        &[&*peer],
+    );
+    let close_ms = report.get("close_ms").and_then(Value::as_u64);
+    if row == Row::Server(ServerEnd::Truncate) {
+        return Ok((format!("truncation reported · {}", exit_text(st)), close_ms));
+    }
+    assert_eq!(
+        report.get("close_notify_sent"),
+        Some(&json!(true)),
+        "the report says no close_notify was sent{}{}",
+        c.dump(),
+        peer.dump()
+    );
+    let verdict = peer.next_verdict(WAIT);
+    assert_eq!(
+        verdict,
+        Verdict::CloseNotify,
+        "{} did not see the client's close_notify{}{}",
+        peer.name(),
+        c.dump(),
+        peer.dump()
+    );
+    Ok((
+        format!("{} · {}", verdict_text(&verdict), exit_text(st)),
+        close_ms,
+    ))
+}
+
+/// Plays `row` against a fresh peer of `col`; returns the cell and, when the
+/// column's own peer played it, that peer's version.
+fn run_cell(pki: &Pki, col: &Column, tls: Tls, row: Row) -> Option<(Cell, Option<String>)> {
+    let mut peer = (col.start)(pki, tls, row)?;
+    let name = peer.name();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| play(pki, &mut *peer, row)));
+    let cell = match result {
+        Ok(Ok((text, close_ms))) => Cell {
+            ok: true,
+            text: format!("✅ {text}"),
+            close_ms,
+            detail: String::new(),
+        },
+        Ok(Err(why)) => Cell {
+            ok: true,
+            text: format!("n/a: {why}"),
+            close_ms: None,
+            detail: String::new(),
+        },
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            let first = msg.lines().next().unwrap_or("failed").to_string();
+            Cell {
+                ok: false,
+                text: format!("❌ {first}"),
+                close_ms: None,
+                detail: msg,
+            }
+        }
+    };
+    let cell = if name == col.name {
+        cell
+    } else {
+        Cell {
+            text: format!("{} (played by {name})", cell.text),
+            ..cell
+        }
+    };
+    let version = (name == col.name).then(|| peer.version());
+    Some((cell, version))
+}
+
+fn results_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop")
+}
+
+/// Runs a whole column and writes its JSON; fails if any cell failed.
+fn column(col: Column, tls: Tls) {
+    let pki = Pki::new();
+    let mut cells = Vec::new();
+    let mut failures = String::new();
+    let mut version = String::new();
+    for row in ROWS {
+        let Some((cell, peer_version)) = run_cell(&pki, &col, tls, row) else {
+            return;
+        };
+        if version.is_empty() {
+            version = peer_version.unwrap_or_default();
+        }
+        println!(
+            "{} {} | {} | {}{}",
+            col.key,
+            tls.number(),
+            row.label(),
+            cell.text,
+            cell.close_ms.map(|ms| format!(" (close {ms} ms)")).unwrap_or_default()
+        );
+        if !cell.ok {
+            failures.push_str(&format!(
+                "\n### {} / {}\n{}\n",
+                row.label(),
+                tls.number(),
+                cell.detail
+            ));
+        }
+        cells.push(json!({
+            "row": row.label(),
+            "ok": cell.ok,
+            "text": cell.text,
+            "close_ms": cell.close_ms,
+        }));
+    }
+    let dir = results_dir();
+    std::fs::create_dir_all(&dir).expect("create target/tmp/interop");
+    let file = dir.join(format!("{}-{}.json", col.key, tls.number()));
+    let doc = json!({
+        "column": format!("{} {}", col.name, tls.number()),
+        "key": col.key,
+        "tls": tls.number(),
+        "version": version,
+        "cells": cells,
+    });
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).expect("json"))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+    assert!(
+        failures.is_empty(),
+        "cells failed in column {} {}:{failures}",
+        col.key,
+        tls.number()
+    );
+}
+
+per_version! {
+    s_server => |tls| column(Column { key: "s_server", name: "openssl s_server", start: start_s_server }, tls);
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Turns the interop matrix results into Markdown.
+
+`cargo test --test interop` writes one JSON file per column (peer x TLS
+version) into target/tmp/interop/. This prints the table (exit paths as rows,
+peers as columns) and the versions of the peers, and with --write FILE also
+replaces the part of FILE between the `<!-- interop:begin -->` and
+`<!-- interop:end -->` markers.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+
+# Column order: the OpenSSL family first, then the independent stacks.
+ORDER = ["s_server", "nginx", "gnutls", "jsse", "go", "rustls"]
+BEGIN = "<!-- interop:begin -->"
+END = "<!-- interop:end -->"
+
+
+def load(results):
+    columns = []
+    for name in sorted(os.listdir(results)):
+        if name.endswith(".json"):
+            with open(os.path.join(results, name)) as f:
+                columns.append(json.load(f))
+
+    def key(col):
+        k = col["key"]
+        rank = ORDER.index(k) if k in ORDER else len(ORDER)
+        return (rank, k, col["tls"] != "1.3")
+
+    return sorted(columns, key=key)
+
+
+def cell(text):
+    return text.replace("|", "\\|")
+
+
+def render(columns):
+    if not columns:
+        return "No results: run `cargo test --test interop` first.\n"
+    rows = [c["row"] for c in columns[0]["cells"]]
+    out = []
+    out.append("| exit path | " + " | ".join(c["column"] for c in columns) + " |")
+    out.append("|---" * (len(columns) + 1) + "|")
+    for i, row in enumerate(rows):
+        cells = []
+        for col in columns:
+            cells.append(cell(col["cells"][i]["text"]) if i < len(col["cells"]) else "missing")
+        out.append(f"| {cell(row)} | " + " | ".join(cells) + " |")
+    bad = sum(1 for col in columns for c in col["cells"] if not c["ok"])
+    out.append("")
+    out.append(f"{len(columns)} columns, {sum(len(c['cells']) for c in columns)} cells, "
+               f"{bad} failed. Run on {datetime.date.today().isoformat()}, "
+               f"{platform.system()} {platform.release()}, {os.cpu_count()} cores.")
+    out.append("")
+    out.append("Peers:")
+    seen = set()
+    for col in columns:
+        if col["key"] in seen:
+            continue
+        seen.add(col["key"])
+        out.append(f"- {col['column'].rsplit(' ', 1)[0]}: {col['version'] or 'version unknown'}")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("results", help="directory with the column JSON files")
+    ap.add_argument("--write", metavar="FILE", help="update FILE between the markers")
+    args = ap.parse_args()
+    table = render(load(args.results))
+    sys.stdout.write(table)
+    if args.write:
+        with open(args.write) as f:
+            text = f.read()
+        start, end = text.find(BEGIN), text.find(END)
+        if start < 0 or end < start:
+            sys.exit(f"{args.write}: markers {BEGIN} / {END} not found")
+        text = text[: start + len(BEGIN)] + "\n" + table + text[end:]
+        with open(args.write, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
