@@ -47,11 +47,25 @@ def render(columns):
     out = []
     out.append("| exit path | " + " | ".join(c["column"] for c in columns) + " |")
     out.append("|---" * (len(columns) + 1) + "|")
+    notes = []
     for i, row in enumerate(rows):
         cells = []
         for col in columns:
-            cells.append(cell(col["cells"][i]["text"]) if i < len(col["cells"]) else "missing")
+            if i >= len(col["cells"]):
+                cells.append("missing")
+                continue
+            c = col["cells"][i]
+            text = cell(c["text"])
+            if c.get("note"):
+                if c["note"] not in notes:
+                    notes.append(c["note"])
+                text += f" [^{notes.index(c['note']) + 1}]"
+            cells.append(text)
         out.append(f"| {cell(row)} | " + " | ".join(cells) + " |")
+    if notes:
+        out.append("")
+        for n, note in enumerate(notes, 1):
+            out.append(f"[^{n}]: {note}")
     bad = sum(1 for col in columns for c in col["cells"] if not c["ok"])
     out.append("")
     out.append(f"{len(columns)} columns, {sum(len(c['cells']) for c in columns)} cells, "

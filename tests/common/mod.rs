@@ -612,6 +612,24 @@ impl Tls {
     }
 }
 
+/// `program` run under a command prefix such as `ip netns exec NAME` (which
+/// execs it in place: same PID), or directly when `prefix` is empty.
+pub fn command_in(prefix: &[&str], program: &str) -> Command {
+    match prefix.split_first() {
+        None => Command::new(program),
+        Some((first, rest)) => {
+            let mut cmd = Command::new(first);
+            cmd.args(rest).arg(program);
+            cmd
+        }
+    }
+}
+
+/// A command prefix as the start of a command line in a dump ("" if none).
+fn prefix_text(prefix: &[String]) -> String {
+    prefix.iter().map(|p| format!("{p} ")).collect()
+}
+
 /// A port that was free a moment ago (bind 127.0.0.1:0, then release it).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -627,6 +645,8 @@ pub struct SServer {
     /// stdout and stderr of s_server, interleaved as `2>&1` would.
     pub log: Capture,
     args: Vec<String>,
+    /// Command prefix it runs under (e.g. `ip netns exec NAME`), if any.
+    prefix: Vec<String>,
 }
 
 impl SServer {
@@ -638,43 +658,7 @@ impl SServer {
         let mut failures = String::new();
         for attempt in 1..=5 {
             let port = free_port();
-            let mut args: Vec<String> = vec![
-                "s_server".into(),
-                "-accept".into(),
-                format!("127.0.0.1:{port}"),
-                "-state".into(),
-                "-cert".into(),
-                cert.cert.display().to_string(),
-                "-key".into(),
-                cert.key.display().to_string(),
-                tls.s_server_flag().into(),
-            ];
-            args.extend(extra.iter().map(|s| s.to_string()));
-            // `2>&1` for real (one pipe, one order): exec s_server from sh
-            // (same PID, so signals and kills reach s_server itself).
-            let mut cmd = Command::new("/bin/sh");
-            cmd.arg("-c")
-                .arg("exec stdbuf -oL \"$0\" \"$@\" 2>&1")
-                .arg(OPENSSL)
-                .args(&args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut proc = Proc::spawn("openssl s_server", &mut cmd)
-                .unwrap_or_else(|e| panic!("cannot start {OPENSSL}: {e}"));
-            let log = Capture::new();
-            log.attach(proc.child_mut().stdout.take().unwrap());
-            // Anything sh itself complains about lands in the log too.
-            log.attach(proc.child_mut().stderr.take().unwrap());
-            let stdin = proc.child_mut().stdin.take();
-            let srv = SServer {
-                proc,
-                port,
-                tls,
-                stdin,
-                log,
-                args,
-            };
+            let srv = SServer::launch(&[], port, cert, tls, extra);
             if srv.log.wait_for("ACCEPT", WAIT) {
                 return srv;
             }
@@ -685,6 +669,66 @@ impl SServer {
             );
         }
         panic!("openssl s_server did not start after 5 attempts:\n{failures}");
+    }
+
+    /// Like [`SServer::start_with`], but s_server runs under a command
+    /// `prefix` such as `ip netns exec NAME` (see `netns.rs`), listening on
+    /// 127.0.0.1:`port`. The caller picks the port: [`free_port`] probes the
+    /// test's own network namespace, while in a fresh one every port is free.
+    pub fn start_in(
+        prefix: &[&str],
+        port: u16,
+        cert: &CertFiles,
+        tls: Tls,
+        extra: &[&str],
+    ) -> SServer {
+        let srv = SServer::launch(prefix, port, cert, tls, extra);
+        if !srv.log.wait_for("ACCEPT", WAIT) {
+            panic!("openssl s_server did not start:{}", srv.dump());
+        }
+        srv
+    }
+
+    /// Spawns s_server (not yet known to be listening).
+    fn launch(prefix: &[&str], port: u16, cert: &CertFiles, tls: Tls, extra: &[&str]) -> SServer {
+        let mut args: Vec<String> = vec![
+            "s_server".into(),
+            "-accept".into(),
+            format!("127.0.0.1:{port}"),
+            "-state".into(),
+            "-cert".into(),
+            cert.cert.display().to_string(),
+            "-key".into(),
+            cert.key.display().to_string(),
+            tls.s_server_flag().into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        // `2>&1` for real (one pipe, one order): exec s_server from sh
+        // (same PID, so signals and kills reach s_server itself).
+        let mut cmd = command_in(prefix, "/bin/sh");
+        cmd.arg("-c")
+            .arg("exec stdbuf -oL \"$0\" \"$@\" 2>&1")
+            .arg(OPENSSL)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut proc = Proc::spawn("openssl s_server", &mut cmd)
+            .unwrap_or_else(|e| panic!("cannot start {OPENSSL}: {e}"));
+        let log = Capture::new();
+        log.attach(proc.child_mut().stdout.take().unwrap());
+        // Anything sh itself complains about lands in the log too.
+        log.attach(proc.child_mut().stderr.take().unwrap());
+        let stdin = proc.child_mut().stdin.take();
+        SServer {
+            proc,
+            port,
+            tls,
+            stdin,
+            log,
+            args,
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     /// Sends one line to the client (s_server forwards its stdin).
@@ -788,7 +832,8 @@ impl SServer {
 impl Dump for SServer {
     fn dump(&self) -> String {
         format!(
-            "\n\n===== openssl {} (pid {}) =====\n{}\n----- output (stdout+stderr) -----\n{}\n",
+            "\n\n===== {}openssl {} (pid {}) =====\n{}\n----- output (stdout+stderr) -----\n{}\n",
+            prefix_text(&self.prefix),
             self.args.join(" "),
             self.proc.pid(),
             describe_status(self.proc.status()),
@@ -806,11 +851,25 @@ pub struct PyPeer {
     pub out: Capture,
     pub err: Capture,
     args: Vec<String>,
+    /// Command prefix it runs under, if any.
+    prefix: Vec<String>,
 }
 
 impl PyPeer {
     /// `mode` is one of the peer's modes; `extra` adds e.g. `--payload-bytes N`.
     pub fn start(cert: &CertFiles, tls: Tls, mode: &str, extra: &[&str]) -> PyPeer {
+        PyPeer::start_in(&[], cert, tls, mode, extra)
+    }
+
+    /// Like [`PyPeer::start`], under a command `prefix` such as
+    /// `ip netns exec NAME` (see `netns.rs`).
+    pub fn start_in(
+        prefix: &[&str],
+        cert: &CertFiles,
+        tls: Tls,
+        mode: &str,
+        extra: &[&str],
+    ) -> PyPeer {
         let mut args: Vec<String> = vec![
             TLS_PEER.into(),
             "--cert".into(),
@@ -823,7 +882,7 @@ impl PyPeer {
             mode.into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut cmd = Command::new("python3");
+        let mut cmd = command_in(prefix, "python3");
         cmd.args(&args)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
@@ -841,6 +900,7 @@ impl PyPeer {
             out,
             err,
             args,
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
         };
         let mut port = None;
         peer.out.wait_until(WAIT, |b, eof| {
@@ -900,7 +960,8 @@ impl PyPeer {
 impl Dump for PyPeer {
     fn dump(&self) -> String {
         format!(
-            "\n\n===== python3 {} (pid {}) =====\n{}\n----- stdout -----\n{}\n----- stderr -----\n{}\n",
+            "\n\n===== {}python3 {} (pid {}) =====\n{}\n----- stdout -----\n{}\n----- stderr -----\n{}\n",
+            prefix_text(&self.prefix),
             self.args.join(" "),
             self.proc.pid(),
             describe_status(self.proc.status()),
@@ -923,6 +984,8 @@ pub struct Client {
     pub stdout_pipe: Option<ChildStdout>,
     pub stderr: Capture,
     pub started: Instant,
+    /// Command prefix it runs under, if any.
+    prefix: Vec<String>,
 }
 
 impl Client {
@@ -931,7 +994,17 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Client::spawn_inner(args, false)
+        Client::spawn_inner(&[], args, false)
+    }
+
+    /// Like [`Client::spawn`], under a command `prefix` such as
+    /// `ip netns exec NAME` (see `netns.rs`); the PID is still gracetls's.
+    pub fn spawn_in<I, S>(prefix: &[&str], args: I) -> Client
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Client::spawn_inner(prefix, args, false)
     }
 
     /// Like `spawn`, but the test reads stdout itself from `stdout_pipe`.
@@ -940,16 +1013,16 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Client::spawn_inner(args, true)
+        Client::spawn_inner(&[], args, true)
     }
 
-    fn spawn_inner<I, S>(args: I, raw_stdout: bool) -> Client
+    fn spawn_inner<I, S>(prefix: &[&str], args: I, raw_stdout: bool) -> Client
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
         let args: Vec<String> = args.into_iter().map(|s| s.as_ref().to_string()).collect();
-        let mut cmd = Command::new(GRACETLS);
+        let mut cmd = command_in(prefix, GRACETLS);
         cmd.args(args.iter().map(OsStr::new))
             .env_remove("RUST_LOG")
             .env("RUST_BACKTRACE", "1")
@@ -978,6 +1051,7 @@ impl Client {
             stdout_pipe,
             stderr,
             started,
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -1124,7 +1198,8 @@ impl Client {
 impl Dump for Client {
     fn dump(&self) -> String {
         format!(
-            "\n\n===== gracetls {} (pid {}) =====\n{}\n----- stdout ({} bytes) -----\n{}\n----- stderr -----\n{}\n",
+            "\n\n===== {}gracetls {} (pid {}) =====\n{}\n----- stdout ({} bytes) -----\n{}\n----- stderr -----\n{}\n",
+            prefix_text(&self.prefix),
             self.args.join(" "),
             self.proc.pid(),
             describe_status(self.proc.status()),

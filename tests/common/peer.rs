@@ -22,7 +22,7 @@
 
 use std::time::Duration;
 
-use super::{Dump, Tls};
+use super::{Dump, PyPeer, SS_CLOSE_NOTIFY_READ, SServer, Tls, contains};
 
 /// How a connection ended, as the server's own TLS stack saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,8 +100,6 @@ pub trait TlsPeer: Dump {
 // ---------------------------------------------------------------------------
 // OpenSSL peers that the core suite already drives.
 
-use super::{PyPeer, SS_CLOSE_NOTIFY_READ, SServer, contains};
-
 fn openssl_version() -> String {
     std::process::Command::new(super::OPENSSL)
         .arg("version")
@@ -129,8 +127,12 @@ impl TlsPeer for SServer {
         // in 8, openssl s_client as the client too). So wait for the
         // server's last handshake message first.
         let done = match self.tls {
-            Tls::V13 => self.log.wait_for_count("write session ticket", 2, super::WAIT),
-            Tls::V12 => self.log.wait_for("SSL_accept:SSLv3/TLS write finished", super::WAIT),
+            Tls::V13 => self
+                .log
+                .wait_for_count("write session ticket", 2, super::WAIT),
+            Tls::V12 => self
+                .log
+                .wait_for("SSL_accept:SSLv3/TLS write finished", super::WAIT),
         };
         assert!(done, "s_server never finished its handshake{}", self.dump());
         self.send_line(line);
@@ -167,6 +169,10 @@ impl TlsPeer for SServer {
         if log.contains("ERROR") || log.contains("unexpected eof") {
             self.log.wait_for("error:", Duration::from_millis(500));
             let log = self.log.text();
+            // OpenSSL's own name for a FIN without close_notify.
+            if log.contains("unexpected eof while reading") {
+                return Verdict::BareFin;
+            }
             let detail = log
                 .lines()
                 .find(|l| l.contains("error:") || l.contains("unexpected eof"))
@@ -197,12 +203,7 @@ pub struct PySsl {
 impl PySsl {
     /// `end` picks the mode: `None` echoes, `Some(end)` makes the server send
     /// `line` and then end the connection that way by itself.
-    pub fn start(
-        cert: &super::CertFiles,
-        tls: Tls,
-        end: Option<ServerEnd>,
-        line: &str,
-    ) -> PySsl {
+    pub fn start(cert: &super::CertFiles, tls: Tls, end: Option<ServerEnd>, line: &str) -> PySsl {
         let payload = format!("{line}\\n");
         let (mode, extra): (&str, Vec<&str>) = match end {
             None => ("echo", vec![]),
@@ -261,7 +262,10 @@ impl TlsPeer for PySsl {
 
     fn version(&self) -> String {
         std::process::Command::new("python3")
-            .args(["-c", "import ssl, sys; print(sys.version.split()[0], ssl.OPENSSL_VERSION)"])
+            .args([
+                "-c",
+                "import ssl, sys; print(sys.version.split()[0], ssl.OPENSSL_VERSION)",
+            ])
             .output()
             .map(|o| format!("Python {}", String::from_utf8_lossy(&o.stdout).trim()))
             .unwrap_or_else(|e| format!("python3: {e}"))
