@@ -37,9 +37,9 @@ interop: deps
 	$(CARGO) test --test interop -- --test-threads=2; status=$$?; \
 	python3 tests/interop_table.py target/tmp/interop --write docs/INTEROP.md; exit $$status
 
-## test-faults: exit paths under 5% packet loss (network namespace, root) and 100 ms latency
+## test-faults: every exit path under 5% TCP loss (network namespace, needs root) and 100 ms delay (proxy)
 test-faults: deps
-	$(CARGO) test --test faults
+	$(CARGO) test --test faults -- --nocapture
 
 lint:
 	$(CARGO) fmt --check

@@ -268,4 +268,125 @@ mod tests {
             }
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+
+        /// Bytes biased towards the ones the matchers care about, so that commands, quit
+        /// lines and near misses are common rather than one in millions.
+        fn tricky_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+            let byte = prop_oneof![
+                3 => Just(b'~'),
+                3 => Just(b'.'),
+                2 => Just(b'\r'),
+                3 => Just(b'\n'),
+                2 => prop::sample::select(b"quit".to_vec()),
+                2 => any::<u8>(),
+            ];
+            prop::collection::vec(byte, 0..max)
+        }
+
+        /// Input with whole quit lines and escape commands spliced in among tricky bytes.
+        fn input() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                4 => tricky_bytes(12),
+                1 => Just(b"\n~.\n".to_vec()),
+                1 => Just(b"\n~.\r\n".to_vec()),
+                1 => Just(b"\nquit\n".to_vec()),
+                1 => Just(b"\nquit\r\r\n".to_vec()),
+            ];
+            prop::collection::vec(piece, 0..8).prop_map(|v| v.concat())
+        }
+
+        /// `input` and some cut points in it.
+        fn split_input() -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {
+            (input(), prop::collection::vec(any::<Index>(), 0..10)).prop_map(|(input, cuts)| {
+                let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
+                cuts.sort_unstable();
+                (input, cuts)
+            })
+        }
+
+        fn chunks<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+            let mut out = Vec::new();
+            let mut start = 0;
+            for &c in cuts.iter().chain([input.len()].iter()) {
+                out.push(&input[start..c]);
+                start = c;
+            }
+            out
+        }
+
+        /// The escape command as the docs state it, on the whole input at once: the first
+        /// line that is `~.` or `~.\r`, ended by `\n` or by the end of input.
+        fn escape_oracle(input: &[u8]) -> (Vec<u8>, bool) {
+            let mut start = 0;
+            for line in input.split(|&b| b == b'\n') {
+                if line == b"~." || line == b"~.\r" {
+                    return (input[..start].to_vec(), true);
+                }
+                start += line.len() + 1;
+            }
+            (input.to_vec(), false)
+        }
+
+        /// `input` with every escape command turned into a near miss (`x~.`), so that
+        /// near misses stay as common as in `input`.
+        fn defuse(input: &[u8]) -> Vec<u8> {
+            let lines: Vec<Vec<u8>> = input
+                .split(|&b| b == b'\n')
+                .map(|line| match line {
+                    b"~." | b"~.\r" => [b"x", line].concat(),
+                    _ => line.to_vec(),
+                })
+                .collect();
+            lines.join(&b'\n')
+        }
+
+        /// The quit line as the docs state it: the end of the first `\n`-ended line equal to
+        /// `quit` once its trailing `\r`s are stripped. The matcher keeps at most 8 bytes
+        /// beyond the text of a line, so a quit line carrying more than 8 `\r`s is not seen.
+        fn quit_oracle(input: &[u8]) -> Option<usize> {
+            let mut start = 0;
+            let mut lines = input.split(|&b| b == b'\n').peekable();
+            while let Some(line) = lines.next() {
+                lines.peek()?;
+                let text = line.iter().rposition(|&b| b != b'\r').map_or(0, |p| p + 1);
+                if &line[..text] == b"quit" && line.len() <= 4 + 8 {
+                    return Some(start + line.len() + 1);
+                }
+                start += line.len() + 1;
+            }
+            None
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+
+            #[test]
+            fn escape_independent_of_chunking((input, cuts) in split_input()) {
+                let whole = run_escape(&[&input]);
+                prop_assert_eq!(&whole, &escape_oracle(&input));
+                prop_assert_eq!(run_escape(&chunks(&input, &cuts)), whole);
+            }
+
+            /// Without a command anywhere, every byte passes through, in any chunking.
+            #[test]
+            fn escape_passes_everything_else((input, cuts) in split_input()) {
+                let input = defuse(&input);
+                let (out, matched) = run_escape(&chunks(&input, &cuts));
+                prop_assert!(!matched);
+                prop_assert_eq!(out, input);
+            }
+
+            #[test]
+            fn quit_line_independent_of_chunking((input, cuts) in split_input()) {
+                let whole = run_quit(&[&input]);
+                prop_assert_eq!(whole, quit_oracle(&input));
+                prop_assert_eq!(run_quit(&chunks(&input, &cuts)), whole);
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ Verdicts:
   truncated_sent                 `send-truncate` closed TCP without close_notify
   garbage_sent                   `garbage` wrote non-TLS bytes after the handshake
   reset_sent                     `reset` closed the socket with an RST
+  cut_record_sent                `cut-record` closed TCP in the middle of a record
   error <err>                    anything else
 
 Modes:
@@ -39,6 +40,13 @@ Modes:
                  handshake flight (TLS 1.2: NewSessionTicket, ChangeCipherSpec,
                  Finished; TLS 1.3: the session tickets), using memory BIOs,
                  then echo like `echo`
+  flood          send the payload (reading meanwhile, like `send-close`), print
+                 SENT, then echo like `echo` until the client's close_notify.
+                 With --payload-line-bytes it is one endless line.
+  cut-record     send the payload as usual, then on the raw socket only the
+                 first part of a TLS record (a 5-byte application_data header
+                 announcing 1024 bytes, then 100 bytes of it), then a TCP FIN
+                 (no close_notify): the stream ends in the middle of a record
   alert          require a client certificate signed by --ca (CERT_REQUIRED).
                  A client without one gets a fatal alert: in TLS 1.2 during
                  the handshake (handshake_failure, 40), in TLS 1.3 right after
@@ -48,7 +56,8 @@ Modes:
 The payload is --payload-text (with backslash escapes such as \\n), or else
 --payload-bytes N bytes of the deterministic pattern
 `format!("{i:08} gracetls payload line\\n")` for i = 0, 1, ... cut to N bytes,
-or else the line `hello from tls_peer\\n`.
+or else --payload-line-bytes N: the same pattern with every newline replaced
+by a space (one line with no end), or else the line `hello from tls_peer\\n`.
 """
 
 import argparse
@@ -219,6 +228,27 @@ def serve_garbage(tls):
     say("VERDICT garbage_sent")
 
 
+def serve_flood(tls, payload):
+    early = send_watching(tls, payload)
+    if early is not None:
+        say("VERDICT", early)
+        return
+    say("SENT", len(payload))
+    serve_echo(tls)
+
+
+def serve_cut_record(tls, payload):
+    tls.sendall(payload)
+    say("SENT", len(payload))
+    raw = raw_dup(tls)
+    # The header promises 1024 bytes of ciphertext; only 100 follow, then FIN.
+    raw.sendall(b"\x17\x03\x03\x04\x00" + bytes(range(100)))
+    raw.shutdown(socket.SHUT_WR)
+    drain_raw(raw, 30)
+    raw.close()
+    say("VERDICT cut_record_sent")
+
+
 def serve_reset(tls):
     tls.sendall(b"line before reset\n")
     say("SENT", len(b"line before reset\n"))
@@ -315,16 +345,21 @@ def main():
             "reset",
             "alert",
             "banner",
+            "flood",
+            "cut-record",
         ],
     )
     ap.add_argument("--payload-bytes", type=int)
     ap.add_argument("--payload-text")
+    ap.add_argument("--payload-line-bytes", type=int)
     args = ap.parse_args()
 
     if args.payload_text is not None:
         payload = codecs.decode(args.payload_text, "unicode_escape").encode("latin-1")
     elif args.payload_bytes is not None:
         payload = pattern(args.payload_bytes)
+    elif args.payload_line_bytes is not None:
+        payload = pattern(args.payload_line_bytes).replace(b"\n", b" ")
     else:
         payload = b"hello from tls_peer\n"
 
@@ -375,6 +410,10 @@ def main():
                 time.sleep(3600)
         elif args.mode == "garbage":
             serve_garbage(tls)
+        elif args.mode == "flood":
+            serve_flood(tls, payload)
+        elif args.mode == "cut-record":
+            serve_cut_record(tls, payload)
         elif args.mode == "reset":
             serve_reset(tls)
             return
