@@ -4,9 +4,10 @@ CARGO ?= cargo
 # (see README, "Testing").
 APT_PACKAGES := openssl libssl-dev pkg-config python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
-	nftables iproute2 socat ncat gcc
+	nftables iproute2 socat ncat gcc \
+	hyperfine time gnuplot-nox
 
-.PHONY: all build demo test interop test-faults lint doc ci deps clean
+.PHONY: all build demo test interop test-faults fanout soak bench lint doc ci deps clean
 
 all: build
 
@@ -41,6 +42,28 @@ interop: deps
 test-faults: deps
 	$(CARGO) test --test faults -- --nocapture
 
+## fanout: N (default 10000) connections to a local server (tests/peers/fanout_server.py),
+## idle IDLE seconds, closed gracefully; the last line is key=value (see README, "Many connections")
+N ?= 10000
+IDLE ?= 10
+fanout: deps
+	$(CARGO) build --release --example fanout
+	@maps=$$(( 8 * $(N) + 8192 )); cur=$$(cat /proc/sys/vm/max_map_count); \
+	if [ $$cur -lt $$maps ] && [ "$$(id -u)" = 0 ]; then \
+		echo "fanout: raising vm.max_map_count from $$cur to $$maps (4 mappings per thread, 2 threads per connection)"; \
+		sysctl -q -w vm.max_map_count=$$maps; fi; \
+	dir=$$(mktemp -d); \
+	python3 tests/peers/fanout_server.py --certs-dir $$dir --ready-file $$dir/ready > $$dir/server.log 2>&1 & pid=$$!; \
+	for i in $$(seq 100); do [ -s $$dir/ready ] && break; sleep 0.1; done; \
+	read port stats < $$dir/ready; \
+	target/release/examples/fanout --ca-file $$dir/ca.pem --server-stats 127.0.0.1:$$stats \
+		--idle $(IDLE)s 127.0.0.1:$$port $(N); status=$$?; \
+	kill $$pid; wait $$pid; grep SUMMARY $$dir/server.log; rm -rf $$dir; exit $$status
+
+## soak: 100,000 connect/send/close cycles in release mode; fds, threads and RSS must not grow
+soak: deps
+	GRACETLS_SOAK_CYCLES=100000 $(CARGO) test --release --test soak -- --nocapture
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -50,6 +73,17 @@ doc:
 
 ## ci: what .ci/run runs
 ci: deps lint doc test
+
+## bench: gracetls against s_client, socat, gnutls-cli and ncat on one server and cipher,
+## plus the in-process criterion comparison; writes BENCHMARKS.md and docs/bench.png.
+## Not part of test. Smaller: make bench BENCH_MIB=256 BENCH_RUNS=3
+BENCH_MIB ?= 1024
+BENCH_RUNS ?= 5
+bench: deps
+	$(CARGO) build --release --bin gracetls --example bench_server
+	python3 bench/run --mib $(BENCH_MIB) --runs $(BENCH_RUNS)
+	$(CARGO) bench --bench transport
+	python3 bench/report
 
 clean:
 	$(CARGO) clean
