@@ -33,8 +33,15 @@ use crate::transport::MemoryTransport;
 /// How many chunks may wait in each direction before the sender blocks. With reads of up to
 /// 64 KiB this bounds a connection's queued data to about half a MiB each way.
 const QUEUE_CHUNKS: usize = 8;
-/// One socket read: a full TLS record and more.
-const READ_BUFFER: usize = 64 * 1024;
+/// One socket read while data flows: a full TLS record and more.
+const LARGE_READ: usize = 64 * 1024;
+/// What a reader keeps while data trickles or the connection is idle: one page. A read that
+/// fills it means data is flowing, and the reader switches to [`LARGE_READ`]. With
+/// thousands of mostly idle connections, a 64 KiB buffer each would be most of the memory.
+const SMALL_READ: usize = 4 * 1024;
+/// A reader with the large buffer gives it back after waiting this long for data: the one
+/// wakeup a burst costs. Idle readers with the small buffer wait without a timeout.
+const SHRINK_AFTER: Duration = Duration::from_secs(1);
 
 /// What the reader delivers, in the order it happened.
 #[derive(Debug)]
@@ -71,6 +78,9 @@ enum Control {
 struct Shared {
     target: String,
     tls: Mutex<TlsStream<MemoryTransport>>,
+    /// One descriptor per connection, shared by the reader (the only one that reads while it
+    /// runs), the writer (the only one that writes) and the close: `&TcpStream` reads and
+    /// writes, so no `try_clone` copies are needed, which would triple the descriptors.
     socket: TcpStream,
     /// Set before our own `shutdown(Read)`, so the reader tells it from the server's FIN.
     stopping: AtomicBool,
@@ -278,8 +288,6 @@ impl Connection {
             what: "a connection thread".into(),
             reason: e.to_string(),
         };
-        let reader_socket = socket.try_clone().map_err(thread_error)?;
-        let writer_socket = socket.try_clone().map_err(thread_error)?;
         let shared = Arc::new(Shared {
             target,
             tls: Mutex::new(tls),
@@ -309,7 +317,7 @@ impl Connection {
                 .name("gracetls-reader".into())
                 .stack_size(config.get_thread_stack_size())
                 .spawn(move || {
-                    let end = read_loop(&shared, reader_socket, &events_tx, &stop_rx, &kick_tx);
+                    let end = read_loop(&shared, &events_tx, &stop_rx, &kick_tx);
                     debug!("reader ended: {end:?}");
                     let _ = done_tx.send(end);
                 })
@@ -323,7 +331,7 @@ impl Connection {
                 .spawn(move || {
                     let mut writer = Writer {
                         shared: &shared,
-                        socket: writer_socket,
+                        socket: &shared.socket,
                         kick_rx: &kick_rx,
                     };
                     writer.run(&data_rx, &control_rx, &events_tx, &stop_rx);
@@ -353,7 +361,8 @@ impl Connection {
 
     /// Data and ends from the server, in order. Clone it to read from another thread; keep
     /// reading it while a close runs, or data that arrives meanwhile waits (bounded) and the
-    /// close can time out.
+    /// close can time out. The queue holds a few chunks: while nobody reads it, the reader
+    /// stops reading the socket and the server's writes wait (backpressure, never loss).
     pub fn events(&self) -> &Receiver<Event> {
         &self.events_rx
     }
@@ -731,12 +740,11 @@ fn deliver(events: &Sender<Event>, stop: &Receiver<()>, event: Event) -> bool {
 
 fn read_loop(
     shared: &Shared,
-    mut socket: TcpStream,
     events: &Sender<Event>,
     stop: &Receiver<()>,
     kick: &Sender<()>,
 ) -> ReaderEnd {
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = vec![0u8; SMALL_READ];
     // The first pass feeds nothing: the handshake may have left records in the transport
     // (data the server sent with its last handshake message), and they must not wait for the
     // server's next write.
@@ -793,11 +801,33 @@ fn read_loop(
                 return fail(shared, events, stop, error);
             }
         }
+        // The last read filled the small buffer (its bytes were fed above): data is flowing.
+        if fed == buf.len()
+            && buf.len() < LARGE_READ
+            && shared.socket.set_read_timeout(Some(SHRINK_AFTER)).is_ok()
+        {
+            buf = vec![0u8; LARGE_READ];
+        }
         fed = loop {
-            match socket.read(&mut buf) {
+            match (&shared.socket).read(&mut buf) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) if shared.stopping.load(Ordering::SeqCst) => return ReaderEnd::Stopped,
+                Err(e)
+                    if buf.len() > SMALL_READ
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                {
+                    // The burst is over: give the large buffer back, then wait for as long as
+                    // it takes, without the timeout.
+                    buf = vec![0u8; SMALL_READ];
+                    if let Err(e) = shared.socket.set_read_timeout(None) {
+                        let error = shared.io_error("reading from", e);
+                        return fail(shared, events, stop, error);
+                    }
+                }
                 Err(e) => {
                     let error = shared.io_error("reading from", e);
                     return fail(shared, events, stop, error);
@@ -853,7 +883,7 @@ fn fail(shared: &Shared, events: &Sender<Event>, stop: &Receiver<()>, error: Err
 
 struct Writer<'a> {
     shared: &'a Shared,
-    socket: TcpStream,
+    socket: &'a TcpStream,
     kick_rx: &'a Receiver<()>,
 }
 

@@ -309,3 +309,94 @@ fn wait_close_without_an_events_reader_still_sees_close_notify() {
     assert_eq!(report.bytes_out, 32 * 64 * 1024);
     assert_eq!(peer.verdict(&[]), "client_close_notify");
 }
+
+/// Set in the child process that runs [`drop_scenario_alone`].
+const DROP_CHILD_ENV: &str = "GRACETLS_DROP_SCENARIO_CHILD";
+
+/// Dropping a `Connection` from another thread, without `close`, while its reader is blocked
+/// in `read()`: the server still sees close_notify, and no thread is left behind. The other
+/// tests of this binary start and end threads at the same time, so the scenario runs in a
+/// process of its own (this test binary again, with only that test), where the count of
+/// `/proc/self/task` is exact.
+#[test]
+fn drop_from_another_thread_while_reading_leaves_no_thread() {
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "drop_scenario_alone",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(DROP_CHILD_ENV, "1")
+        .output()
+        .expect("run the scenario in a child process");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "scenario failed:\n{text}");
+    assert!(text.contains("1 passed"), "scenario did not run:\n{text}");
+}
+
+fn task_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .count()
+}
+
+/// Whether a thread named `name` is asleep (state `S`, blocked in a system call).
+fn thread_sleeping(name: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+        comm.trim() == name && state == Some(Some('S'))
+    })
+}
+
+/// Waits, bounded and without sleeping, for `cond`.
+fn spin_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        thread::yield_now();
+    }
+    cond()
+}
+
+#[test]
+#[ignore = "run by drop_from_another_thread_while_reading_leaves_no_thread in its own process"]
+fn drop_scenario_alone() {
+    if std::env::var_os(DROP_CHILD_ENV).is_none() {
+        return; // thread counts are only exact when nothing else runs in the process
+    }
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, Tls::V13);
+    let before = task_count();
+    let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).unwrap();
+    assert_eq!(task_count(), before + 2, "a reader and a writer thread");
+    server.send_line("ping");
+    recv_until(&conn, |_, d| d.ends_with(b"ping\n"));
+    // After delivering the line, the reader is back in read(), blocked.
+    assert!(
+        spin_until(WAIT, || thread_sleeping("gracetls-reader")),
+        "the reader never blocked"
+    );
+    thread::spawn(move || drop(conn)).join().unwrap();
+    server.assert_client_closed_cleanly(&[]);
+    assert!(
+        spin_until(WAIT, || task_count() == before),
+        "threads left behind: {} before, {} after",
+        before,
+        task_count()
+    );
+}
