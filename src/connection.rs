@@ -633,17 +633,31 @@ fn handshake(
         source,
     };
     let mut buf = vec![0u8; 16 * 1024];
-    let mut result = connector.connect(name, MemoryTransport::new());
+    let (transport, spill) = MemoryTransport::spilling();
+    let mut result = connector.connect(name, transport);
     loop {
         let mut mid = match result {
             Ok(mut tls) => {
                 let out = tls.get_mut().take_outbound();
+                tls.get_mut().end_spill();
                 socket
                     .write_all(&out)
                     .map_err(|e| io_error("writing to", e))?;
                 return Ok(tls);
             }
             Err(HandshakeError::Failure(e)) => {
+                // Tell the server why (the alert OpenSSL just wrote, e.g. `unknown CA`),
+                // best effort and bounded: the error below is what matters.
+                let alert = spill.take();
+                if !alert.is_empty() {
+                    let bound = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(100));
+                    if socket.set_write_timeout(Some(bound)).is_ok() {
+                        let sent = socket.write_all(&alert);
+                        debug!("handshake failed; alert to the server: {sent:?}");
+                    }
+                }
                 return Err(classify_handshake_error(target, &e.to_string()));
             }
             Err(HandshakeError::WouldBlock(mid)) => mid,
@@ -751,7 +765,7 @@ fn read_loop(
     let mut fed = 0;
     let mut at_eof = false;
     loop {
-        let (data, status, wake_writer) = {
+        let (data, status, wake_writer, cut) = {
             let mut tls = shared.tls();
             if at_eof {
                 tls.get_mut().feed_eof();
@@ -761,7 +775,7 @@ fn read_loop(
             let mut data = Vec::new();
             let status = decrypt_available(&mut tls, &mut data);
             let wake = tls.get_mut().has_outbound() || shared.writer_stalled.load(Ordering::SeqCst);
-            (data, status, wake)
+            (data, status, wake, tls.get_ref().inside_record())
         };
         if wake_writer {
             let _ = kick.try_send(());
@@ -785,10 +799,24 @@ fn read_loop(
                 return ReaderEnd::CloseNotify;
             }
             Ok(true) => {
-                warn!(
-                    "possible truncation: {} closed TCP without close_notify",
-                    shared.target
-                );
+                if cut {
+                    warn!(
+                        "truncated: {} closed TCP in the middle of a TLS record; the last data is incomplete",
+                        shared.target
+                    );
+                } else if shared.close_notify_sent.load(Ordering::SeqCst) {
+                    // Seen with nginx, which never answers close_notify: everything up to the
+                    // FIN was whole, but nothing says it was all the server meant to send.
+                    warn!(
+                        "possible truncation: {} closed TCP without answering our close_notify (some servers, nginx among them, never answer)",
+                        shared.target
+                    );
+                } else {
+                    warn!(
+                        "possible truncation: {} closed TCP without close_notify",
+                        shared.target
+                    );
+                }
                 deliver(events, stop, Event::PeerEof);
                 return ReaderEnd::Eof;
             }

@@ -13,6 +13,7 @@
 //! `Ok(0)` after it is a truncation.
 
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// A buffer pair that TLS reads ciphertext from and writes ciphertext to.
 ///
@@ -39,6 +40,58 @@ pub struct MemoryTransport {
     read_pos: usize,
     eof: bool,
     outbound: Vec<u8>,
+    records: RecordCursor,
+    spill: Option<Spill>,
+}
+
+/// Where the peer's byte stream stands in TLS record framing (5-byte header, then the length
+/// it announces), so an end of stream can be told apart: between records (the peer may have
+/// sent everything it meant to) or inside one (data was certainly cut).
+#[derive(Debug, Default, Clone, Copy)]
+struct RecordCursor {
+    header: [u8; 5],
+    header_len: usize,
+    body_left: usize,
+}
+
+impl RecordCursor {
+    fn advance(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(data.len());
+                self.body_left -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (5 - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
+            self.header_len += n;
+            data = &data[n..];
+            if self.header_len == 5 {
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.header_len = 0;
+            }
+        }
+    }
+
+    fn inside_record(&self) -> bool {
+        self.header_len > 0 || self.body_left > 0
+    }
+}
+
+/// A handle on the ciphertext TLS writes during the handshake, which outlives the transport.
+///
+/// native-tls hands back no stream when a handshake fails, yet OpenSSL has just written the
+/// alert that tells the server why (say, `unknown CA`). Without this the alert would be
+/// dropped with the transport and the server would log a bare `unexpected eof`.
+#[derive(Debug, Clone, Default)]
+pub struct Spill(Arc<Mutex<Vec<u8>>>);
+
+impl Spill {
+    /// Takes what was written since the last take.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// Above this, an emptied buffer gives its memory back, so an idle connection does not keep
@@ -53,13 +106,61 @@ impl MemoryTransport {
         Self::default()
     }
 
+    /// A transport whose outbound ciphertext goes to the returned [`Spill`] until
+    /// [`end_spill`](Self::end_spill), for a handshake that may fail.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use gracetls::transport::MemoryTransport;
+    ///
+    /// let (mut t, spill) = MemoryTransport::spilling();
+    /// t.write_all(b"alert").unwrap();
+    /// drop(t);
+    /// assert_eq!(spill.take(), b"alert");
+    /// ```
+    pub fn spilling() -> (Self, Spill) {
+        let spill = Spill::default();
+        let t = MemoryTransport {
+            spill: Some(spill.clone()),
+            ..Self::default()
+        };
+        (t, spill)
+    }
+
+    /// Stops spilling: what the spill still holds, and every later write, stays in the
+    /// transport's own outbound buffer again.
+    pub fn end_spill(&mut self) {
+        if let Some(spill) = self.spill.take() {
+            let mut held = spill.take();
+            held.append(&mut self.outbound);
+            self.outbound = held;
+        }
+    }
+
     /// Appends ciphertext received from the peer.
     pub fn feed(&mut self, data: &[u8]) {
         if self.read_pos == self.inbound.len() {
             self.inbound.clear();
             self.read_pos = 0;
         }
+        self.records.advance(data);
         self.inbound.extend_from_slice(data);
+    }
+
+    /// Whether the bytes fed so far end inside a TLS record (a header or a body is
+    /// incomplete). After [`feed_eof`](Self::feed_eof) this means the peer's data was cut.
+    ///
+    /// ```
+    /// use gracetls::transport::MemoryTransport;
+    ///
+    /// let mut t = MemoryTransport::new();
+    /// t.feed(&[23, 3, 3, 0, 4, b'a', b'b']);
+    /// assert!(t.inside_record());
+    /// t.feed(b"cd");
+    /// assert!(!t.inside_record());
+    /// ```
+    pub fn inside_record(&self) -> bool {
+        self.records.inside_record()
     }
 
     /// Records the peer's end of stream (TCP FIN): once the inbound buffer is drained, `read`
@@ -81,11 +182,19 @@ impl MemoryTransport {
     /// Whether TLS wrote ciphertext that has not been taken yet.
     pub fn has_outbound(&self) -> bool {
         !self.outbound.is_empty()
+            || self.spill.as_ref().is_some_and(|s| {
+                !s.0.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_empty()
+            })
     }
 
     /// Takes all ciphertext TLS wrote so far, in order.
     pub fn take_outbound(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.outbound)
+        match &self.spill {
+            Some(spill) => spill.take(),
+            None => std::mem::take(&mut self.outbound),
+        }
     }
 }
 
@@ -112,7 +221,14 @@ impl Read for MemoryTransport {
 
 impl Write for MemoryTransport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.outbound.extend_from_slice(buf);
+        match &self.spill {
+            Some(spill) => spill
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(buf),
+            None => self.outbound.extend_from_slice(buf),
+        }
         Ok(buf.len())
     }
 
@@ -155,6 +271,31 @@ mod tests {
         assert_eq!(t.read(&mut buf).unwrap(), 1);
         assert_eq!(t.read(&mut buf).unwrap(), 0);
         assert!(t.is_eof());
+    }
+
+    #[test]
+    fn record_cursor_follows_headers_split_anywhere() {
+        // Two records (5 + 3, then 5 + 2 bytes), fed one byte at a time.
+        let stream = [23u8, 3, 3, 0, 3, 1, 2, 3, 21, 3, 3, 0, 2, 9, 9];
+        let mut t = MemoryTransport::new();
+        let mut inside = Vec::new();
+        for b in stream {
+            t.feed(&[b]);
+            inside.push(t.inside_record());
+        }
+        let boundaries: Vec<usize> = (0..stream.len()).filter(|&i| !inside[i]).collect();
+        assert_eq!(boundaries, vec![7, 14]);
+    }
+
+    #[test]
+    fn spill_keeps_order_when_it_ends() {
+        let (mut t, spill) = MemoryTransport::spilling();
+        t.write_all(b"one ").unwrap();
+        assert!(t.has_outbound());
+        t.end_spill();
+        t.write_all(b"two").unwrap();
+        assert_eq!(t.take_outbound(), b"one two");
+        assert!(spill.take().is_empty());
     }
 
     #[test]

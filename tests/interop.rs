@@ -110,6 +110,8 @@ struct Quirk {
     verdict: Option<Verdict>,
     /// What the peer does, for the cell.
     note: &'static str,
+    /// A phrase the client's one-line message must contain.
+    message: Option<&'static str>,
 }
 
 fn no_quirk(_row: Row) -> Option<Quirk> {
@@ -127,6 +129,7 @@ fn nginx_quirk(row: Row) -> Option<Quirk> {
             outcome: Some("truncated"),
             verdict: None,
             note: "nginx never answers close_notify; gracetls reports possible truncation",
+            message: Some("without answering our close_notify"),
         }),
         // After its own close_notify nginx closes at once, without reading
         // the client's answer.
@@ -135,6 +138,7 @@ fn nginx_quirk(row: Row) -> Option<Quirk> {
             outcome: None,
             verdict: Some(Verdict::NotJudged),
             note: "nginx closes without reading the answer",
+            message: None,
         }),
         _ => None,
     }
@@ -283,6 +287,14 @@ fn play(
         ],
         &[&*peer],
     );
+    if let Some(phrase) = quirk.and_then(|q| q.message) {
+        assert!(
+            c.stderr_text().contains(phrase),
+            "the client's message does not say {phrase:?}{}{}",
+            c.dump(),
+            peer.dump()
+        );
+    }
     let close_ms = report.get("close_ms").and_then(Value::as_u64);
     if row == Row::Server(ServerEnd::Truncate) {
         return Ok((format!("truncation reported · {}", exit_text(st)), close_ms));

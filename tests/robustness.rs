@@ -511,6 +511,24 @@ fn untrusted_certificate_with_test_ca() {
     );
 }
 
+/// The server learns why: the client sends OpenSSL's alert (`unknown CA`) before closing,
+/// so s_server logs that alert, not a bare `unexpected eof`.
+#[test]
+fn rejected_certificate_is_named_to_the_server() {
+    let pki = Pki::new();
+    let server = SServer::start_with(&pki.untrusted, Tls::V13, &[]);
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", server.port, &[]));
+    let st = c.wait_exit(WAIT, &[&server]);
+    assert_one_line_error(&c, st, 1, &["certificate"], &[&server]);
+    server.expect_log("SSL3 alert read:fatal:unknown CA", WAIT, &[&c]);
+    assert!(
+        !server.text().contains("unexpected eof"),
+        "s_server saw a bare EOF instead of the alert{}{}",
+        c.dump(),
+        server.dump()
+    );
+}
+
 #[test]
 fn untrusted_certificate_without_ca_file() {
     let pki = Pki::new();
@@ -854,10 +872,9 @@ fn cut_inside_record(tls: Tls) {
         c.dump(),
         peer.dump()
     );
-    // The README's row for a TCP EOF without close_notify: exit 3, `possible truncation`.
-    // Cut inside a record the truncation is certain, not possible (see the report to the
-    // lead); the code and the report's outcome are the same either way.
-    assert_one_line_error(&c, st, 3, &["truncation"], &[&peer]);
+    // Exit 3 like any end without close_notify, but the message says the truncation is
+    // certain here: the stream stopped inside a record.
+    assert_one_line_error(&c, st, 3, &["in the middle of a TLS record"], &[&peer]);
     c.assert_report(
         &[
             ("trigger", json!("peer-eof")),
