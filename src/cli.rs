@@ -8,6 +8,7 @@
 //! stops reading or a stdout that stops draining cannot make signals unresponsive.
 
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -46,9 +47,13 @@ struct Args {
     #[arg(value_name = "HOST[:PORT]")]
     target: String,
 
-    /// Also trust the CA certificates in this PEM file (repeatable; system roots stay).
+    /// Trust the CA certificates in this PEM file instead of the system roots (repeatable).
     #[arg(long, value_name = "PEM")]
     ca_file: Vec<PathBuf>,
+
+    /// With --ca-file: trust the system roots as well.
+    #[arg(long, requires = "ca_file")]
+    system_roots: bool,
 
     /// Accept any certificate and any name (unsafe: no protection against interception).
     #[arg(long)]
@@ -158,6 +163,20 @@ enum Output {
     Drained,
 }
 
+/// Keeps OpenSSL from parsing the system CA bundle when this run does not trust it.
+///
+/// Building a native-tls connector parses the system bundle twice (OpenSSL's default paths,
+/// then openssl-probe's), about 60 ms of the 70 ms a short session took; the connector then
+/// drops those roots anyway when `--ca-file` replaces them. OpenSSL reads the bundle's path
+/// from `SSL_CERT_FILE`, and setting it is the only way in.
+#[allow(unsafe_code)]
+fn skip_system_bundle() {
+    // SAFETY: `run` calls this first, before this process has started any thread (logging,
+    // the signal watcher and the connection come later), so nothing reads the environment
+    // while it changes.
+    unsafe { std::env::set_var("SSL_CERT_FILE", "/dev/null") };
+}
+
 /// Runs the command line and returns its exit code; ends the process by a signal instead
 /// where one ended the connection.
 pub fn run() -> ExitCode {
@@ -169,6 +188,9 @@ pub fn run() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if !args.system_roots && (!args.ca_file.is_empty() || args.insecure) {
+        skip_system_bundle();
+    }
     init_logging(args.verbose);
     // A target that cannot be parsed is a usage error, like any other bad argument.
     if let Err(e) = gracetls::parse_target(&args.target) {
@@ -234,6 +256,9 @@ fn config_from(args: &Args) -> Config {
         });
     for ca in &args.ca_file {
         config = config.ca_file(ca);
+    }
+    if !args.ca_file.is_empty() {
+        config = config.system_roots(args.system_roots);
     }
     if let Some(name) = &args.servername {
         config = config.servername(name);
@@ -555,7 +580,12 @@ fn spawn_stdin(
 fn spawn_output(events: Receiver<Event>, mut quit: Option<LineMatcher>) -> Receiver<Output> {
     let (tx, rx) = unbounded();
     thread::spawn(move || {
-        let mut stdout = io::stdout().lock();
+        // Unbuffered, one write per chunk: `Stdout` is line-buffered, which splits binary data
+        // into two writes per chunk (up to the last newline, then the rest).
+        let mut stdout: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
+            Ok(fd) => Box::new(std::fs::File::from(fd)),
+            Err(_) => Box::new(io::stdout().lock()),
+        };
         // After the quit line or a closed stdout, the rest is read and dropped so the
         // connection never waits on us.
         let mut discard = false;

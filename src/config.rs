@@ -90,6 +90,7 @@ pub struct Config {
     close_timeout: Duration,
     close_mode: CloseMode,
     reader_stack_size: usize,
+    system_roots: bool,
     /// The connector built from the fields above, shared by every connection made with this
     /// `Config` and its clones. Building one loads the system roots (about 1 MiB and tens of
     /// milliseconds each time), so many connections must not each build their own. Every
@@ -111,6 +112,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(2),
             close_mode: CloseMode::Fast,
             reader_stack_size: DEFAULT_STACK_SIZE,
+            system_roots: true,
             connector: Arc::default(),
         }
     }
@@ -123,11 +125,24 @@ impl Config {
         Self::default()
     }
 
-    /// Adds the certificates of a PEM file to the trusted roots (the system roots stay).
+    /// Adds the certificates of a PEM file to the trusted roots (the system roots stay unless
+    /// [`system_roots`](Self::system_roots) is `false`).
     /// Default: none. The file is read when the first connection is made with this `Config`
     /// (or a clone of it); later connections share what was read then.
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_files.push(path.into());
+        self.connector = Arc::default();
+        self
+    }
+    /// Whether the system's root certificates are trusted, besides those of
+    /// [`ca_file`](Self::ca_file). Default: `true`.
+    ///
+    /// With `false`, only the CA files are trusted. native-tls (OpenSSL) still parses the
+    /// system bundle while it builds the connector, tens of milliseconds once per `Config`;
+    /// a short-lived program that never needs it can point `SSL_CERT_FILE` at `/dev/null`
+    /// before it starts any thread, as the `gracetls` command does.
+    pub fn system_roots(mut self, trust: bool) -> Self {
+        self.system_roots = trust;
         self.connector = Arc::default();
         self
     }
@@ -271,6 +286,7 @@ impl Config {
             builder.request_alpns(&protocols);
         }
         builder
+            .disable_built_in_roots(!self.system_roots)
             .danger_accept_invalid_certs(self.insecure)
             .danger_accept_invalid_hostnames(self.insecure)
             .min_protocol_version(self.min_version.map(TlsVersion::protocol))

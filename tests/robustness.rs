@@ -890,3 +890,38 @@ fn cut_inside_record(tls: Tls) {
 per_version! {
     server_closes_inside_a_record => cut_inside_record;
 }
+
+/// `--ca-file` replaces the system roots; `--system-roots` keeps them too. The "system
+/// bundle" here is the test CA, named by `SSL_CERT_FILE` (OpenSSL's own variable).
+#[test]
+fn ca_file_replaces_system_roots() {
+    let pki = Pki::new();
+    let peer_ok = |extra: &[&str]| {
+        let peer = PyPeer::start(&pki.server, Tls::V13, "echo", &[]);
+        let system = format!("SSL_CERT_FILE={}", pki.ca.display());
+        let mut args: Vec<String> = vec!["--on-eof".into(), "close".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(format!("127.0.0.1:{}", peer.port));
+        let mut c = Client::spawn_in(&["env", &system], &args);
+        c.close_stdin();
+        let st = c.wait_exit(WAIT, &[&peer]);
+        c.assert_no_panic(&[&peer]);
+        (st.code(), c.stderr_text())
+    };
+    let other = pki.other_ca.display().to_string();
+    let (code, err) = peer_ok(&[]);
+    assert_eq!(code, Some(0), "the system bundle alone: {err}");
+    let (code, err) = peer_ok(&["--ca-file", &other]);
+    assert_eq!(
+        code,
+        Some(1),
+        "--ca-file must replace the system bundle: {err}"
+    );
+    assert!(err.contains("not trusted"), "{err}");
+    let (code, err) = peer_ok(&["--ca-file", &other, "--system-roots"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "--system-roots keeps the system bundle: {err}"
+    );
+}
