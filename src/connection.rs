@@ -33,6 +33,9 @@ use crate::transport::MemoryTransport;
 /// How many chunks may wait in each direction before the sender blocks. With reads of up to
 /// 64 KiB this bounds a connection's queued data to about half a MiB each way.
 const QUEUE_CHUNKS: usize = 8;
+/// Plaintext the writer encrypts under one hold of the lock and writes with one socket call,
+/// when that much is already queued.
+const BATCH_BYTES: usize = 256 * 1024;
 /// One socket read while data flows: a full TLS record and more.
 const LARGE_READ: usize = 64 * 1024;
 /// What a reader keeps while data trickles or the connection is idle: one page. A read that
@@ -333,6 +336,8 @@ impl Connection {
                         shared: &shared,
                         socket: &shared.socket,
                         kick_rx: &kick_rx,
+                        batch: Vec::new(),
+                        spare: Vec::new(),
                     };
                     writer.run(&data_rx, &control_rx, &events_tx, &stop_rx);
                 })
@@ -758,7 +763,13 @@ fn read_loop(
     stop: &Receiver<()>,
     kick: &Sender<()>,
 ) -> ReaderEnd {
-    let mut buf = vec![0u8; SMALL_READ];
+    // The socket reads into `buf`. While data flows (large reads), `buf` then goes to the
+    // transport in exchange for its previous buffer, so the ciphertext is not copied; small
+    // reads are copied, so an idle connection keeps one small buffer, not two. Either way
+    // `buf` then serves as the decryption scratch, then as the next read buffer. `size` is
+    // the length a read asks for.
+    let mut size = SMALL_READ;
+    let mut buf = vec![0u8; size];
     // The first pass feeds nothing: the handshake may have left records in the transport
     // (data the server sent with its last handshake message), and they must not wait for the
     // server's next write.
@@ -769,11 +780,17 @@ fn read_loop(
             let mut tls = shared.tls();
             if at_eof {
                 tls.get_mut().feed_eof();
+            } else if size > SMALL_READ {
+                tls.get_mut().feed_buffer(&mut buf, fed);
+                fit_read_buffer(&mut buf, size);
             } else {
                 tls.get_mut().feed(&buf[..fed]);
             }
-            let mut data = Vec::new();
-            let status = decrypt_available(&mut tls, &mut data);
+            let (data, status) = decrypt_available(&mut tls, &mut buf);
+            if size == SMALL_READ {
+                // What the handshake or a burst left in the transport is not kept while idle.
+                tls.get_mut().shrink();
+            }
             let wake = tls.get_mut().has_outbound() || shared.writer_stalled.load(Ordering::SeqCst);
             (data, status, wake, tls.get_ref().inside_record())
         };
@@ -830,11 +847,12 @@ fn read_loop(
             }
         }
         // The last read filled the small buffer (its bytes were fed above): data is flowing.
-        if fed == buf.len()
-            && buf.len() < LARGE_READ
+        if fed == size
+            && size < LARGE_READ
             && shared.socket.set_read_timeout(Some(SHRINK_AFTER)).is_ok()
         {
-            buf = vec![0u8; LARGE_READ];
+            size = LARGE_READ;
+            buf = vec![0u8; size];
         }
         fed = loop {
             match (&shared.socket).read(&mut buf) {
@@ -842,15 +860,17 @@ fn read_loop(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) if shared.stopping.load(Ordering::SeqCst) => return ReaderEnd::Stopped,
                 Err(e)
-                    if buf.len() > SMALL_READ
+                    if size > SMALL_READ
                         && matches!(
                             e.kind(),
                             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                         ) =>
                 {
-                    // The burst is over: give the large buffer back, then wait for as long as
-                    // it takes, without the timeout.
-                    buf = vec![0u8; SMALL_READ];
+                    // The burst is over: give the large buffers back (ours and the one the
+                    // transport holds), then wait for as long as it takes, without the timeout.
+                    size = SMALL_READ;
+                    buf = vec![0u8; size];
+                    shared.tls().get_mut().shrink();
                     if let Err(e) = shared.socket.set_read_timeout(None) {
                         let error = shared.io_error("reading from", e);
                         return fail(shared, events, stop, error);
@@ -872,31 +892,37 @@ fn read_loop(
     }
 }
 
-/// Decrypts everything TLS can from what was fed. `Ok(true)` when TLS reports the end.
-fn decrypt_available(tls: &mut TlsStream<MemoryTransport>, data: &mut Vec<u8>) -> io::Result<bool> {
-    let pending = tls.get_ref().pending_inbound();
-    data.reserve(pending.max(1024));
+/// Makes `buf` a read buffer of `len` initialised bytes. A buffer traded with the transport
+/// may come back empty (zeroed here once, then reused) or grown beyond `len` by copied feeds.
+fn fit_read_buffer(buf: &mut Vec<u8>, len: usize) {
+    if buf.capacity() > len {
+        *buf = vec![0u8; len];
+    } else {
+        buf.resize(len, 0);
+    }
+}
+
+/// Decrypts everything TLS can from what was fed, through `scratch`, which is initialised
+/// once and reused: zeroing a fresh buffer before every `read` (one record each) would cost
+/// as much as the copy out of it. `Ok(true)` when TLS reports the end.
+fn decrypt_available(
+    tls: &mut TlsStream<MemoryTransport>,
+    scratch: &mut [u8],
+) -> (Vec<u8>, io::Result<bool>) {
+    let mut data = Vec::new();
     loop {
-        let start = data.len();
-        if data.capacity() - start < 1024 {
-            data.reserve(16 * 1024);
-        }
-        data.resize(data.capacity(), 0);
-        let result = tls.read(&mut data[start..]);
-        match result {
-            Ok(0) => {
-                data.truncate(start);
-                return Ok(true);
+        match tls.read(scratch) {
+            Ok(0) => return (data, Ok(true)),
+            Ok(k) => {
+                if data.is_empty() {
+                    // Without read-ahead, TLS has consumed only the record it returned: what is
+                    // left to decrypt now is at most what the transport still holds.
+                    data.reserve_exact(k + tls.get_ref().pending_inbound());
+                }
+                data.extend_from_slice(&scratch[..k]);
             }
-            Ok(k) => data.truncate(start + k),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                data.truncate(start);
-                return Ok(false);
-            }
-            Err(e) => {
-                data.truncate(start);
-                return Err(e);
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (data, Ok(false)),
+            Err(e) => return (data, Err(e)),
         }
     }
 }
@@ -913,6 +939,10 @@ struct Writer<'a> {
     shared: &'a Shared,
     socket: &'a TcpStream,
     kick_rx: &'a Receiver<()>,
+    /// The chunks of the batch being sent.
+    batch: Vec<Vec<u8>>,
+    /// The last batch's ciphertext buffer, kept for the next one while more data is queued.
+    spare: Vec<u8>,
 }
 
 impl Writer<'_> {
@@ -928,7 +958,7 @@ impl Writer<'_> {
         let result = loop {
             let step = select! {
                 recv(data_rx) -> msg => match msg {
-                    Ok(data) => self.send(&data),
+                    Ok(data) => self.send(data, data_rx, usize::MAX).map(|_| ()),
                     Err(_) => break Ok(()),
                 },
                 recv(control_rx) -> msg => match msg {
@@ -970,55 +1000,110 @@ impl Writer<'_> {
     /// Sends what is queued now; what other threads queue meanwhile does not make the close
     /// wait longer.
     fn drain_queue(&mut self, data_rx: &Receiver<Vec<u8>>) -> Result<(), Error> {
-        for _ in 0..data_rx.len() {
+        let mut left = data_rx.len();
+        while left > 0 {
             match data_rx.try_recv() {
-                Ok(data) => self.send(&data)?,
+                Ok(data) => left -= 1 + self.send(data, data_rx, left - 1)?,
                 Err(_) => break,
             }
         }
         Ok(())
     }
 
-    /// Encrypts under the lock, writes after releasing it.
-    fn send(&mut self, data: &[u8]) -> Result<(), Error> {
-        if self.shared.close_notify_sent.load(Ordering::SeqCst) {
-            debug!("dropping {} bytes queued after close_notify", data.len());
-            return Ok(());
+    /// Sends `first` and, in the same batch, up to `more` chunks already queued behind it (up
+    /// to [`BATCH_BYTES`]); returns how many it took from the queue. The whole batch is
+    /// encrypted under one hold of the lock and written with one socket call after releasing
+    /// it: `tls.write` returns after each record, and a lock hand-off and `sendto` per 16 KiB
+    /// record cost more than the encryption.
+    fn send(
+        &mut self,
+        first: Vec<u8>,
+        data_rx: &Receiver<Vec<u8>>,
+        more: usize,
+    ) -> Result<usize, Error> {
+        let mut size = first.len();
+        self.batch.clear();
+        self.batch.push(first);
+        while size < BATCH_BYTES && self.batch.len() <= more {
+            match data_rx.try_recv() {
+                Ok(data) => {
+                    size += data.len();
+                    self.batch.push(data);
+                }
+                Err(_) => break,
+            }
         }
-        let mut rest = data;
-        while !rest.is_empty() {
-            let (written, out) = {
+        let taken = self.batch.len() - 1;
+        if self.shared.close_notify_sent.load(Ordering::SeqCst) {
+            debug!("dropping {size} bytes queued after close_notify");
+            self.batch.clear();
+            return Ok(taken);
+        }
+        // Room for the ciphertext: each record adds a header, a tag and maybe padding.
+        let room = size + (size / (16 * 1024) + self.batch.len()) * 64;
+        let (mut chunk, mut offset) = (0, 0);
+        while chunk < self.batch.len() {
+            let (sent, stalled, failed, out) = {
                 let mut tls = self.shared.tls();
-                let written = match tls.write(rest) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                    Err(e) => {
-                        self.shared.tls_failed.store(true, Ordering::SeqCst);
-                        return Err(Error::Tls {
-                            target: self.shared.target.clone(),
-                            reason: tls_reason(&e.to_string()).0,
-                        });
+                tls.get_mut()
+                    .lend_outbound(std::mem::take(&mut self.spare), room);
+                let mut sent = 0;
+                let mut stalled = false;
+                let mut failed = None;
+                while let Some(data) = self.batch.get(chunk) {
+                    if offset == data.len() {
+                        chunk += 1;
+                        offset = 0;
+                        continue;
                     }
-                };
-                self.shared
-                    .writer_stalled
-                    .store(written == 0, Ordering::SeqCst);
-                (written, tls.get_mut().take_outbound())
+                    match tls.write(&data[offset..]) {
+                        Ok(n) if n > 0 => {
+                            offset += n;
+                            sent += n;
+                        }
+                        Ok(_) => {
+                            stalled = true;
+                            break;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            stalled = true;
+                            break;
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                self.shared.writer_stalled.store(stalled, Ordering::SeqCst);
+                (sent, stalled, failed, tls.get_mut().take_outbound())
             };
+            // What was encrypted before a failure goes out, as it did record by record.
             self.write_socket(&out)?;
-            if written == 0 {
+            self.shared
+                .bytes_out
+                .fetch_add(sent as u64, Ordering::Relaxed);
+            if let Some(e) = failed {
+                self.shared.tls_failed.store(true, Ordering::SeqCst);
+                return Err(Error::Tls {
+                    target: self.shared.target.clone(),
+                    reason: tls_reason(&e.to_string()).0,
+                });
+            }
+            // Keep the buffer only while more is queued: an idle connection keeps no batch.
+            if !data_rx.is_empty() {
+                self.spare = out;
+            }
+            if stalled {
                 // TLS needs the server's answer first (a renegotiation): the reader wakes us
                 // after feeding it, or goes away with the connection.
                 if self.kick_rx.recv().is_err() {
                     return Err(Error::Closed);
                 }
             }
-            rest = &rest[written..];
         }
-        self.shared
-            .bytes_out
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        Ok(())
+        self.batch.clear();
+        Ok(taken)
     }
 
     /// Writes ciphertext the reader left in the transport.

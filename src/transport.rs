@@ -36,8 +36,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryTransport {
+    /// Unread ciphertext is `inbound[read_pos..inbound_end]`; the rest of the vector is
+    /// initialised spare room, so a buffer handed in by [`feed_buffer`](Self::feed_buffer)
+    /// can be handed back out without being zeroed again.
     inbound: Vec<u8>,
     read_pos: usize,
+    inbound_end: usize,
     eof: bool,
     outbound: Vec<u8>,
     records: RecordCursor,
@@ -94,10 +98,9 @@ impl Spill {
     }
 }
 
-/// Above this, an emptied buffer gives its memory back, so an idle connection does not keep
-/// the peak size of a burst. It holds what one small read (4 KiB) brings; while data flows
-/// the buffer is emptied and refilled on every socket read, and allocating 64 KiB again costs
-/// far less than the copy into it.
+/// Above this, [`MemoryTransport::shrink`] gives an emptied buffer's memory back, so an idle
+/// connection does not keep the peak size of a burst. It holds what one small read (4 KiB)
+/// brings.
 const KEEP_CAPACITY: usize = 4 * 1024;
 
 impl MemoryTransport {
@@ -139,12 +142,76 @@ impl MemoryTransport {
 
     /// Appends ciphertext received from the peer.
     pub fn feed(&mut self, data: &[u8]) {
-        if self.read_pos == self.inbound.len() {
-            self.inbound.clear();
+        if self.read_pos == self.inbound_end {
             self.read_pos = 0;
+            self.inbound_end = 0;
         }
         self.records.advance(data);
-        self.inbound.extend_from_slice(data);
+        let end = self.inbound_end + data.len();
+        if end <= self.inbound.len() {
+            self.inbound[self.inbound_end..end].copy_from_slice(data);
+        } else {
+            self.inbound.truncate(self.inbound_end);
+            self.inbound.extend_from_slice(data);
+        }
+        self.inbound_end = end;
+    }
+
+    /// Feeds `buf[..n]` like [`feed`](Self::feed), but when everything fed before was read
+    /// it takes `buf` itself instead of copying it, and puts its previous buffer in `buf`
+    /// (any length, contents unspecified) for the caller's next read. While data flows the
+    /// transport is drained on every pass, so a reader and the transport trade two buffers
+    /// and no ciphertext is copied on the way in.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use gracetls::transport::MemoryTransport;
+    ///
+    /// let mut t = MemoryTransport::new();
+    /// let mut buf = b"abcdef".to_vec();
+    /// t.feed_buffer(&mut buf, 3);
+    /// let mut out = [0u8; 8];
+    /// assert_eq!(t.read(&mut out).unwrap(), 3);
+    /// assert_eq!(&out[..3], b"abc");
+    /// ```
+    pub fn feed_buffer(&mut self, buf: &mut Vec<u8>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if self.read_pos < self.inbound_end {
+            self.feed(&buf[..n]);
+            return;
+        }
+        self.records.advance(&buf[..n]);
+        std::mem::swap(&mut self.inbound, buf);
+        self.read_pos = 0;
+        self.inbound_end = n;
+    }
+
+    /// Gives back the memory of emptied buffers above a small size, for a connection whose
+    /// burst of data is over. While data flows they keep their size: the inbound buffer is
+    /// refilled on every socket read.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use gracetls::transport::MemoryTransport;
+    ///
+    /// let mut t = MemoryTransport::new();
+    /// t.feed(&vec![1u8; 65536]);
+    /// let mut out = vec![0u8; 65536];
+    /// t.read(&mut out).unwrap();
+    /// t.shrink();
+    /// assert_eq!(t.pending_inbound(), 0);
+    /// ```
+    pub fn shrink(&mut self) {
+        if self.read_pos == self.inbound_end && self.inbound.capacity() > KEEP_CAPACITY {
+            self.inbound = Vec::new();
+            self.read_pos = 0;
+            self.inbound_end = 0;
+        }
+        if self.outbound.is_empty() && self.outbound.capacity() > KEEP_CAPACITY {
+            self.outbound = Vec::new();
+        }
     }
 
     /// Whether the bytes fed so far end inside a TLS record (a header or a body is
@@ -176,7 +243,7 @@ impl MemoryTransport {
 
     /// Ciphertext fed but not yet read by TLS.
     pub fn pending_inbound(&self) -> usize {
-        self.inbound.len() - self.read_pos
+        self.inbound_end - self.read_pos
     }
 
     /// Whether TLS wrote ciphertext that has not been taken yet.
@@ -187,6 +254,27 @@ impl MemoryTransport {
                     .unwrap_or_else(PoisonError::into_inner)
                     .is_empty()
             })
+    }
+
+    /// Lends `buf` (its contents are dropped) as the buffer TLS writes its next ciphertext
+    /// to, with room for `additional` bytes, so encrypting a large batch neither starts from
+    /// an empty vector nor regrows it. Ciphertext already waiting keeps its own buffer.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use gracetls::transport::MemoryTransport;
+    ///
+    /// let mut t = MemoryTransport::new();
+    /// t.lend_outbound(Vec::with_capacity(64), 32);
+    /// t.write_all(b"out").unwrap();
+    /// assert_eq!(t.take_outbound(), b"out");
+    /// ```
+    pub fn lend_outbound(&mut self, mut buf: Vec<u8>, additional: usize) {
+        if self.spill.is_none() && self.outbound.is_empty() && buf.capacity() > 0 {
+            buf.clear();
+            self.outbound = buf;
+        }
+        self.outbound.reserve(additional);
     }
 
     /// Takes all ciphertext TLS wrote so far, in order.
@@ -200,12 +288,8 @@ impl MemoryTransport {
 
 impl Read for MemoryTransport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = &self.inbound[self.read_pos..];
+        let available = &self.inbound[self.read_pos..self.inbound_end];
         if available.is_empty() {
-            if self.inbound.capacity() > KEEP_CAPACITY {
-                self.inbound = Vec::new();
-                self.read_pos = 0;
-            }
             return if self.eof {
                 Ok(0)
             } else {
@@ -299,12 +383,48 @@ mod tests {
     }
 
     #[test]
-    fn large_buffer_is_released_when_drained() {
+    fn large_buffer_is_kept_while_flowing_and_released_by_shrink() {
         let mut t = MemoryTransport::new();
         t.feed(&vec![7u8; 4 * KEEP_CAPACITY]);
         let mut buf = vec![0u8; 4 * KEEP_CAPACITY];
         assert_eq!(t.read(&mut buf).unwrap(), 4 * KEEP_CAPACITY);
         assert!(t.read(&mut buf).is_err());
+        assert!(t.inbound.capacity() >= 4 * KEEP_CAPACITY);
+        t.shrink();
         assert!(t.inbound.capacity() <= KEEP_CAPACITY);
+        t.write_all(&buf).unwrap();
+        t.take_outbound();
+        t.lend_outbound(vec![0u8; 4 * KEEP_CAPACITY], 0);
+        t.shrink();
+        assert!(t.outbound.capacity() <= KEEP_CAPACITY);
+    }
+
+    #[test]
+    fn fed_buffers_are_traded_and_partial_reads_keep_order() {
+        let mut t = MemoryTransport::new();
+        let mut buf = b"0123456789".to_vec();
+        t.feed_buffer(&mut buf, 4);
+        assert!(
+            buf.is_empty(),
+            "the transport's old (empty) buffer comes back"
+        );
+        let mut out = [0u8; 3];
+        assert_eq!(t.read(&mut out).unwrap(), 3);
+        // Not drained: this one is copied after the unread byte.
+        let mut more = b"abXX".to_vec();
+        t.feed_buffer(&mut more, 2);
+        assert_eq!(more, b"abXX");
+        t.feed(b"c");
+        let mut got = Vec::new();
+        let mut one = [0u8; 2];
+        while let Ok(n) = t.read(&mut one) {
+            got.extend_from_slice(&one[..n]);
+        }
+        assert_eq!(got, b"3abc");
+        // Drained: a fed slice reuses the spare room behind it.
+        t.feed(b"xy");
+        assert_eq!(t.pending_inbound(), 2);
+        assert_eq!(t.read(&mut one).unwrap(), 2);
+        assert_eq!(&one, b"xy");
     }
 }
