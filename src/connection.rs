@@ -94,6 +94,9 @@ struct Shared {
     tls_failed: AtomicBool,
     /// The writer waits for the reader to feed TLS (a TLS 1.2 renegotiation).
     writer_stalled: AtomicBool,
+    /// The writer is waiting for work, holding no chunk: a close with an empty queue then
+    /// has nothing to flush and skips that hand-off (10,000 closes at once, one each).
+    writer_idle: AtomicBool,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -301,6 +304,7 @@ impl Connection {
             close_notify_received: AtomicBool::new(false),
             tls_failed: AtomicBool::new(false),
             writer_stalled: AtomicBool::new(false),
+            writer_idle: AtomicBool::new(false),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             first_error: Mutex::new(None),
@@ -437,8 +441,15 @@ impl Connection {
         let mut timed_out = false;
 
         // 1. Send what was queued, while the reader keeps reading: a server that is writing
-        //    may read only after its writes get through.
-        if let Some(control) = &self.control_tx {
+        //    may read only after its writes get through. An idle writer with an empty queue
+        //    has nothing to flush; a chunk it takes at this very moment still goes out before
+        //    close_notify (the writer works in order), and one queued later came after the
+        //    close began.
+        let nothing_queued = self.shared.writer_idle.load(Ordering::SeqCst)
+            && self.data_tx.as_ref().is_none_or(Sender::is_empty);
+        if nothing_queued {
+            step("nothing queued");
+        } else if let Some(control) = &self.control_tx {
             let (ack_tx, ack_rx) = bounded(1);
             if control.send(Control::Flush(ack_tx)).is_ok() {
                 match ack_rx.recv_deadline(deadline) {
@@ -955,10 +966,15 @@ impl Writer<'_> {
     ) {
         // The reader holds the other end: once it is gone, nothing will wake us again.
         let mut kick_rx = self.kick_rx.clone();
+        let idle = &self.shared.writer_idle;
         let result = loop {
+            idle.store(true, Ordering::SeqCst);
             let step = select! {
                 recv(data_rx) -> msg => match msg {
-                    Ok(data) => self.send(data, data_rx, usize::MAX).map(|_| ()),
+                    Ok(data) => {
+                        idle.store(false, Ordering::SeqCst);
+                        self.send(data, data_rx, usize::MAX).map(|_| ())
+                    }
                     Err(_) => break Ok(()),
                 },
                 recv(control_rx) -> msg => match msg {
