@@ -14,6 +14,7 @@ mod common;
 use common::netns::{LossyNetns, netns_available};
 use common::proxy::DelayProxy;
 use common::*;
+use std::ops::Range;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -53,27 +54,27 @@ macro_rules! fault_cases {
     ($($name:ident => $f:expr;)*) => {
         mod loss {
             use super::*;
-            per_version! { $($name => |tls| ($f)(Fault::Loss, tls);)* }
+            per_version! { $($name => |tls| run(Fault::Loss, tls, $f);)* }
         }
         mod delay {
             use super::*;
-            per_version! { $($name => |tls| ($f)(Fault::Delay, tls);)* }
+            per_version! { $($name => |tls| run(Fault::Delay, tls, $f);)* }
         }
     };
 }
 
 fault_cases! {
-    stdin_eof_half_close => stdin_eof_half_close;
-    stdin_eof_close => stdin_eof_close;
-    stdin_eof_ignore_then_sigterm => stdin_eof_ignore_then_sigterm;
-    escape => escape;
-    sigint => |f, tls| signal(f, tls, SIGINT);
-    sigterm => |f, tls| signal(f, tls, SIGTERM);
-    sighup => |f, tls| signal(f, tls, SIGHUP);
-    quit_on_line => quit_on_line;
-    server_close_notify => server_close_notify;
-    server_truncation => server_truncation;
-    close_wait_bounded => close_wait_bounded;
+    stdin_eof_half_close => stdin_eof_half_close();
+    stdin_eof_close => stdin_eof_close();
+    stdin_eof_ignore_then_sigterm => stdin_eof_ignore_then_sigterm();
+    escape => escape();
+    sigint => signal(SIGINT);
+    sigterm => signal(SIGTERM);
+    sighup => signal(SIGHUP);
+    quit_on_line => quit_on_line();
+    server_close_notify => server_close_notify();
+    server_truncation => server_truncation();
+    close_wait_bounded => close_wait_bounded();
 }
 
 fn null() -> Value {
@@ -292,391 +293,437 @@ fn ms(v: Option<u128>) -> String {
     v.map_or("never".into(), |v| v.to_string())
 }
 
-/// stdin EOF with the default `--on-eof half-close`: close_notify at once,
-/// then the server's close_notify ends it (one round trip).
-fn stdin_eof_half_close(fault: Fault, tls: Tls) {
+// ---------------------------------------------------------------------------
+// The exit paths, as rows for one runner ([`run`]).
+
+enum End {
+    S(SServer),
+    Py(PyPeer),
+}
+
+impl End {
+    fn port(&self) -> u16 {
+        match self {
+            End::S(srv) => srv.port,
+            End::Py(peer) => peer.port,
+        }
+    }
+}
+
+impl Dump for End {
+    fn dump(&self) -> String {
+        match self {
+            End::S(srv) => srv.dump(),
+            End::Py(peer) => peer.dump(),
+        }
+    }
+}
+
+/// One thing the test does to the session.
+#[derive(Debug)]
+enum Step {
+    /// A line from the client reaches s_server.
+    SessionUp,
+    /// The client's payload goes through; s_server has all of it.
+    PayloadThrough,
+    /// s_server's payload goes through; the client delivered all of it.
+    ServerPayload,
+    /// The Python peer reports its handshake done.
+    PeerHandshake,
+    /// Written to the client's stdin, not waited for.
+    Stdin(Vec<u8>),
+    CloseStdin,
+    /// The client must not have ended yet.
+    StillRunning,
+    Signal(i32),
+    /// s_server sends these lines in one write.
+    ServerLines(Vec<String>),
+    /// An s_server command, e.g. `q`.
+    ServerCommand(&'static str),
+}
+
+impl Step {
+    fn run(&self, c: &mut Client, end: &mut End, rig: &Rig) {
+        match (self, end) {
+            (Step::SessionUp, End::S(srv)) => session_up(c, srv, rig),
+            (Step::PayloadThrough, End::S(srv)) => send_payload_and_wait(c, srv, rig),
+            (Step::ServerPayload, End::S(srv)) => server_sends_payload(c, srv, rig),
+            (Step::PeerHandshake, End::Py(peer)) => {
+                peer.expect_line("HANDSHAKE", T, &[&*c, rig]);
+            }
+            (Step::Stdin(b), end) => c.write_stdin(b, &[&*end, rig]),
+            (Step::CloseStdin, _) => c.close_stdin(),
+            (Step::StillRunning, end) => assert!(
+                !c.proc.has_exited(),
+                "the client ended before its exit path was taken{}",
+                dumps(&[&*c, end, rig])
+            ),
+            (Step::Signal(sig), _) => c.signal(*sig),
+            (Step::ServerLines(lines), End::S(srv)) => {
+                let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+                srv.send_lines(&refs);
+            }
+            (Step::ServerCommand(cmd), End::S(srv)) => srv.command(cmd),
+            (step, _) => panic!("{step:?} does not apply to this server"),
+        }
+    }
+}
+
+/// A check after the client ended, beyond its exit status and report.
+#[derive(Debug)]
+enum Check {
+    /// s_server received the client's payload intact.
+    ServerGotPayload,
+    /// s_server never received this text.
+    ServerNeverGot(&'static str),
+    /// The client's stdout is exactly these bytes (what they are).
+    Stdout(Vec<u8>, &'static str),
+    Stderr(&'static str),
+    PeerVerdict(&'static str),
+    /// The reported close took this long, in ms.
+    CloseMs(Range<u64>),
+}
+
+impl Check {
+    fn run(&self, c: &Client, end: &End, rig: &Rig) {
+        match (self, end) {
+            (Check::ServerGotPayload, End::S(srv)) => assert_server_got_payload(c, srv, rig),
+            (Check::ServerNeverGot(text), End::S(srv)) => assert!(
+                !srv.text().contains(text),
+                "{text:?} was sent to the server{}",
+                dumps(&[c, srv, rig])
+            ),
+            (Check::Stdout(want, what), end) => {
+                let got = c.stdout_bytes();
+                assert!(
+                    got == *want,
+                    "stdout must be {what}: {}{}",
+                    diff_summary(&got, want),
+                    dumps(&[c, end, rig])
+                );
+            }
+            (Check::Stderr(text), end) => assert!(
+                c.stderr_text().contains(text),
+                "stderr must say `{text}`{}",
+                dumps(&[c, end, rig])
+            ),
+            (Check::PeerVerdict(want), End::Py(peer)) => {
+                let verdict = peer.verdict(&[c, rig]);
+                assert_eq!(
+                    verdict,
+                    *want,
+                    "the Python peer judged the close otherwise{}",
+                    dumps(&[c, peer, rig])
+                );
+            }
+            (Check::CloseMs(range), end) => {
+                let close_ms = c.report(&[end, rig])["close_ms"]
+                    .as_u64()
+                    .unwrap_or(u64::MAX);
+                assert!(
+                    range.contains(&close_ms),
+                    "the close took {close_ms} ms, not within {range:?} ms{}",
+                    dumps(&[c, end, rig])
+                );
+            }
+            (check, _) => panic!("{check:?} does not apply to this server"),
+        }
+    }
+}
+
+enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// One exit path: a row of the table.
+struct Path {
+    /// Names the path in its `FAULT` figure.
+    label: String,
+    flags: &'static [&'static str],
+    /// Starts the server end.
+    server: fn(&Rig) -> End,
+    /// Brings the session to where the path is taken.
+    setup: Vec<Step>,
+    /// Takes the path; the close is timed from its start.
+    trigger: Vec<Step>,
+    exit: Exit,
+    /// `Some(key)`: s_server must see the client close cleanly, and the
+    /// figure gives `key=` the ms from the trigger to its close_notify.
+    server_close: Option<&'static str>,
+    checks: Vec<Check>,
+    report: Vec<(&'static str, Value)>,
+    /// The close's bound under delay, in round trips.
+    close_rtts: Option<u64>,
+}
+
+impl Path {
+    /// A path against s_server with the usual expectations: exit 0, a clean
+    /// close that s_server sees, within 3 round trips.
+    fn new(label: &str, flags: &'static [&'static str]) -> Path {
+        Path {
+            label: label.into(),
+            flags,
+            server: |rig| End::S(rig.s_server()),
+            setup: vec![],
+            trigger: vec![],
+            exit: Exit::Code(0),
+            server_close: Some("server_saw_close_notify_ms"),
+            checks: vec![],
+            report: vec![],
+            close_rtts: Some(3),
+        }
+    }
+}
+
+/// Every exit path runs through here, so that each gets the same checks of
+/// the close and the same `FAULT` figure.
+fn run(fault: Fault, tls: Tls, path: Path) {
     let Some(mut rig) = Rig::new(fault, tls) else {
         return;
     };
-    let srv = rig.s_server();
-    let mut c = rig.client(srv.port, &["--on-eof", "half-close"]);
-    session_up(&mut c, &srv, &rig);
-    // The payload is still in flight when stdin ends: the close must not
-    // lose it, whatever the fault does to it.
+    let mut end = (path.server)(&rig);
+    let mut c = rig.client(end.port(), path.flags);
+    for step in &path.setup {
+        step.run(&mut c, &mut end, &rig);
+    }
     let t0 = Instant::now();
-    c.write_stdin(&c2s_payload(), &[&srv, &rig]);
-    c.close_stdin();
-    let seen = server_saw_close_notify(&srv, t0);
-    let st = c.wait_exit(T, &[&srv, &rig]);
-    srv.assert_client_closed_cleanly(&[&c, &rig]);
-    assert_server_got_payload(&c, &srv, &rig);
-    c.assert_no_panic(&[&srv, &rig]);
-    c.assert_code(st, 0, &[&srv, &rig]);
-    c.assert_report(
-        &[
-            ("trigger", json!("stdin-eof")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("close_notify_received", json!(true)),
-            ("bytes_out", json!(READY.len() + C2S_BYTES)),
-            ("exit_code", json!(0)),
-            ("error", null()),
-        ],
-        &[&srv, &rig],
-    );
-    rig.assert_close_within_rtts(&c, 3);
-    rig.figure(
-        "stdin-eof half-close",
-        &c,
-        st,
-        &format!(" server_saw_close_notify_ms={}", ms(seen)),
-    );
+    for step in &path.trigger {
+        step.run(&mut c, &mut end, &rig);
+    }
+    let seen = match (&end, path.server_close) {
+        (End::S(srv), Some(_)) => server_saw_close_notify(srv, t0),
+        _ => None,
+    };
+    let st = c.wait_exit(T, &[&end, &rig]);
+    if let (End::S(srv), Some(_)) = (&end, path.server_close) {
+        srv.assert_client_closed_cleanly(&[&c, &rig]);
+    }
+    c.assert_no_panic(&[&end, &rig]);
+    match path.exit {
+        Exit::Code(code) => c.assert_code(st, code, &[&end, &rig]),
+        Exit::Signal(sig) => c.assert_signal(st, sig, &[&end, &rig]),
+    }
+    for check in &path.checks {
+        check.run(&c, &end, &rig);
+    }
+    c.assert_report(&path.report, &[&end, &rig]);
+    if let Some(rtts) = path.close_rtts {
+        rig.assert_close_within_rtts(&c, rtts);
+    }
+    let extra = match path.server_close {
+        Some(key) => format!(" {key}={}", ms(seen)),
+        None => String::new(),
+    };
+    rig.figure(&path.label, &c, st, &extra);
+}
+
+/// Report fields of a close that went as it should, with `close_notify`
+/// sent; `more` are the path's own.
+fn clean(trigger: &str, more: &[(&'static str, Value)]) -> Vec<(&'static str, Value)> {
+    let mut fields = vec![
+        ("trigger", json!(trigger)),
+        ("outcome", json!("clean")),
+        ("close_notify_sent", json!(true)),
+    ];
+    fields.extend_from_slice(more);
+    fields
+}
+
+/// The payload is whole lines, so `~.` after it starts a line.
+fn payload_then_escape() -> Vec<u8> {
+    let mut input = c2s_payload();
+    input.extend_from_slice(b"~.\n");
+    input
+}
+
+/// stdin EOF with the default `--on-eof half-close`: close_notify at once,
+/// then the server's close_notify ends it (one round trip).
+fn stdin_eof_half_close() -> Path {
+    let mut path = stdin_eof("stdin-eof half-close", &["--on-eof", "half-close"]);
+    path.report.push(("close_notify_received", json!(true)));
+    path
 }
 
 /// stdin EOF with `--on-eof close`: a fast close.
-fn stdin_eof_close(fault: Fault, tls: Tls) {
-    let Some(mut rig) = Rig::new(fault, tls) else {
-        return;
-    };
-    let srv = rig.s_server();
-    let mut c = rig.client(srv.port, &["--on-eof", "close"]);
-    session_up(&mut c, &srv, &rig);
-    // The payload is still in flight when stdin ends: the close must not
-    // lose it, whatever the fault does to it.
-    let t0 = Instant::now();
-    c.write_stdin(&c2s_payload(), &[&srv, &rig]);
-    c.close_stdin();
-    let seen = server_saw_close_notify(&srv, t0);
-    let st = c.wait_exit(T, &[&srv, &rig]);
-    srv.assert_client_closed_cleanly(&[&c, &rig]);
-    assert_server_got_payload(&c, &srv, &rig);
-    c.assert_no_panic(&[&srv, &rig]);
-    c.assert_code(st, 0, &[&srv, &rig]);
-    c.assert_report(
-        &[
-            ("trigger", json!("stdin-eof")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("bytes_out", json!(READY.len() + C2S_BYTES)),
-            ("exit_code", json!(0)),
-            ("error", null()),
-        ],
-        &[&srv, &rig],
-    );
-    rig.assert_close_within_rtts(&c, 3);
-    rig.figure(
-        "stdin-eof close (fast)",
-        &c,
-        st,
-        &format!(" server_saw_close_notify_ms={}", ms(seen)),
-    );
+fn stdin_eof_close() -> Path {
+    stdin_eof("stdin-eof close (fast)", &["--on-eof", "close"])
+}
+
+/// stdin ends while the payload is still in flight: the close must not lose
+/// it, whatever the fault does to it.
+fn stdin_eof(label: &str, flags: &'static [&'static str]) -> Path {
+    Path {
+        setup: vec![Step::SessionUp],
+        trigger: vec![Step::Stdin(c2s_payload()), Step::CloseStdin],
+        checks: vec![Check::ServerGotPayload],
+        report: clean(
+            "stdin-eof",
+            &[
+                ("bytes_out", json!(READY.len() + C2S_BYTES)),
+                ("exit_code", json!(0)),
+                ("error", null()),
+            ],
+        ),
+        ..Path::new(label, flags)
+    }
 }
 
 /// stdin EOF with `--on-eof ignore`: the session stays (the server's data
 /// still arrives) until SIGTERM, which closes it.
-fn stdin_eof_ignore_then_sigterm(fault: Fault, tls: Tls) {
-    let Some(mut rig) = Rig::new(fault, tls) else {
-        return;
-    };
-    let mut srv = rig.s_server();
-    let mut c = rig.client(srv.port, &["--on-eof", "ignore"]);
-    send_payload_and_wait(&mut c, &srv, &rig);
-    c.close_stdin();
-    server_sends_payload(&c, &mut srv, &rig);
-    assert!(
-        !c.proc.has_exited(),
-        "--on-eof ignore: the client exited after stdin EOF{}{}{}",
-        c.dump(),
-        srv.dump(),
-        rig.dump()
-    );
-    let t0 = Instant::now();
-    c.signal(SIGTERM);
-    let seen = server_saw_close_notify(&srv, t0);
-    let st = c.wait_exit(T, &[&srv, &rig]);
-    srv.assert_client_closed_cleanly(&[&c, &rig]);
-    c.assert_no_panic(&[&srv, &rig]);
-    c.assert_signal(st, SIGTERM, &[&srv, &rig]);
-    c.assert_report(
-        &[
-            ("trigger", json!("signal")),
-            ("signal", json!("SIGTERM")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("bytes_out", json!(C2S_BYTES)),
-            ("bytes_in", json!(S2C_LINES * LINE)),
-            ("exit_code", json!(128 + SIGTERM)),
+fn stdin_eof_ignore_then_sigterm() -> Path {
+    Path {
+        setup: vec![
+            Step::PayloadThrough,
+            Step::CloseStdin,
+            Step::ServerPayload,
+            Step::StillRunning,
         ],
-        &[&srv, &rig],
-    );
-    rig.assert_close_within_rtts(&c, 3);
-    rig.figure(
-        "stdin-eof ignore + SIGTERM",
-        &c,
-        st,
-        &format!(" server_saw_close_notify_ms={}", ms(seen)),
-    );
+        trigger: vec![Step::Signal(SIGTERM)],
+        exit: Exit::Signal(SIGTERM),
+        report: signal_report(SIGTERM),
+        ..Path::new("stdin-eof ignore + SIGTERM", &["--on-eof", "ignore"])
+    }
 }
 
 /// `~.` right after the payload, stdin left open: everything before it is
 /// sent, `~.` is not.
-fn escape(fault: Fault, tls: Tls) {
-    let Some(mut rig) = Rig::new(fault, tls) else {
-        return;
-    };
-    let srv = rig.s_server();
-    let mut c = rig.client(srv.port, &[]);
-    session_up(&mut c, &srv, &rig);
-    let mut input = c2s_payload();
-    input.extend_from_slice(b"~.\n");
-    let t0 = Instant::now();
-    c.write_stdin(&input, &[&srv, &rig]);
-    let seen = server_saw_close_notify(&srv, t0);
-    let st = c.wait_exit(T, &[&srv, &rig]);
-    srv.assert_client_closed_cleanly(&[&c, &rig]);
-    assert_server_got_payload(&c, &srv, &rig);
-    assert!(
-        !srv.text().contains("~."),
-        "the escape `~.` was sent to the server{}{}{}",
-        c.dump(),
-        srv.dump(),
-        rig.dump()
-    );
-    c.assert_no_panic(&[&srv, &rig]);
-    c.assert_code(st, 0, &[&srv, &rig]);
-    c.assert_report(
-        &[
-            ("trigger", json!("escape")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("bytes_out", json!(READY.len() + C2S_BYTES)),
-            ("exit_code", json!(0)),
-        ],
-        &[&srv, &rig],
-    );
-    rig.assert_close_within_rtts(&c, 3);
-    rig.figure(
-        "escape ~.",
-        &c,
-        st,
-        &format!(" server_saw_close_notify_ms={}", ms(seen)),
-    );
+fn escape() -> Path {
+    Path {
+        setup: vec![Step::SessionUp],
+        trigger: vec![Step::Stdin(payload_then_escape())],
+        checks: vec![Check::ServerGotPayload, Check::ServerNeverGot("~.")],
+        report: clean(
+            "escape",
+            &[
+                ("bytes_out", json!(READY.len() + C2S_BYTES)),
+                ("exit_code", json!(0)),
+            ],
+        ),
+        ..Path::new("escape ~.", &[])
+    }
 }
 
 /// SIGINT / SIGTERM / SIGHUP after data both ways: fast close, report, death
 /// by that signal.
-fn signal(fault: Fault, tls: Tls, sig: i32) {
-    let Some(mut rig) = Rig::new(fault, tls) else {
-        return;
-    };
-    let mut srv = rig.s_server();
-    let mut c = rig.client(srv.port, &[]);
-    send_payload_and_wait(&mut c, &srv, &rig);
-    server_sends_payload(&c, &mut srv, &rig);
-    let t0 = Instant::now();
-    c.signal(sig);
-    let seen = server_saw_close_notify(&srv, t0);
-    let st = c.wait_exit(T, &[&srv, &rig]);
-    srv.assert_client_closed_cleanly(&[&c, &rig]);
-    c.assert_no_panic(&[&srv, &rig]);
-    c.assert_signal(st, sig, &[&srv, &rig]);
-    c.assert_report(
+fn signal(sig: i32) -> Path {
+    Path {
+        setup: vec![Step::PayloadThrough, Step::ServerPayload],
+        trigger: vec![Step::Signal(sig)],
+        exit: Exit::Signal(sig),
+        report: [signal_report(sig), vec![("error", null())]].concat(),
+        ..Path::new(&format!("{} (fast)", signal_name(sig)), &[])
+    }
+}
+
+/// A signal after the client's and s_server's payloads.
+fn signal_report(sig: i32) -> Vec<(&'static str, Value)> {
+    clean(
+        "signal",
         &[
-            ("trigger", json!("signal")),
             ("signal", json!(signal_name(sig))),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
             ("bytes_out", json!(C2S_BYTES)),
             ("bytes_in", json!(S2C_LINES * LINE)),
             ("exit_code", json!(128 + sig)),
-            ("error", null()),
         ],
-        &[&srv, &rig],
-    );
-    rig.assert_close_within_rtts(&c, 3);
-    rig.figure(
-        &format!("{} (fast)", signal_name(sig)),
-        &c,
-        st,
-        &format!(" server_saw_close_notify_ms={}", ms(seen)),
-    );
+    )
 }
 
 /// `--quit-on bye`: s_server sends its payload, `bye` and one more line in
 /// one write; stdout ends with `bye`.
-fn quit_on_line(fault: Fault, tls: Tls) {
-    let Some(mut rig) = Rig::new(fault, tls) else {
-        return;
-    };
-    let mut srv = rig.s_server();
-    let mut c = rig.client(srv.port, &["--quit-on", "bye"]);
-    send_payload_and_wait(&mut c, &srv, &rig);
+fn quit_on_line() -> Path {
     let mut lines = s2c_lines();
     lines.extend(["bye".to_string(), "after".to_string()]);
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let t0 = Instant::now();
-    srv.send_lines(&refs);
-    let seen = server_saw_close_notify(&srv, t0);
-    let st = c.wait_exit(T, &[&srv, &rig]);
-    srv.assert_client_closed_cleanly(&[&c, &rig]);
-    c.assert_no_panic(&[&srv, &rig]);
-    c.assert_code(st, 0, &[&srv, &rig]);
     let mut want = s2c_bytes();
     want.extend_from_slice(b"bye\n");
-    let got = c.stdout_bytes();
-    assert!(
-        got == want,
-        "stdout must be the payload up to and including `bye`: {}{}{}{}",
-        diff_summary(&got, &want),
-        c.dump(),
-        srv.dump(),
-        rig.dump()
-    );
-    c.assert_report(
-        &[
-            ("trigger", json!("quit-line")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("bytes_out", json!(C2S_BYTES)),
-            ("exit_code", json!(0)),
-        ],
-        &[&srv, &rig],
-    );
-    rig.assert_close_within_rtts(&c, 3);
-    rig.figure(
-        "quit-on line (fast)",
-        &c,
-        st,
-        &format!(" server_saw_close_notify_ms(from send)={}", ms(seen)),
-    );
+    Path {
+        setup: vec![Step::PayloadThrough],
+        trigger: vec![Step::ServerLines(lines)],
+        server_close: Some("server_saw_close_notify_ms(from send)"),
+        checks: vec![Check::Stdout(want, "the payload up to and including `bye`")],
+        report: clean(
+            "quit-line",
+            &[("bytes_out", json!(C2S_BYTES)), ("exit_code", json!(0))],
+        ),
+        ..Path::new("quit-on line (fast)", &["--quit-on", "bye"])
+    }
 }
 
 /// The server's close_notify after 256 KiB (Python peer `send-close`):
-/// everything delivered, close_notify answered.
-fn server_close_notify(fault: Fault, tls: Tls) {
-    let Some(mut rig) = Rig::new(fault, tls) else {
-        return;
-    };
-    let n = PEER_BYTES.to_string();
-    let peer = rig.py_peer("send-close", &["--payload-bytes", &n]);
-    // stdin stays open: only the server's close_notify ends the session.
-    let mut c = rig.client(peer.port, &[]);
-    let st = c.wait_exit(T, &[&peer, &rig]);
-    let verdict = peer.verdict(&[&c, &rig]);
-    c.assert_no_panic(&[&peer, &rig]);
-    c.assert_code(st, 0, &[&peer, &rig]);
-    let (got, want) = (c.stdout_bytes(), payload_pattern(PEER_BYTES));
-    assert!(
-        got == want,
-        "stdout differs from the payload: {}{}{}{}",
-        diff_summary(&got, &want),
-        c.dump(),
-        peer.dump(),
-        rig.dump()
-    );
-    assert_eq!(
-        verdict,
-        "client_answered_close_notify",
-        "the client must answer the server's close_notify{}{}{}",
-        c.dump(),
-        peer.dump(),
-        rig.dump()
-    );
-    c.assert_report(
-        &[
-            ("trigger", json!("peer-close-notify")),
-            ("outcome", json!("clean")),
-            ("close_notify_received", json!(true)),
-            ("close_notify_sent", json!(true)),
-            ("bytes_in", json!(PEER_BYTES)),
-            ("exit_code", json!(0)),
-            ("error", null()),
+/// everything delivered, close_notify answered. stdin stays open: only the
+/// server's close_notify ends the session.
+fn server_close_notify() -> Path {
+    Path {
+        server: |rig| {
+            End::Py(rig.py_peer("send-close", &["--payload-bytes", &PEER_BYTES.to_string()]))
+        },
+        server_close: None,
+        checks: vec![
+            Check::PeerVerdict("client_answered_close_notify"),
+            Check::Stdout(payload_pattern(PEER_BYTES), "the peer's payload"),
         ],
-        &[&peer, &rig],
-    );
-    rig.assert_close_within_rtts(&c, 3);
-    rig.figure("server close_notify", &c, st, "");
+        report: clean(
+            "peer-close-notify",
+            &[
+                ("close_notify_received", json!(true)),
+                ("bytes_in", json!(PEER_BYTES)),
+                ("exit_code", json!(0)),
+                ("error", null()),
+            ],
+        ),
+        ..Path::new("server close_notify", &[])
+    }
 }
 
 /// s_server's `q`: TCP closed without close_notify after its payload →
 /// `possible truncation`, exit 3, every byte delivered.
-fn server_truncation(fault: Fault, tls: Tls) {
-    let Some(mut rig) = Rig::new(fault, tls) else {
-        return;
-    };
-    let mut srv = rig.s_server();
-    let mut c = rig.client(srv.port, &[]);
-    send_payload_and_wait(&mut c, &srv, &rig);
-    // Delivered first: `q` in the same read as the payload would be data.
-    server_sends_payload(&c, &mut srv, &rig);
-    srv.command("q");
-    let st = c.wait_exit(T, &[&srv, &rig]);
-    c.assert_no_panic(&[&srv, &rig]);
-    c.assert_code(st, 3, &[&srv, &rig]);
-    assert!(
-        c.stderr_text().contains("possible truncation"),
-        "stderr must warn `possible truncation`{}{}{}",
-        c.dump(),
-        srv.dump(),
-        rig.dump()
-    );
-    let (got, want) = (c.stdout_bytes(), s2c_bytes());
-    assert!(
-        got == want,
-        "stdout differs from s_server's payload: {}{}{}{}",
-        diff_summary(&got, &want),
-        c.dump(),
-        srv.dump(),
-        rig.dump()
-    );
-    c.assert_report(
-        &[
+fn server_truncation() -> Path {
+    Path {
+        // Delivered first: `q` in the same read as the payload would be data.
+        setup: vec![Step::PayloadThrough, Step::ServerPayload],
+        trigger: vec![Step::ServerCommand("q")],
+        exit: Exit::Code(3),
+        server_close: None,
+        checks: vec![
+            Check::Stderr("possible truncation"),
+            Check::Stdout(s2c_bytes(), "s_server's payload"),
+        ],
+        report: vec![
             ("trigger", json!("peer-eof")),
             ("outcome", json!("truncated")),
             ("close_notify_received", json!(false)),
             ("bytes_in", json!(S2C_LINES * LINE)),
             ("exit_code", json!(3)),
         ],
-        &[&srv, &rig],
-    );
-    rig.figure("server truncation (s_server q)", &c, st, "");
+        close_rtts: None,
+        ..Path::new("server truncation (s_server q)", &[])
+    }
 }
 
 /// `--close-wait --close-timeout 1s` against a server that never reads (so
 /// never answers close_notify): the close ends at the timeout, exit 4.
-fn close_wait_bounded(fault: Fault, tls: Tls) {
+fn close_wait_bounded() -> Path {
     const TIMEOUT_MS: u64 = 1000;
-    let Some(mut rig) = Rig::new(fault, tls) else {
-        return;
-    };
-    let peer = rig.py_peer("stall", &[]);
-    let mut c = rig.client(peer.port, &["--close-wait", "--close-timeout", "1s"]);
-    peer.expect_line("HANDSHAKE", T, &[&c, &rig]);
-    let mut input = c2s_payload();
-    input.extend_from_slice(b"~.\n");
-    c.write_stdin(&input, &[&peer, &rig]);
-    let st = c.wait_exit(T, &[&peer, &rig]);
-    c.assert_no_panic(&[&peer, &rig]);
-    c.assert_code(st, 4, &[&peer, &rig]);
-    let report = c.assert_report(
-        &[
+    Path {
+        server: |rig| End::Py(rig.py_peer("stall", &[])),
+        setup: vec![Step::PeerHandshake],
+        trigger: vec![Step::Stdin(payload_then_escape())],
+        exit: Exit::Code(4),
+        server_close: None,
+        checks: vec![Check::CloseMs(TIMEOUT_MS..TIMEOUT_MS + 1000)],
+        report: vec![
             ("trigger", json!("escape")),
             ("outcome", json!("close-timeout")),
             ("close_notify_sent", json!(true)),
             ("close_notify_received", json!(false)),
             ("exit_code", json!(4)),
         ],
-        &[&peer, &rig],
-    );
-    let close_ms = report["close_ms"].as_u64().unwrap_or(u64::MAX);
-    assert!(
-        (TIMEOUT_MS..TIMEOUT_MS + 1000).contains(&close_ms),
-        "the close took {close_ms} ms with --close-timeout {TIMEOUT_MS}ms{}{}{}",
-        c.dump(),
-        peer.dump(),
-        rig.dump()
-    );
-    rig.figure("close-wait vs stall, 1s timeout", &c, st, "");
+        close_rtts: None,
+        ..Path::new(
+            "close-wait vs stall, 1s timeout",
+            &["--close-wait", "--close-timeout", "1s"],
+        )
+    }
 }
 
 /// The proxy itself: bytes intact, each one delayed by about `DELAY` (not

@@ -18,124 +18,46 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use super::jsse::{
-    build_fresh, dump_peer, echo_how, next_verdict, peers_dir, run_bounded, run_ok,
-    spawn_echo_peer, verdict_lines,
-};
-use super::peer::{How, ServerEnd, TlsPeer, Verdict};
-use super::{Capture, CertFiles, Dump, Proc, Tls, WAIT};
+use super::echo_peer::{EchoPeer, EchoStack, build_fresh, peers_dir, run_bounded, run_ok};
+use super::{CertFiles, Tls, WAIT, cert_args, have_tool};
 
 /// The Go module of the peer.
 pub const GOECHO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/goecho");
 
+/// Go's crypto/tls, as an [`EchoStack`].
+pub struct GoTls;
+
 /// A running Go echo server.
-pub struct GoPeer {
-    proc: Proc,
-    port: u16,
-    tls: Tls,
-    out: Capture,
-    err: Capture,
-    args: Vec<String>,
-    /// VERDICT lines already returned by `next_verdict`.
-    verdicts_taken: usize,
+pub type GoPeer = EchoPeer<GoTls>;
+
+impl EchoStack for GoTls {
+    const NAME: &'static str = "Go crypto/tls";
+    const PROCESS: &'static str = "goecho";
+
+    fn version() -> String {
+        // `go version go1.19.8 linux/amd64` -> `go1.19.8`.
+        let mut cmd = Command::new("go");
+        go_env(&mut cmd).arg("version");
+        let (_, out, err) = run_bounded("go version", &mut cmd, WAIT);
+        let text = format!("{out}{err}");
+        text.split_whitespace()
+            .find(|w| w.starts_with("go1"))
+            .map(str::to_string)
+            .unwrap_or_else(|| text.trim().to_string())
+    }
 }
 
 impl GoPeer {
     /// Builds (once) and starts the server for `cert`, pinned to `tls`.
     /// `None`: Go is not installed and this is not CI (SKIP printed).
     pub fn start(cert: &CertFiles, tls: Tls) -> Option<GoPeer> {
-        if !have_go() {
+        if !have_tool("go", "golang-go") {
             return None;
         }
-        let bin = goecho_binary();
-        let args: Vec<String> = vec![
-            "--cert".into(),
-            cert.cert.display().to_string(),
-            "--key".into(),
-            cert.key.display().to_string(),
-            "--tls".into(),
-            tls.number().into(),
-        ];
-        let mut cmd = Command::new(&bin);
-        cmd.args(&args);
-        let (proc, out, err, port) = spawn_echo_peer("goecho", &mut cmd, WAIT);
-        let peer = GoPeer {
-            proc,
-            port: port.unwrap_or(0),
-            tls,
-            out,
-            err,
-            args,
-            verdicts_taken: 0,
-        };
-        if port.is_none() {
-            panic!("goecho did not print LISTENING{}", peer.dump());
-        }
-        Some(peer)
-    }
-
-    /// Every VERDICT line so far (without the prefix).
-    pub fn verdict_lines(&self) -> Vec<String> {
-        verdict_lines(&self.out.bytes())
-    }
-}
-
-fn have_go() -> bool {
-    super::have_tool("go", "golang-go")
-}
-
-impl TlsPeer for GoPeer {
-    fn name(&self) -> &'static str {
-        "Go crypto/tls"
-    }
-    fn tls(&self) -> Tls {
-        self.tls
-    }
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn say(&mut self, _line: &str) -> bool {
-        false
-    }
-    fn how(&self, end: ServerEnd) -> How {
-        echo_how(end)
-    }
-    fn act(&mut self, end: ServerEnd) {
-        panic!("goecho is an echo peer: {end:?} is played by a line, never by act()");
-    }
-    fn next_verdict(&mut self, timeout: Duration) -> Verdict {
-        next_verdict(&self.out, &mut self.verdicts_taken, timeout)
-    }
-    fn version(&self) -> String {
-        static VERSION: OnceLock<String> = OnceLock::new();
-        VERSION
-            .get_or_init(|| {
-                // `go version go1.19.8 linux/amd64` -> `go1.19.8`.
-                let mut cmd = Command::new("go");
-                go_env(&mut cmd).arg("version");
-                let (_, out, err) = run_bounded("go version", &mut cmd, WAIT);
-                let text = format!("{out}{err}");
-                text.split_whitespace()
-                    .find(|w| w.starts_with("go1"))
-                    .map(str::to_string)
-                    .unwrap_or_else(|| text.trim().to_string())
-            })
-            .clone()
-    }
-}
-
-impl Dump for GoPeer {
-    fn dump(&self) -> String {
-        dump_peer(
-            "goecho",
-            &self.args,
-            &self.proc,
-            &self.out,
-            &self.err,
-            self.verdicts_taken,
-        )
+        let mut cmd = Command::new(goecho_binary());
+        cmd.args(cert_args(cert, tls));
+        Some(EchoPeer::spawn(cmd, tls, WAIT))
     }
 }
 

@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod echo_peer;
 pub mod gnutls;
 pub mod gopeer;
 pub mod jsse;
@@ -844,6 +845,33 @@ impl Dump for SServer {
 
 // ---------------------------------------------------------------------------
 
+/// `--cert`, `--key` and `--tls`, as the Python, JSSE and Go peers take them.
+pub fn cert_args(cert: &CertFiles, tls: Tls) -> [String; 6] {
+    [
+        "--cert".into(),
+        cert.cert.display().to_string(),
+        "--key".into(),
+        cert.key.display().to_string(),
+        "--tls".into(),
+        tls.number().into(),
+    ]
+}
+
+/// Waits for a peer's `LISTENING <port>` line on `out`; None if its output
+/// ended or `timeout` passed first.
+pub fn wait_listening(out: &Capture, timeout: Duration) -> Option<u16> {
+    let mut port = None;
+    out.wait_until(timeout, |b, eof| {
+        port = String::from_utf8_lossy(b)
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .find_map(|l| l.strip_prefix("LISTENING "))
+            .and_then(|p| p.trim().parse::<u16>().ok());
+        port.is_some() || eof
+    });
+    port
+}
+
 /// The Python peer (`tests/peers/tls_peer.py`), one connection.
 pub struct PyPeer {
     pub proc: Proc,
@@ -870,17 +898,9 @@ impl PyPeer {
         mode: &str,
         extra: &[&str],
     ) -> PyPeer {
-        let mut args: Vec<String> = vec![
-            TLS_PEER.into(),
-            "--cert".into(),
-            cert.cert.display().to_string(),
-            "--key".into(),
-            cert.key.display().to_string(),
-            "--tls".into(),
-            tls.number().into(),
-            "--mode".into(),
-            mode.into(),
-        ];
+        let mut args: Vec<String> = vec![TLS_PEER.into()];
+        args.extend(cert_args(cert, tls));
+        args.extend(["--mode".into(), mode.into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut cmd = command_in(prefix, "python3");
         cmd.args(&args)
@@ -902,17 +922,7 @@ impl PyPeer {
             args,
             prefix: prefix.iter().map(|s| s.to_string()).collect(),
         };
-        let mut port = None;
-        peer.out.wait_until(WAIT, |b, eof| {
-            let text = String::from_utf8_lossy(b);
-            port = text
-                .split_inclusive('\n')
-                .filter(|l| l.ends_with('\n'))
-                .find_map(|l| l.strip_prefix("LISTENING "))
-                .and_then(|p| p.trim().parse::<u16>().ok());
-            port.is_some() || eof
-        });
-        match port {
+        match wait_listening(&peer.out, WAIT) {
             Some(p) => peer.port = p,
             None => panic!("tls_peer.py did not print LISTENING{}", peer.dump()),
         }
