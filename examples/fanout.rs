@@ -103,12 +103,28 @@ fn main() -> ExitCode {
         args.target, args.connectors
     );
 
-    // Connect: a bounded pool of threads takes the next index until N are done.
+    // Connect: a bounded pool of threads takes the next index until N are done. The first
+    // connection goes alone: a wrong CA file or a dead server should stop the run at once,
+    // not fail N times.
     let started = Instant::now();
-    let next = AtomicUsize::new(0);
+    let next = AtomicUsize::new(1);
     let failures: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
     let no_echo = AtomicUsize::new(0);
     let mut conns: Vec<Connection> = Vec::with_capacity(n);
+    if n > 0 {
+        match open_one(&config, &args.target, 0) {
+            Ok((conn, echoed)) => {
+                if !echoed {
+                    no_echo.fetch_add(1, Ordering::Relaxed);
+                }
+                conns.push(conn);
+            }
+            Err(cause) => {
+                eprintln!("fanout: the first connection failed, stopping: {cause}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     thread::scope(|s| {
         let workers: Vec<_> = (0..args.connectors.max(1))
             .map(|_| {
