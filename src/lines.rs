@@ -115,8 +115,11 @@ impl EscapeFilter {
     }
 }
 
-/// Finds the first line equal to a given text (with its `\n` and any `\r` before it
+/// Finds the first line equal to a given text (with its `\n` and the `\r`s before it
 /// stripped) in incoming data.
+///
+/// Only a few bytes past the text are kept for each line, so memory stays bounded on an
+/// endless line: a line with more than 8 `\r`s after the text does not count.
 ///
 /// ```
 /// use gracetls::lines::LineMatcher;
