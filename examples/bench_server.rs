@@ -30,10 +30,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection};
 use sha2::{Digest, Sha256};
+
+#[path = "support/local_pki.rs"]
+mod local_pki;
+use local_pki::{LocalPki, local_pki};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -225,23 +228,11 @@ fn serve(args: &[String]) -> Result<()> {
 }
 
 fn make_config() -> Result<(String, Arc<ServerConfig>)> {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "gracetls bench CA");
-    let ca_key = KeyPair::generate()?;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    let leaf_key = KeyPair::generate()?;
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
-
+    let LocalPki {
+        ca_pem,
+        leaf,
+        leaf_key,
+    } = local_pki("gracetls bench CA")?;
     let mut provider = rustls::crypto::ring::default_provider();
     provider.cipher_suites = vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256];
     let config = ServerConfig::builder_with_provider(Arc::new(provider))
@@ -251,7 +242,7 @@ fn make_config() -> Result<(String, Arc<ServerConfig>)> {
             vec![CertificateDer::from(leaf.der().to_vec())],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
         )?;
-    Ok((ca_cert.pem(), Arc::new(config)))
+    Ok((ca_pem, Arc::new(config)))
 }
 
 /// How a read ended.

@@ -18,7 +18,10 @@ use std::thread;
 
 use gracetls::transport::MemoryTransport;
 use native_tls::{HandshakeError, Identity, TlsAcceptor, TlsStream};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+
+#[path = "support/local_pki.rs"]
+mod local_pki;
+use local_pki::{LocalPki, local_pki};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -65,26 +68,14 @@ fn run() -> Result<()> {
 }
 
 fn make_certificates() -> Result<(String, Identity)> {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "gracetls demo CA");
-    let ca_key = KeyPair::generate()?;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let leaf_params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    let leaf_key = KeyPair::generate()?;
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
+    let LocalPki {
+        ca_pem,
+        leaf,
+        leaf_key,
+    } = local_pki("gracetls demo CA")?;
     let identity =
         Identity::from_pkcs8(leaf.pem().as_bytes(), leaf_key.serialize_pem().as_bytes())?;
-    Ok((ca_cert.pem(), identity))
+    Ok((ca_pem, identity))
 }
 
 /// Serves one connection; returns the verdict on how the client left.
