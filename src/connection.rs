@@ -3,7 +3,7 @@
 //! TLS state lives behind one mutex and runs over a [`MemoryTransport`]; no thread ever holds
 //! that lock across a socket call:
 //!
-//! - the **reader** blocks in `read()` on its own clone of the socket, then, under the lock,
+//! - the **reader** blocks in `read()` on the socket (one descriptor, shared), then, under the lock,
 //!   feeds the ciphertext and decrypts until `WouldBlock`, and delivers the plaintext as
 //!   [`Event`]s after releasing it;
 //! - the **writer** takes plaintext from a bounded channel, encrypts it under the lock, and

@@ -39,7 +39,7 @@
 //! Here TLS runs over a [`transport::MemoryTransport`] and **the TLS lock is never held
 //! across a blocking socket call**. Each connection has two threads:
 //!
-//! - the reader blocks in `read()` on its own clone of the socket; under the lock it feeds the
+//! - the reader blocks in `read()` on the socket (one descriptor, shared); under the lock it feeds the
 //!   ciphertext in and decrypts until `WouldBlock`; outside it, it delivers [`Event`]s;
 //! - the writer takes plaintext from a bounded queue, encrypts under the lock and writes the
 //!   ciphertext outside it. It is the only thread that writes to the socket.
@@ -55,7 +55,7 @@
 //!
 //! ```text
 //! t0  trigger (stdin EOF, ~., a signal, a quit line, the server's close_notify, ...)
-//!     writer sends everything queued          reader keeps reading meanwhile
+//!     writer sends everything queued          reader keeps reading (skipped if nothing is)
 //!     flag "stopping" set, shutdown(Read)     reader's blocked read() returns 0: it exits
 //!     reader joined
 //!     close_notify encrypted, written         shutdown(Write): TCP FIN follows it
