@@ -176,15 +176,24 @@ fn gracetls_receive(conn: &Connection, n: usize) {
     assert_eq!(got, n, "gracetls received more than asked");
 }
 
+/// Both directions measure the same way: CHUNK bytes per iteration, few long samples.
+fn group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Bytes(CHUNK as u64));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    g
+}
+
 fn transport(c: &mut Criterion) {
     let server = start_server();
     let data = vec![0xa5u8; CHUNK];
 
-    let mut up = c.benchmark_group("upload");
-    up.throughput(Throughput::Bytes(CHUNK as u64));
-    up.sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    let mut up = group(c, "upload");
     {
         let conn = gracetls_connect(&server, b'U');
         up.bench_function("connection", |b| {
@@ -212,11 +221,7 @@ fn transport(c: &mut Criterion) {
     }
     up.finish();
 
-    let mut down = c.benchmark_group("download");
-    down.throughput(Throughput::Bytes(CHUNK as u64));
-    down.sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    let mut down = group(c, "download");
     {
         let conn = gracetls_connect(&server, b'D');
         down.bench_function("connection", |b| {
