@@ -25,8 +25,8 @@ per_version! {
     sighup_closes => |tls| signal_closes(tls, SIGHUP);
     quit_on_line_s_server => quit_on_line_s_server;
     quit_on_line_peer => quit_on_line_peer;
-    peer_eof_s_server_q => peer_eof_s_server_q;
-    peer_eof_s_server_killed => peer_eof_s_server_killed;
+    peer_eof_s_server_q => |tls| peer_eof_s_server(tls, |srv| srv.command("q"));
+    peer_eof_s_server_killed => |tls| peer_eof_s_server(tls, |srv| srv.proc.kill());
     peer_close_notify => peer_close_notify;
     peer_truncate => peer_truncate;
     stdout_closed_large_payload => stdout_closed_large_payload;
@@ -51,276 +51,218 @@ fn client_ready(c: &mut Client, srv: &SServer) {
     srv.expect_log("client-ready\n", WAIT, &[&*c]);
 }
 
+/// An s_server session past [`client_ready`].
+fn ready_session(tls: Tls, flags: &[&str]) -> Session<SServer> {
+    let mut s = Session::s_server(tls, flags);
+    client_ready(&mut s.c, &s.srv);
+    s
+}
+
+/// Waits for the exit; s_server must have got the client's close_notify.
+fn exit_cleanly(s: &mut Session<SServer>) -> std::process::ExitStatus {
+    let st = s.wait_exit(WAIT);
+    s.srv.assert_client_closed_cleanly(&[&s.c]);
+    s.c.assert_no_panic(&[&s.srv]);
+    st
+}
+
+/// s_server sends `line`; it must come out of the client.
+fn server_line_arrives(s: &mut Session<SServer>, line: &str) {
+    s.srv.send_line(line);
+    assert!(
+        s.c.stdout.wait_for(&format!("{line}\n"), WAIT),
+        "the server's line never reached stdout{}",
+        s.dump()
+    );
+}
+
+/// `hello`, then stdin EOF: a clean exit 0 after s_server got the line.
+fn hello_then_stdin_eof(s: &mut Session<SServer>) {
+    s.c.write_stdin(b"hello\n", &[&s.srv]);
+    s.c.close_stdin();
+    let st = exit_cleanly(s);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    assert!(
+        s.srv.text().contains("hello\n"),
+        "s_server did not receive `hello`{}",
+        s.dump()
+    );
+}
+
+/// Report fields of a close on signal `sig` (death by it: exit 128 + sig).
+fn signal_close<'a>(sig: i32, more: &[(&'a str, Value)]) -> Vec<(&'a str, Value)> {
+    let mut all = vec![
+        ("signal", json!(signal_name(sig))),
+        ("close_notify_sent", json!(true)),
+    ];
+    all.extend_from_slice(more);
+    report_fields("signal", "clean", &all, 128 + sig)
+}
+
 /// Path 1, default `--on-eof half-close`.
 fn half_close_on_stdin_eof(tls: Tls) {
-    let pki = Pki::new();
-    let srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(&pki, "localhost", srv.port, &[]));
-    c.write_stdin(b"hello\n", &[&srv]);
-    c.close_stdin();
-    let st = c.wait_exit(WAIT, &[&srv]);
-    srv.assert_client_closed_cleanly(&[&c]);
-    c.assert_no_panic(&[&srv]);
-    c.assert_code(st, 0, &[&srv]);
-    assert!(
-        srv.text().contains("hello\n"),
-        "s_server did not receive `hello`{}{}",
-        c.dump(),
-        srv.dump()
-    );
+    let mut s = Session::start("localhost", |pki| SServer::start(pki, tls), &[]);
+    hello_then_stdin_eof(&mut s);
     // s_server answers the close_notify (the client got it: see the report).
-    srv.expect_log(SS_CLOSE_NOTIFY_WRITE, WAIT, &[&c]);
-    c.assert_report(
-        &[
-            ("trigger", json!("stdin-eof")),
-            ("outcome", json!("clean")),
-            ("signal", null()),
-            ("close_notify_sent", json!(true)),
-            ("close_notify_received", json!(true)),
-            ("bytes_out", json!(6)),
-            ("bytes_in", json!(0)),
-            ("exit_code", json!(0)),
-            ("error", null()),
-        ],
-        &[&srv],
+    s.srv.expect_log(SS_CLOSE_NOTIFY_WRITE, WAIT, &[&s.c]);
+    s.c.assert_report(
+        &clean_close(
+            "stdin-eof",
+            &[
+                ("signal", null()),
+                ("close_notify_received", json!(true)),
+                ("bytes_out", json!(6)),
+                ("bytes_in", json!(0)),
+                ("error", null()),
+            ],
+        ),
+        &[&s.srv],
     );
     assert!(
-        c.message_lines().is_empty(),
-        "a clean session should print nothing but the report on stderr{}{}",
-        c.dump(),
-        srv.dump()
+        s.c.message_lines().is_empty(),
+        "a clean session should print nothing but the report on stderr{}",
+        s.dump()
     );
 }
 
 /// Path 1, `--on-eof close`: fast close at once.
 fn on_eof_close(tls: Tls) {
-    let pki = Pki::new();
-    let srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        srv.port,
-        &["--on-eof", "close"],
-    ));
-    c.write_stdin(b"hello\n", &[&srv]);
-    c.close_stdin();
-    let st = c.wait_exit(WAIT, &[&srv]);
-    srv.assert_client_closed_cleanly(&[&c]);
-    c.assert_no_panic(&[&srv]);
-    c.assert_code(st, 0, &[&srv]);
-    assert!(
-        srv.text().contains("hello\n"),
-        "s_server did not receive `hello`{}{}",
-        c.dump(),
-        srv.dump()
-    );
-    c.assert_report(
-        &[
-            ("trigger", json!("stdin-eof")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("bytes_out", json!(6)),
-            ("exit_code", json!(0)),
-            ("error", null()),
-        ],
-        &[&srv],
+    let mut s = Session::s_server(tls, &["--on-eof", "close"]);
+    hello_then_stdin_eof(&mut s);
+    s.c.assert_report(
+        &clean_close("stdin-eof", &[("bytes_out", json!(6)), ("error", null())]),
+        &[&s.srv],
     );
 }
 
 /// Path 1, `--on-eof ignore`: stdin EOF changes nothing; the server can still
 /// talk; a signal ends it.
 fn on_eof_ignore_stays_until_signal(tls: Tls) {
-    let pki = Pki::new();
-    let mut srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        srv.port,
-        &["--on-eof", "ignore"],
-    ));
-    client_ready(&mut c, &srv);
-    c.close_stdin();
-    srv.send_line("still-here-after-eof");
+    let mut s = ready_session(tls, &["--on-eof", "ignore"]);
+    s.c.close_stdin();
+    s.srv.send_line("still-here-after-eof");
     assert!(
-        c.stdout.wait_for("still-here-after-eof\n", WAIT),
-        "the server's line never reached stdout after stdin EOF with --on-eof ignore{}{}",
-        c.dump(),
-        srv.dump()
+        s.c.stdout.wait_for("still-here-after-eof\n", WAIT),
+        "the server's line never reached stdout after stdin EOF with --on-eof ignore{}",
+        s.dump()
     );
     assert!(
-        !c.proc.has_exited(),
-        "--on-eof ignore: the client exited after stdin EOF{}{}",
-        c.dump(),
-        srv.dump()
+        !s.c.proc.has_exited(),
+        "--on-eof ignore: the client exited after stdin EOF{}",
+        s.dump()
     );
-    c.signal(SIGTERM);
-    let st = c.wait_exit(WAIT, &[&srv]);
-    srv.assert_client_closed_cleanly(&[&c]);
-    c.assert_no_panic(&[&srv]);
-    c.assert_signal(st, SIGTERM, &[&srv]);
+    s.c.signal(SIGTERM);
+    let st = exit_cleanly(&mut s);
+    s.c.assert_signal(st, SIGTERM, &[&s.srv]);
     assert_eq!(
-        c.stdout_bytes(),
+        s.c.stdout_bytes(),
         b"still-here-after-eof\n",
-        "stdout{}{}",
-        c.dump(),
-        srv.dump()
+        "stdout{}",
+        s.dump()
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("signal")),
-            ("signal", json!("SIGTERM")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("bytes_in", json!(21)),
-            ("bytes_out", json!(READY.len())),
-            ("exit_code", json!(143)),
-        ],
-        &[&srv],
+    s.c.assert_report(
+        &signal_close(
+            SIGTERM,
+            &[("bytes_in", json!(21)), ("bytes_out", json!(READY.len()))],
+        ),
+        &[&s.srv],
     );
 }
 
 /// Path 2: `~.` alone on a line closes; it is not sent.
 fn escape_closes(tls: Tls) {
-    let pki = Pki::new();
-    let srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &[]));
-    c.write_stdin(b"before\n~.\n", &[&srv]);
+    let mut s = Session::s_server(tls, &[]);
+    s.c.write_stdin(b"before\n~.\n", &[&s.srv]);
     // stdin stays open: the escape alone must end the session.
-    let st = c.wait_exit(WAIT, &[&srv]);
-    srv.assert_client_closed_cleanly(&[&c]);
-    c.assert_no_panic(&[&srv]);
-    c.assert_code(st, 0, &[&srv]);
-    let log = srv.text();
+    let st = exit_cleanly(&mut s);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    let log = s.srv.text();
     assert!(
         log.contains("before\n"),
-        "s_server did not receive `before`{}{}",
-        c.dump(),
-        srv.dump()
+        "s_server did not receive `before`{}",
+        s.dump()
     );
     assert!(
         !log.contains("~."),
-        "the escape `~.` was sent to the server{}{}",
-        c.dump(),
-        srv.dump()
+        "the escape `~.` was sent to the server{}",
+        s.dump()
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("escape")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("bytes_out", json!(7)),
-            ("exit_code", json!(0)),
-        ],
-        &[&srv],
+    s.c.assert_report(
+        &clean_close("escape", &[("bytes_out", json!(7))]),
+        &[&s.srv],
     );
 }
 
 /// Path 2 disabled: `--escape none` sends `~.` like any other line.
 fn escape_none_sends_tilde_dot(tls: Tls) {
-    let pki = Pki::new();
-    let srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        srv.port,
-        &["--escape", "none"],
-    ));
-    c.write_stdin(b"before\n~.\nafter\n", &[&srv]);
-    srv.expect_log("after\n", WAIT, &[&c]);
+    let mut s = Session::s_server(tls, &["--escape", "none"]);
+    s.c.write_stdin(b"before\n~.\nafter\n", &[&s.srv]);
+    s.srv.expect_log("after\n", WAIT, &[&s.c]);
     assert!(
-        !c.proc.has_exited(),
-        "--escape none: `~.` still ended the session{}{}",
-        c.dump(),
-        srv.dump()
+        !s.c.proc.has_exited(),
+        "--escape none: `~.` still ended the session{}",
+        s.dump()
     );
-    c.close_stdin();
-    let st = c.wait_exit(WAIT, &[&srv]);
-    srv.assert_client_closed_cleanly(&[&c]);
-    c.assert_code(st, 0, &[&srv]);
-    let log = srv.text();
+    s.c.close_stdin();
+    let st = s.wait_exit(WAIT);
+    s.srv.assert_client_closed_cleanly(&[&s.c]);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    let log = s.srv.text();
     assert!(
         log.contains("before\n") && log.contains("~.\n") && log.contains("after\n"),
-        "s_server did not receive all three lines, `~.` included{}{}",
-        c.dump(),
-        srv.dump()
+        "s_server did not receive all three lines, `~.` included{}",
+        s.dump()
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("stdin-eof")),
-            ("outcome", json!("clean")),
-            ("bytes_out", json!(16)),
-            ("exit_code", json!(0)),
-        ],
-        &[&srv],
+    s.c.assert_report(
+        &report_fields("stdin-eof", "clean", &[("bytes_out", json!(16))], 0),
+        &[&s.srv],
     );
 }
 
 /// Path 2 with another escape character: `--escape %` → `%.` closes, `~.`
 /// is plain data.
 fn escape_custom_char(tls: Tls) {
-    let pki = Pki::new();
-    let srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &["--escape", "%"]));
-    c.write_stdin(b"before\n~.\n%.\n", &[&srv]);
-    let st = c.wait_exit(WAIT, &[&srv]);
-    srv.assert_client_closed_cleanly(&[&c]);
-    c.assert_code(st, 0, &[&srv]);
-    let log = srv.text();
+    let mut s = Session::s_server(tls, &["--escape", "%"]);
+    s.c.write_stdin(b"before\n~.\n%.\n", &[&s.srv]);
+    let st = s.wait_exit(WAIT);
+    s.srv.assert_client_closed_cleanly(&[&s.c]);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    let log = s.srv.text();
     assert!(
         log.contains("before\n") && log.contains("~.\n"),
-        "s_server did not receive `before` and `~.`{}{}",
-        c.dump(),
-        srv.dump()
+        "s_server did not receive `before` and `~.`{}",
+        s.dump()
     );
     assert!(
         !log.contains("%."),
-        "the escape `%.` was sent to the server{}{}",
-        c.dump(),
-        srv.dump()
+        "the escape `%.` was sent to the server{}",
+        s.dump()
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("escape")),
-            ("outcome", json!("clean")),
-            ("bytes_out", json!(10)),
-            ("exit_code", json!(0)),
-        ],
-        &[&srv],
+    s.c.assert_report(
+        &report_fields("escape", "clean", &[("bytes_out", json!(10))], 0),
+        &[&s.srv],
     );
 }
 
 /// Path 3: SIGINT / SIGTERM / SIGHUP → close_notify, report, death by that
 /// signal.
 fn signal_closes(tls: Tls, sig: i32) {
-    let pki = Pki::new();
-    let mut srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &[]));
-    client_ready(&mut c, &srv);
+    let mut s = ready_session(tls, &[]);
     // Connected for sure once a server line comes out of the client.
-    srv.send_line("hello-client");
-    assert!(
-        c.stdout.wait_for("hello-client\n", WAIT),
-        "the server's line never reached stdout{}{}",
-        c.dump(),
-        srv.dump()
-    );
-    c.signal(sig);
-    let st = c.wait_exit(WAIT, &[&srv]);
-    srv.assert_client_closed_cleanly(&[&c]);
-    c.assert_no_panic(&[&srv]);
-    c.assert_signal(st, sig, &[&srv]);
-    c.assert_report(
-        &[
-            ("trigger", json!("signal")),
-            ("signal", json!(signal_name(sig))),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("bytes_in", json!(13)),
-            ("bytes_out", json!(READY.len())),
-            ("exit_code", json!(128 + sig)),
-            ("error", null()),
-        ],
-        &[&srv],
+    server_line_arrives(&mut s, "hello-client");
+    s.c.signal(sig);
+    let st = exit_cleanly(&mut s);
+    s.c.assert_signal(st, sig, &[&s.srv]);
+    s.c.assert_report(
+        &signal_close(
+            sig,
+            &[
+                ("bytes_in", json!(13)),
+                ("bytes_out", json!(READY.len())),
+                ("error", null()),
+            ],
+        ),
+        &[&s.srv],
     );
 }
 
@@ -329,79 +271,43 @@ fn signal_closes(tls: Tls, sig: i32) {
 /// in one write, so usually in one TLS record: what follows the quit line
 /// must be dropped.
 fn quit_on_line_s_server(tls: Tls) {
-    let pki = Pki::new();
-    let mut srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        srv.port,
-        &["--quit-on", "bye"],
-    ));
-    client_ready(&mut c, &srv);
-    srv.send_lines(&["data", "bye", "after"]);
-    let st = c.wait_exit(WAIT, &[&srv]);
-    srv.assert_client_closed_cleanly(&[&c]);
-    c.assert_no_panic(&[&srv]);
-    c.assert_code(st, 0, &[&srv]);
+    let mut s = ready_session(tls, &["--quit-on", "bye"]);
+    s.srv.send_lines(&["data", "bye", "after"]);
+    let st = exit_cleanly(&mut s);
+    s.c.assert_code(st, 0, &[&s.srv]);
     assert_eq!(
-        c.stdout_text(),
+        s.c.stdout_text(),
         "data\nbye\n",
-        "stdout must end with the quit line{}{}",
-        c.dump(),
-        srv.dump()
+        "stdout must end with the quit line{}",
+        s.dump()
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("quit-line")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("exit_code", json!(0)),
-        ],
-        &[&srv],
-    );
+    s.c.assert_report(&clean_close("quit-line", &[]), &[&s.srv]);
 }
 
 /// Path 4 with `--quit-on quit` (the Python peer sends it; s_server cannot).
 fn quit_on_line_peer(tls: Tls) {
-    let pki = Pki::new();
-    let peer = PyPeer::start(
-        &pki.server,
+    let mut s = Session::peer(
         tls,
         "send-close",
         &["--payload-text", "data\\nquit\\nafter\\n"],
-    );
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        peer.port,
         &["--quit-on", "quit"],
-    ));
-    let st = c.wait_exit(WAIT, &[&peer]);
-    let verdict = peer.verdict(&[&c]);
-    c.assert_no_panic(&[&peer]);
-    c.assert_code(st, 0, &[&peer]);
+    );
+    let st = s.wait_exit(WAIT);
+    let verdict = s.srv.verdict(&[&s.c]);
+    s.c.assert_no_panic(&[&s.srv]);
+    s.c.assert_code(st, 0, &[&s.srv]);
     assert_eq!(
-        c.stdout_text(),
+        s.c.stdout_text(),
         "data\nquit\n",
-        "stdout must end with the quit line{}{}",
-        c.dump(),
-        peer.dump()
+        "stdout must end with the quit line{}",
+        s.dump()
     );
     assert!(
         verdict == "client_answered_close_notify" || verdict == "client_close_notify",
-        "the peer did not get the client's close_notify: {verdict}{}{}",
-        c.dump(),
-        peer.dump()
+        "the peer did not get the client's close_notify: {verdict}{}",
+        s.dump()
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("quit-line")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("exit_code", json!(0)),
-        ],
-        &[&peer],
-    );
+    s.c.assert_report(&clean_close("quit-line", &[]), &[&s.srv]);
 }
 
 fn assert_truncated(c: &Client, st: std::process::ExitStatus, ctx: &[&dyn Dump]) {
@@ -414,63 +320,36 @@ fn assert_truncated(c: &Client, st: std::process::ExitStatus, ctx: &[&dyn Dump])
         dumps(ctx)
     );
     c.assert_report(
-        &[
-            ("trigger", json!("peer-eof")),
-            ("outcome", json!("truncated")),
-            ("close_notify_received", json!(false)),
-            ("exit_code", json!(3)),
-        ],
+        &report_fields(
+            "peer-eof",
+            "truncated",
+            &[("close_notify_received", json!(false))],
+            3,
+        ),
         ctx,
     );
 }
 
-/// Path 6 with s_server's `q` command: TCP closed without close_notify.
-fn peer_eof_s_server_q(tls: Tls) {
-    let pki = Pki::new();
-    let mut srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &[]));
-    client_ready(&mut c, &srv);
-    srv.send_line("last-line");
-    assert!(
-        c.stdout.wait_for("last-line\n", WAIT),
-        "the server's line never reached stdout{}{}",
-        c.dump(),
-        srv.dump()
-    );
-    srv.command("q");
-    let st = c.wait_exit(WAIT, &[&srv]);
-    assert_truncated(&c, st, &[&srv]);
-    assert_eq!(
-        c.stdout_bytes(),
-        b"last-line\n",
-        "stdout{}{}",
-        c.dump(),
-        srv.dump()
-    );
+/// Path 6 with s_server: `end` (its `q` command, or killing it) closes TCP
+/// without close_notify.
+fn peer_eof_s_server(tls: Tls, end: fn(&mut SServer)) {
+    let mut s = ready_session(tls, &[]);
+    server_line_arrives(&mut s, "last-line");
+    end(&mut s.srv);
+    let st = s.wait_exit(WAIT);
+    assert_truncated(&s.c, st, &[&s.srv]);
+    assert_eq!(s.c.stdout_bytes(), b"last-line\n", "stdout{}", s.dump());
 }
 
-/// Path 6 with the server process killed outright.
-fn peer_eof_s_server_killed(tls: Tls) {
-    let pki = Pki::new();
-    let mut srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &[]));
-    client_ready(&mut c, &srv);
-    srv.send_line("last-line");
+/// Stdout must be exactly the peer's first `n` payload bytes.
+fn assert_payload(s: &Session<PyPeer>, n: usize) {
+    let got = s.c.stdout_bytes();
+    let want = payload_pattern(n);
     assert!(
-        c.stdout.wait_for("last-line\n", WAIT),
-        "the server's line never reached stdout{}{}",
-        c.dump(),
-        srv.dump()
-    );
-    srv.proc.kill();
-    let st = c.wait_exit(WAIT, &[&srv]);
-    assert_truncated(&c, st, &[&srv]);
-    assert_eq!(
-        c.stdout_bytes(),
-        b"last-line\n",
-        "stdout{}{}",
-        c.dump(),
-        srv.dump()
+        got == want,
+        "stdout differs from the payload: {}{}",
+        diff_summary(&got, &want),
+        s.dump()
     );
 }
 
@@ -478,66 +357,49 @@ fn peer_eof_s_server_killed(tls: Tls) {
 /// 1 MiB: everything delivered, close_notify answered, exit 0.
 fn peer_close_notify(tls: Tls) {
     const N: usize = 1024 * 1024;
-    let pki = Pki::new();
     let n = N.to_string();
-    let peer = PyPeer::start(&pki.server, tls, "send-close", &["--payload-bytes", &n]);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
+    let mut s = Session::peer(tls, "send-close", &["--payload-bytes", &n], &[]);
     // stdin stays open: only the server's close_notify ends the session.
-    let st = c.wait_exit(Duration::from_secs(30), &[&peer]);
-    let verdict = peer.verdict(&[&c]);
-    c.assert_no_panic(&[&peer]);
-    c.assert_code(st, 0, &[&peer]);
-    let got = c.stdout_bytes();
-    let want = payload_pattern(N);
-    assert!(
-        got == want,
-        "stdout differs from the payload: {}{}{}",
-        diff_summary(&got, &want),
-        c.dump(),
-        peer.dump()
-    );
+    let st = s.wait_exit(Duration::from_secs(30));
+    let verdict = s.srv.verdict(&[&s.c]);
+    s.c.assert_no_panic(&[&s.srv]);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    assert_payload(&s, N);
     assert_eq!(
         verdict,
         "client_answered_close_notify",
-        "the client must answer the server's close_notify{}{}",
-        c.dump(),
-        peer.dump()
+        "the client must answer the server's close_notify{}",
+        s.dump()
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("peer-close-notify")),
-            ("outcome", json!("clean")),
-            ("close_notify_received", json!(true)),
-            ("close_notify_sent", json!(true)),
-            ("bytes_in", json!(N)),
-            ("bytes_out", json!(0)),
-            ("exit_code", json!(0)),
-            ("error", null()),
-        ],
-        &[&peer],
+    s.c.assert_report(
+        &clean_close(
+            "peer-close-notify",
+            &[
+                ("close_notify_received", json!(true)),
+                ("bytes_in", json!(N)),
+                ("bytes_out", json!(0)),
+                ("error", null()),
+            ],
+        ),
+        &[&s.srv],
     );
 }
 
 /// Path 6 with the Python peer: payload, then FIN without close_notify.
 fn peer_truncate(tls: Tls) {
     const N: usize = 256 * 1024;
-    let pki = Pki::new();
     let n = N.to_string();
-    let peer = PyPeer::start(&pki.server, tls, "send-truncate", &["--payload-bytes", &n]);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
-    let st = c.wait_exit(Duration::from_secs(30), &[&peer]);
-    assert_truncated(&c, st, &[&peer]);
-    let got = c.stdout_bytes();
-    let want = payload_pattern(N);
-    assert!(
-        got == want,
-        "stdout differs from the payload: {}{}{}",
-        diff_summary(&got, &want),
-        c.dump(),
-        peer.dump()
+    let mut s = Session::peer(tls, "send-truncate", &["--payload-bytes", &n], &[]);
+    let st = s.wait_exit(Duration::from_secs(30));
+    assert_truncated(&s.c, st, &[&s.srv]);
+    assert_payload(&s, N);
+    let report = s.c.report(&[&s.srv]);
+    assert_eq!(
+        report["bytes_in"],
+        json!(N),
+        "report: {report}{}",
+        s.c.dump()
     );
-    let report = c.report(&[&peer]);
-    assert_eq!(report["bytes_in"], json!(N), "report: {report}{}", c.dump());
 }
 
 /// Reads exactly `n` bytes of the client's stdout pipe in a thread (bounded),
@@ -584,85 +446,63 @@ fn assert_stdout_closed_ending(c: &Client, st: std::process::ExitStatus, ctx: &[
         c.dump(),
         dumps(ctx)
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("stdout-closed")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("exit_code", json!(0)),
-        ],
-        ctx,
-    );
+    c.assert_report(&clean_close("stdout-closed", &[]), ctx);
 }
 
 /// Path 7: the reader of stdout goes away in the middle of a 4 MiB download.
 fn stdout_closed_large_payload(tls: Tls) {
     const N: usize = 4 * 1024 * 1024;
-    let pki = Pki::new();
     let n = N.to_string();
-    let peer = PyPeer::start(&pki.server, tls, "send-close", &["--payload-bytes", &n]);
-    let mut c = Client::spawn_raw_stdout(client_args(&pki, "127.0.0.1", peer.port, &[]));
-    let head = read_then_close_stdout(&mut c, 10, &[&peer]);
+    let mut s = Session::peer_raw_stdout(tls, "send-close", &["--payload-bytes", &n], &[]);
+    let head = read_then_close_stdout(&mut s.c, 10, &[&s.srv]);
     assert_eq!(head, &payload_pattern(10)[..], "first bytes of stdout");
-    let st = c.wait_exit(Duration::from_secs(30), &[&peer]);
-    let verdict = peer.verdict(&[&c]);
-    assert_stdout_closed_ending(&c, st, &[&peer]);
+    let st = s.wait_exit(Duration::from_secs(30));
+    let verdict = s.srv.verdict(&[&s.c]);
+    assert_stdout_closed_ending(&s.c, st, &[&s.srv]);
     assert!(
         verdict.starts_with("client_close_notify") || verdict == "client_answered_close_notify",
-        "the peer did not see the client's close_notify: {verdict}{}{}",
-        c.dump(),
-        peer.dump()
+        "the peer did not see the client's close_notify: {verdict}{}",
+        s.dump()
     );
 }
 
 /// Path 7, step by step with the echo peer: a line comes back, the test
 /// reads part of it and closes stdout, the next echoed line hits EPIPE.
 fn stdout_closed_echo(tls: Tls) {
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.server, tls, "echo", &[]);
-    let mut c = Client::spawn_raw_stdout(client_args(&pki, "127.0.0.1", peer.port, &[]));
-    c.write_stdin(b"0123456789abcdef\n", &[&peer]);
-    let head = read_then_close_stdout(&mut c, 10, &[&peer]);
+    let mut s = Session::peer_raw_stdout(tls, "echo", &[], &[]);
+    s.c.write_stdin(b"0123456789abcdef\n", &[&s.srv]);
+    let head = read_then_close_stdout(&mut s.c, 10, &[&s.srv]);
     assert_eq!(head, b"0123456789", "first bytes of stdout");
-    c.write_stdin(b"second line\n", &[&peer]);
-    let st = c.wait_exit(WAIT, &[&peer]);
-    let verdict = peer.verdict(&[&c]);
-    assert_stdout_closed_ending(&c, st, &[&peer]);
+    s.c.write_stdin(b"second line\n", &[&s.srv]);
+    let st = s.wait_exit(WAIT);
+    let verdict = s.srv.verdict(&[&s.c]);
+    assert_stdout_closed_ending(&s.c, st, &[&s.srv]);
     assert_eq!(
         verdict,
         "client_close_notify",
-        "the echo peer did not get the client's close_notify{}{}",
-        c.dump(),
-        peer.dump()
+        "the echo peer did not get the client's close_notify{}",
+        s.dump()
     );
 }
 
 /// Path 4, CR/LF stripped before comparing with the quit line.
 #[test]
 fn quit_on_line_crlf() {
-    let pki = Pki::new();
-    let peer = PyPeer::start(
-        &pki.server,
+    let mut s = Session::peer(
         Tls::V13,
         "send-close",
         &["--payload-text", "data\\r\\nquit\\r\\nafter\\r\\n"],
-    );
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        peer.port,
         &["--quit-on", "quit"],
-    ));
-    let st = c.wait_exit(WAIT, &[&peer]);
-    c.assert_code(st, 0, &[&peer]);
-    assert_eq!(
-        c.stdout_text(),
-        "data\r\nquit\r\n",
-        "stdout must end with the quit line{}{}",
-        c.dump(),
-        peer.dump()
     );
-    c.assert_report(&[("trigger", json!("quit-line"))], &[&peer]);
+    let st = s.wait_exit(WAIT);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    assert_eq!(
+        s.c.stdout_text(),
+        "data\r\nquit\r\n",
+        "stdout must end with the quit line{}",
+        s.dump()
+    );
+    s.c.assert_report(&[("trigger", json!("quit-line"))], &[&s.srv]);
 }
 
 /// `--close-wait`: after `~.` the client sends its close_notify but keeps
@@ -670,69 +510,65 @@ fn quit_on_line_crlf() {
 /// reads the close_notify, so every byte comes back.
 fn close_wait_delivers_everything(tls: Tls) {
     const TOTAL: usize = 1 << 20;
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.server, tls, "echo", &[]);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &["--close-wait"]));
+    let mut s = Session::peer(tls, "echo", &[], &["--close-wait"]);
     let mut payload = vec![b'z'; TOTAL - 1];
     payload.push(b'\n');
-    c.write_stdin(&payload, &[&peer]);
-    c.write_stdin(b"~.\n", &[&peer]);
-    let st = c.wait_exit(WAIT, &[&peer]);
-    c.assert_no_panic(&[&peer]);
-    c.assert_code(st, 0, &[&peer]);
+    s.c.write_stdin(&payload, &[&s.srv]);
+    s.c.write_stdin(b"~.\n", &[&s.srv]);
+    let st = s.wait_exit(WAIT);
+    s.c.assert_no_panic(&[&s.srv]);
+    s.c.assert_code(st, 0, &[&s.srv]);
     assert!(
-        c.stdout.wait_eof(WAIT) && c.stdout_bytes() == payload,
-        "echo incomplete: {} of {TOTAL} bytes{}{}",
-        c.stdout_bytes().len(),
-        c.dump(),
-        peer.dump()
+        s.c.stdout.wait_eof(WAIT) && s.c.stdout_bytes() == payload,
+        "echo incomplete: {} of {TOTAL} bytes{}",
+        s.c.stdout_bytes().len(),
+        s.dump()
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("escape")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("close_notify_received", json!(true)),
-            ("bytes_in", json!(TOTAL)),
-            ("bytes_out", json!(TOTAL)),
-            ("exit_code", json!(0)),
-        ],
-        &[&peer],
+    s.c.assert_report(
+        &clean_close(
+            "escape",
+            &[
+                ("close_notify_received", json!(true)),
+                ("bytes_in", json!(TOTAL)),
+                ("bytes_out", json!(TOTAL)),
+            ],
+        ),
+        &[&s.srv],
     );
-    peer.assert_verdict("client_close_notify", &[&c]);
+    s.srv.assert_verdict("client_close_notify", &[&s.c]);
 }
 
 /// `--close-wait` against a server that never answers: the close is bounded
 /// by `--close-timeout`, exit 4.
 fn close_wait_bounded_by_close_timeout(tls: Tls) {
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.server, tls, "stall", &[]);
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        peer.port,
+    let mut s = Session::peer(
+        tls,
+        "stall",
+        &[],
         &["--close-wait", "--close-timeout", "500ms"],
-    ));
-    peer.expect_line("HANDSHAKE", WAIT, &[&c]);
-    c.write_stdin(b"~.\n", &[&peer]);
-    let st = c.wait_exit(WAIT, &[&peer]);
-    c.assert_no_panic(&[&peer]);
-    c.assert_code(st, 4, &[&peer]);
-    let report = c.report(&[&peer]);
-    c.assert_report(
-        &[
-            ("trigger", json!("escape")),
-            ("outcome", json!("close-timeout")),
-            ("close_notify_sent", json!(true)),
-            ("close_notify_received", json!(false)),
-            ("exit_code", json!(4)),
-        ],
-        &[&peer],
+    );
+    s.srv.expect_line("HANDSHAKE", WAIT, &[&s.c]);
+    s.c.write_stdin(b"~.\n", &[&s.srv]);
+    let st = s.wait_exit(WAIT);
+    s.c.assert_no_panic(&[&s.srv]);
+    s.c.assert_code(st, 4, &[&s.srv]);
+    let report = s.c.report(&[&s.srv]);
+    s.c.assert_report(
+        &report_fields(
+            "escape",
+            "close-timeout",
+            &[
+                ("close_notify_sent", json!(true)),
+                ("close_notify_received", json!(false)),
+            ],
+            4,
+        ),
+        &[&s.srv],
     );
     let close_ms = report["close_ms"].as_u64().unwrap_or(u64::MAX);
     assert!(
         (500..1500).contains(&close_ms),
         "close took {close_ms} ms with --close-timeout 500ms{}",
-        c.dump()
+        s.c.dump()
     );
 }

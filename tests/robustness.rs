@@ -26,16 +26,14 @@ per_version! {
 // spoken to).
 
 fn first_line_arrives(tls: Tls) {
-    let pki = Pki::new();
-    let srv = SServer::start(&pki, tls);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &[]));
-    c.write_stdin(b"first-line\n", &[&srv]);
+    let mut s = Session::s_server(tls, &[]);
+    s.c.write_stdin(b"first-line\n", &[&s.srv]);
     // stdin stays open.
-    srv.expect_log("first-line\n", WAIT, &[&c]);
-    c.close_stdin();
-    let st = c.wait_exit(WAIT, &[&srv]);
-    srv.assert_client_closed_cleanly(&[&c]);
-    c.assert_code(st, 0, &[&srv]);
+    s.srv.expect_log("first-line\n", WAIT, &[&s.c]);
+    s.c.close_stdin();
+    let st = s.wait_exit(WAIT);
+    s.srv.assert_client_closed_cleanly(&[&s.c]);
+    s.c.assert_code(st, 0, &[&s.srv]);
 }
 
 /// The server speaks first, with its line in the SAME TCP segment as its last
@@ -43,32 +41,23 @@ fn first_line_arrives(tls: Tls) {
 /// its Finished). The client must deliver it at once, without waiting for
 /// more network input.
 fn server_speaks_first(tls: Tls) {
-    let pki = Pki::new();
-    let peer = PyPeer::start(
-        &pki.server,
+    let mut s = Session::peer(
         tls,
         "banner",
         &["--payload-text", "banner-from-server\\n"],
+        &[],
     );
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
-    peer.expect_line("SENT", WAIT, &[&c]);
+    s.srv.expect_line("SENT", WAIT, &[&s.c]);
     assert!(
-        c.stdout.wait_for("banner-from-server\n", WAIT),
-        "the server's first line (sent with its last handshake flight) never reached stdout{}{}",
-        c.dump(),
-        peer.dump()
+        s.c.stdout.wait_for("banner-from-server\n", WAIT),
+        "the server's first line (sent with its last handshake flight) never reached stdout{}",
+        s.dump()
     );
-    c.close_stdin();
-    let st = c.wait_exit(WAIT, &[&peer]);
-    c.assert_code(st, 0, &[&peer]);
-    assert_eq!(
-        c.stdout_bytes(),
-        b"banner-from-server\n",
-        "{}{}",
-        c.dump(),
-        peer.dump()
-    );
-    peer.assert_verdict("client_close_notify", &[&c]);
+    s.c.close_stdin();
+    let st = s.wait_exit(WAIT);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    assert_eq!(s.c.stdout_bytes(), b"banner-from-server\n", "{}", s.dump());
+    s.srv.assert_verdict("client_close_notify", &[&s.c]);
 }
 
 // ---------------------------------------------------------------------------
@@ -82,12 +71,10 @@ fn echo_64_mib_both_ways() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let left = || deadline.saturating_duration_since(Instant::now());
 
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.server, Tls::V13, "echo", &[]);
-    let mut c = Client::spawn_raw_stdout(client_args(&pki, "127.0.0.1", peer.port, &[]));
+    let mut s = Session::peer_raw_stdout(Tls::V13, "echo", &[], &[]);
 
     // Writer: the pattern into stdin, then EOF.
-    let mut stdin = c.stdin.take().unwrap();
+    let mut stdin = s.c.stdin.take().unwrap();
     let (wtx, wrx) = mpsc::channel();
     thread::spawn(move || {
         let mut pattern = PatternStream::new(SEED);
@@ -110,7 +97,7 @@ fn echo_64_mib_both_ways() {
     });
 
     // Reader: stdout compared with the same pattern as it arrives.
-    let mut stdout = c.stdout_pipe.take().unwrap();
+    let mut stdout = s.c.stdout_pipe.take().unwrap();
     let (rtx, rrx) = mpsc::channel();
     thread::spawn(move || {
         let mut pattern = PatternStream::new(SEED);
@@ -145,17 +132,17 @@ fn echo_64_mib_both_ways() {
         let _ = rtx.send((got, hash.finish(), first_mismatch, res));
     });
 
-    let (sent, sent_hash, wres) = recv_within(&wrx, left(), "the stdin writer", &[&c, &peer]);
+    let (sent, sent_hash, wres) = recv_within(&wrx, left(), "the stdin writer", &[&s.c, &s.srv]);
     let (got, got_hash, mismatch, rres) =
-        recv_within(&rrx, left(), "the stdout reader (EOF)", &[&c, &peer]);
-    let st = c.wait_exit(left(), &[&peer]);
-    let verdict = peer.verdict(&[&c]);
+        recv_within(&rrx, left(), "the stdout reader (EOF)", &[&s.c, &s.srv]);
+    let st = s.wait_exit(left());
+    let verdict = s.srv.verdict(&[&s.c]);
     let ctx = format!(
         "sent {sent} bytes (fnv1a {sent_hash:016x}, {wres:?}), got {got} bytes \
          (fnv1a {got_hash:016x}, {rres:?}), first mismatch at {mismatch:?}"
     );
-    c.assert_no_panic(&[&peer, &Note(ctx.clone())]);
-    c.assert_code(st, 0, &[&peer, &Note(ctx.clone())]);
+    s.c.assert_no_panic(&[&s.srv, &Note(ctx.clone())]);
+    s.c.assert_code(st, 0, &[&s.srv, &Note(ctx.clone())]);
     assert!(
         wres.is_ok()
             && rres.is_ok()
@@ -163,26 +150,18 @@ fn echo_64_mib_both_ways() {
             && got == TOTAL
             && mismatch.is_none()
             && sent_hash == got_hash,
-        "the echoed stream differs: {ctx}{}{}",
-        c.dump(),
-        peer.dump()
+        "the echoed stream differs: {ctx}{}",
+        s.dump()
     );
-    assert_eq!(
-        verdict,
-        "client_close_notify",
-        "{ctx}{}{}",
-        c.dump(),
-        peer.dump()
-    );
-    c.assert_report(
-        &[
-            ("trigger", json!("stdin-eof")),
-            ("outcome", json!("clean")),
-            ("bytes_in", json!(TOTAL)),
-            ("bytes_out", json!(TOTAL)),
-            ("exit_code", json!(0)),
-        ],
-        &[&peer],
+    assert_eq!(verdict, "client_close_notify", "{ctx}{}", s.dump());
+    s.c.assert_report(
+        &report_fields(
+            "stdin-eof",
+            "clean",
+            &[("bytes_in", json!(TOTAL)), ("bytes_out", json!(TOTAL))],
+            0,
+        ),
+        &[&s.srv],
     );
 }
 
@@ -191,17 +170,14 @@ fn echo_64_mib_both_ways() {
 /// An idle session must sleep, not spin or poll.
 #[test]
 fn idle_client_does_not_wake_up() {
-    let pki = Pki::new();
-    let mut srv = SServer::start(&pki, Tls::V13);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &[]));
-    srv.send_line("hello-idle");
+    let mut s = Session::s_server(Tls::V13, &[]);
+    s.srv.send_line("hello-idle");
     assert!(
-        c.stdout.wait_for("hello-idle\n", WAIT),
-        "the server's line never reached stdout{}{}",
-        c.dump(),
-        srv.dump()
+        s.c.stdout.wait_for("hello-idle\n", WAIT),
+        "the server's line never reached stdout{}",
+        s.dump()
     );
-    let pid = c.proc.pid();
+    let pid = s.c.proc.pid();
     let before = voluntary_ctxt_switches(pid).expect("read /proc/PID/task/*/status");
     // The observation window is the measurement itself.
     thread::sleep(Duration::from_secs(2));
@@ -210,13 +186,12 @@ fn idle_client_does_not_wake_up() {
     println!("idle 2 s: {delta} voluntary context switches ({before} -> {after})");
     assert!(
         delta < 10,
-        "idle client woke up {delta} times in 2 s (voluntary context switches, all threads){}{}",
-        c.dump(),
-        srv.dump()
+        "idle client woke up {delta} times in 2 s (voluntary context switches, all threads){}",
+        s.dump()
     );
-    c.close_stdin();
-    let st = c.wait_exit(WAIT, &[&srv]);
-    c.assert_code(st, 0, &[&srv]);
+    s.c.close_stdin();
+    let st = s.wait_exit(WAIT);
+    s.c.assert_code(st, 0, &[&s.srv]);
 }
 
 // ---------------------------------------------------------------------------
@@ -270,41 +245,33 @@ fn feed_until_blocked(c: &mut Client, peer: &PyPeer) -> u64 {
 /// `--close-timeout`, and the process still dies by SIGINT with a report.
 #[test]
 fn sigint_while_write_blocked() {
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        peer.port,
-        &["--close-timeout", "1s"],
-    ));
-    peer.expect_line("HANDSHAKE", WAIT, &[&c]);
+    let mut s = Session::peer(Tls::V13, "stall", &[], &["--close-timeout", "1s"]);
+    s.srv.expect_line("HANDSHAKE", WAIT, &[&s.c]);
 
-    let fed_at_signal = feed_until_blocked(&mut c, &peer);
+    let fed_at_signal = feed_until_blocked(&mut s.c, &s.srv);
     let t0 = Instant::now();
-    c.signal(SIGINT);
-    let st = c.wait_exit(Duration::from_secs(2), &[&peer]);
-    let took = c.proc.exited_at().unwrap() - t0;
+    s.c.signal(SIGINT);
+    let st = s.wait_exit(Duration::from_secs(2));
+    let took = s.c.proc.exited_at().unwrap() - t0;
     println!("blocked write + SIGINT: exited after {took:?} ({fed_at_signal} bytes fed)");
     let note = Note(format!(
         "{fed_at_signal} bytes fed before SIGINT; exit {took:?} after it"
     ));
-    c.assert_no_panic(&[&peer, &note]);
-    c.assert_signal(st, SIGINT, &[&peer, &note]);
+    s.c.assert_no_panic(&[&s.srv, &note]);
+    s.c.assert_signal(st, SIGINT, &[&s.srv, &note]);
     assert!(
         took <= Duration::from_secs(2),
-        "took {took:?} > close-timeout 1 s + 1 s{}{}",
-        c.dump(),
-        peer.dump()
+        "took {took:?} > close-timeout 1 s + 1 s{}",
+        s.dump()
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("signal")),
-            ("signal", json!("SIGINT")),
-            ("outcome", json!("close-timeout")),
-            ("exit_code", json!(130)),
-        ],
-        &[&peer, &note],
+    s.c.assert_report(
+        &report_fields(
+            "signal",
+            "close-timeout",
+            &[("signal", json!("SIGINT"))],
+            130,
+        ),
+        &[&s.srv, &note],
     );
 }
 
@@ -312,50 +279,36 @@ fn sigint_while_write_blocked() {
 /// `--close-timeout`) aborts at once.
 #[test]
 fn second_sigint_aborts_close() {
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
     // -v: the client logs when its close starts (the event to wait for).
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        peer.port,
-        &["--close-timeout", "30s", "-v"],
-    ));
-    peer.expect_line("HANDSHAKE", WAIT, &[&c]);
-    feed_until_blocked(&mut c, &peer);
-    c.signal(SIGINT);
+    let mut s = Session::peer(Tls::V13, "stall", &[], &["--close-timeout", "30s", "-v"]);
+    s.srv.expect_line("HANDSHAKE", WAIT, &[&s.c]);
+    feed_until_blocked(&mut s.c, &s.srv);
+    s.c.signal(SIGINT);
     assert!(
-        c.stderr.wait_for("closing", WAIT),
-        "no `closing` log line after the first SIGINT (-v){}{}",
-        c.dump(),
-        peer.dump()
+        s.c.stderr.wait_for("closing", WAIT),
+        "no `closing` log line after the first SIGINT (-v){}",
+        s.dump()
     );
     assert!(
-        !c.proc.has_exited(),
+        !s.c.proc.has_exited(),
         "the first SIGINT should start a close that waits{}",
-        c.dump()
+        s.c.dump()
     );
     let t0 = Instant::now();
-    c.signal(SIGINT);
-    let st = c.wait_exit(WAIT, &[&peer]);
-    let took = c.proc.exited_at().unwrap() - t0;
+    s.c.signal(SIGINT);
+    let st = s.wait_exit(WAIT);
+    let took = s.c.proc.exited_at().unwrap() - t0;
     println!("second SIGINT: died after {took:?}");
-    c.assert_no_panic(&[&peer]);
-    c.assert_signal(st, SIGINT, &[&peer]);
+    s.c.assert_no_panic(&[&s.srv]);
+    s.c.assert_signal(st, SIGINT, &[&s.srv]);
     assert!(
         took <= Duration::from_millis(500),
-        "took {took:?} to die after the second SIGINT{}{}",
-        c.dump(),
-        peer.dump()
+        "took {took:?} to die after the second SIGINT{}",
+        s.dump()
     );
-    c.assert_report(
-        &[
-            ("trigger", json!("signal")),
-            ("signal", json!("SIGINT")),
-            ("outcome", json!("aborted")),
-            ("exit_code", json!(130)),
-        ],
-        &[&peer],
+    s.c.assert_report(
+        &report_fields("signal", "aborted", &[("signal", json!("SIGINT"))], 130),
+        &[&s.srv],
     );
 }
 
@@ -364,68 +317,67 @@ fn second_sigint_aborts_close() {
 /// close_notify cannot go out within `--close-timeout`.
 #[test]
 fn close_timeout_exits_4() {
-    let pki = Pki::new();
-    let mut peer = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        peer.port,
+    let mut s = Session::peer(
+        Tls::V13,
+        "stall",
+        &[],
         &["--close-timeout", "1s", "--quit-on", "quit"],
-    ));
-    peer.expect_line("HANDSHAKE", WAIT, &[&c]);
-    feed_until_blocked(&mut c, &peer);
+    );
+    s.srv.expect_line("HANDSHAKE", WAIT, &[&s.c]);
+    feed_until_blocked(&mut s.c, &s.srv);
     // SIGUSR1 makes the stalled peer send `quit` (it still never reads).
-    peer.signal_usr1();
-    let st = c.wait_exit(WAIT, &[&peer]);
-    c.assert_no_panic(&[&peer]);
-    c.assert_code(st, 4, &[&peer]);
-    assert_eq!(c.stdout_text(), "quit\n", "{}", c.dump());
-    c.assert_report(
-        &[
-            ("trigger", json!("quit-line")),
-            ("outcome", json!("close-timeout")),
-            ("close_notify_sent", json!(false)),
-            ("exit_code", json!(4)),
-        ],
-        &[&peer],
+    s.srv.signal_usr1();
+    let st = s.wait_exit(WAIT);
+    s.c.assert_no_panic(&[&s.srv]);
+    s.c.assert_code(st, 4, &[&s.srv]);
+    assert_eq!(s.c.stdout_text(), "quit\n", "{}", s.c.dump());
+    s.c.assert_report(
+        &report_fields(
+            "quit-line",
+            "close-timeout",
+            &[("close_notify_sent", json!(false))],
+            4,
+        ),
+        &[&s.srv],
     );
     assert!(
-        c.message_lines()
+        s.c.message_lines()
             .iter()
             .any(|l| l.contains("did not finish within 1s")),
         "no close-timeout warning{}",
-        c.dump()
+        s.c.dump()
     );
+}
+
+/// The test's own TCP listener, and a client with `flags` connecting to it.
+fn listener_session(flags: &[&str]) -> Session<TestListener> {
+    let pki = Pki::new();
+    let srv = TestListener::start();
+    let c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, flags));
+    Session { c, srv, pki }
 }
 
 /// SIGINT while the handshake is pending (the server accepted TCP and says
 /// nothing): death by SIGINT at once.
 #[test]
 fn sigint_during_handshake() {
-    let pki = Pki::new();
-    let listener = TestListener::start();
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        listener.port,
-        &["--connect-timeout", "30s"],
-    ));
-    let mut sock = listener.accept(WAIT, &[&c]);
+    let mut s = listener_session(&["--connect-timeout", "30s"]);
+    let mut sock = s.srv.accept(WAIT, &[&s.c]);
     // The ClientHello arrived: the client is in its handshake.
     let hello =
-        read_some(&mut sock, WAIT).unwrap_or_else(|e| panic!("no ClientHello: {e}{}", c.dump()));
-    assert!(!hello.is_empty(), "no ClientHello{}", c.dump());
+        read_some(&mut sock, WAIT).unwrap_or_else(|e| panic!("no ClientHello: {e}{}", s.c.dump()));
+    assert!(!hello.is_empty(), "no ClientHello{}", s.c.dump());
     let t0 = Instant::now();
-    c.signal(SIGINT);
-    let st = c.wait_exit(WAIT, &[]);
-    let took = c.proc.exited_at().unwrap() - t0;
+    s.c.signal(SIGINT);
+    let st = s.c.wait_exit(WAIT, &[]);
+    let took = s.c.proc.exited_at().unwrap() - t0;
     println!("SIGINT during handshake: died after {took:?}");
-    c.assert_signal(st, SIGINT, &[]);
-    c.assert_no_panic(&[]);
+    s.c.assert_signal(st, SIGINT, &[]);
+    s.c.assert_no_panic(&[]);
     assert!(
         took <= Duration::from_millis(500),
         "took {took:?} to die after SIGINT during the handshake (contract: 200 ms){}",
-        c.dump()
+        s.c.dump()
     );
     drop(sock);
 }
@@ -464,32 +416,17 @@ fn assert_one_line_error(
     lines[0].clone()
 }
 
-/// Runs the client against the Python peer in `mode`: exit 1, one error line
-/// naming one of `needles`, and an error report.
-fn fails_against_peer(
-    pki: &Pki,
-    cert: &CertFiles,
-    tls: Tls,
-    mode: &str,
-    extra: &[&str],
-    needles: &[&str],
-) {
-    let peer = PyPeer::start(cert, tls, mode, extra);
-    let mut c = Client::spawn(client_args(pki, "127.0.0.1", peer.port, &[]));
-    let st = c.wait_exit(WAIT, &[&peer]);
-    assert_one_line_error(&c, st, 1, needles, &[&peer]);
-    assert_error_report(&c, &[&peer]);
+/// Runs the client against the Python peer `start` makes: exit 1, one error
+/// line naming one of `needles`, and an error report.
+fn fails_against_peer(start: impl FnOnce(&Pki) -> PyPeer, needles: &[&str]) {
+    let mut s = Session::start("127.0.0.1", start, &[]);
+    let st = s.wait_exit(WAIT);
+    assert_one_line_error(&s.c, st, 1, needles, &[&s.srv]);
+    assert_error_report(&s.c, &[&s.srv]);
 }
 
 fn assert_error_report(c: &Client, ctx: &[&dyn Dump]) {
-    let r = c.assert_report(
-        &[
-            ("trigger", json!("error")),
-            ("outcome", json!("error")),
-            ("exit_code", json!(1)),
-        ],
-        ctx,
-    );
+    let r = c.assert_report(&report_fields("error", "error", &[], 1), ctx);
     assert!(
         r["error"].is_string(),
         "report.error must name the error: {r}{}{}",
@@ -500,13 +437,8 @@ fn assert_error_report(c: &Client, ctx: &[&dyn Dump]) {
 
 #[test]
 fn untrusted_certificate_with_test_ca() {
-    let pki = Pki::new();
     fails_against_peer(
-        &pki,
-        &pki.untrusted,
-        Tls::V13,
-        "echo",
-        &[],
+        |pki| PyPeer::start(&pki.untrusted, Tls::V13, "echo", &[]),
         &["certificate"],
     );
 }
@@ -515,84 +447,92 @@ fn untrusted_certificate_with_test_ca() {
 /// so s_server logs that alert, not a bare `unexpected eof`.
 #[test]
 fn rejected_certificate_is_named_to_the_server() {
-    let pki = Pki::new();
-    let server = SServer::start_with(&pki.untrusted, Tls::V13, &[]);
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", server.port, &[]));
-    let st = c.wait_exit(WAIT, &[&server]);
-    assert_one_line_error(&c, st, 1, &["certificate"], &[&server]);
-    server.expect_log("SSL3 alert read:fatal:unknown CA", WAIT, &[&c]);
-    assert!(
-        !server.text().contains("unexpected eof"),
-        "s_server saw a bare EOF instead of the alert{}{}",
-        c.dump(),
-        server.dump()
+    let mut s = Session::start(
+        "127.0.0.1",
+        |pki| SServer::start_with(&pki.untrusted, Tls::V13, &[]),
+        &[],
     );
+    let st = s.wait_exit(WAIT);
+    assert_one_line_error(&s.c, st, 1, &["certificate"], &[&s.srv]);
+    s.srv
+        .expect_log("SSL3 alert read:fatal:unknown CA", WAIT, &[&s.c]);
+    assert!(
+        !s.srv.text().contains("unexpected eof"),
+        "s_server saw a bare EOF instead of the alert{}",
+        s.dump()
+    );
+}
+
+/// The echo peer with the untrusted leaf, and a client that is not given the
+/// test CA: `flags`, `--report json`, then `host`.
+fn untrusted_echo_session(flags: &[&str], host: &str) -> Session<PyPeer> {
+    let pki = Pki::new();
+    let srv = PyPeer::start(&pki.untrusted, Tls::V13, "echo", &[]);
+    let mut args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    args.extend([
+        "--report".into(),
+        "json".into(),
+        format!("{host}:{}", srv.port),
+    ]);
+    let c = Client::spawn(args);
+    Session { c, srv, pki }
 }
 
 #[test]
 fn untrusted_certificate_without_ca_file() {
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.untrusted, Tls::V13, "echo", &[]);
-    let mut c = Client::spawn([
-        "--report".to_string(),
-        "json".to_string(),
-        format!("localhost:{}", peer.port),
-    ]);
-    let st = c.wait_exit(WAIT, &[&peer]);
-    assert_one_line_error(&c, st, 1, &["certificate"], &[&peer]);
+    let mut s = untrusted_echo_session(&[], "localhost");
+    let st = s.wait_exit(WAIT);
+    assert_one_line_error(&s.c, st, 1, &["certificate"], &[&s.srv]);
 }
 
 #[test]
 fn wrong_hostname_via_servername() {
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.server, Tls::V13, "echo", &[]);
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        peer.port,
-        &["--servername", "wrong.example"],
-    ));
-    let st = c.wait_exit(WAIT, &[&peer]);
-    assert_one_line_error(&c, st, 1, &["wrong.example", "hostname"], &[&peer]);
-    assert_error_report(&c, &[&peer]);
+    let mut s = Session::peer(Tls::V13, "echo", &[], &["--servername", "wrong.example"]);
+    let st = s.wait_exit(WAIT);
+    assert_one_line_error(&s.c, st, 1, &["wrong.example", "hostname"], &[&s.srv]);
+    assert_error_report(&s.c, &[&s.srv]);
 }
 
 #[test]
 fn wrong_hostname_in_certificate() {
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.wrong_name, Tls::V12, "echo", &[]);
-    let mut c = Client::spawn(client_args(&pki, "localhost", peer.port, &[]));
-    let st = c.wait_exit(WAIT, &[&peer]);
-    assert_one_line_error(&c, st, 1, &["localhost", "hostname"], &[&peer]);
+    let mut s = Session::start(
+        "localhost",
+        |pki| PyPeer::start(&pki.wrong_name, Tls::V12, "echo", &[]),
+        &[],
+    );
+    let st = s.wait_exit(WAIT);
+    assert_one_line_error(&s.c, st, 1, &["localhost", "hostname"], &[&s.srv]);
 }
 
 /// A plain-TCP server answering with HTTP.
 #[test]
 fn not_a_tls_server() {
-    let pki = Pki::new();
-    let listener = TestListener::start();
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", listener.port, &[]));
-    let mut sock = listener.accept(WAIT, &[&c]);
+    let mut s = listener_session(&[]);
+    let mut sock = s.srv.accept(WAIT, &[&s.c]);
     let hello = read_some(&mut sock, WAIT).unwrap_or_else(|e| panic!("no ClientHello: {e}"));
-    assert!(!hello.is_empty(), "no ClientHello{}", c.dump());
+    assert!(!hello.is_empty(), "no ClientHello{}", s.c.dump());
     sock.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap();
     let _ = sock.shutdown(Shutdown::Write);
-    let st = c.wait_exit(WAIT, &[]);
+    let st = s.c.wait_exit(WAIT, &[]);
     drop(sock);
-    assert_one_line_error(&c, st, 1, &["tls"], &[]);
-    assert_error_report(&c, &[]);
+    assert_one_line_error(&s.c, st, 1, &["tls"], &[]);
+    assert_error_report(&s.c, &[]);
 }
 
 #[test]
 fn garbage_after_handshake() {
-    let pki = Pki::new();
-    fails_against_peer(&pki, &pki.server, Tls::V13, "garbage", &[], &["TLS error"]);
+    fails_against_peer(
+        |pki| PyPeer::start(&pki.server, Tls::V13, "garbage", &[]),
+        &["TLS error"],
+    );
 }
 
 #[test]
 fn tcp_reset_mid_stream() {
-    let pki = Pki::new();
-    fails_against_peer(&pki, &pki.server, Tls::V13, "reset", &[], &["reset"]);
+    fails_against_peer(
+        |pki| PyPeer::start(&pki.server, Tls::V13, "reset", &[]),
+        &["reset"],
+    );
 }
 
 #[test]
@@ -615,35 +555,32 @@ fn connection_refused() {
 /// handshake.
 #[test]
 fn connect_timeout_on_silent_server() {
-    let pki = Pki::new();
-    let listener = TestListener::start();
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        listener.port,
-        &["--connect-timeout", "500ms"],
-    ));
-    let sock = listener.accept(WAIT, &[&c]);
-    let st = c.wait_exit(WAIT, &[]);
-    let took = c.proc.exited_at().unwrap() - c.started;
+    let mut s = listener_session(&["--connect-timeout", "500ms"]);
+    let sock = s.srv.accept(WAIT, &[&s.c]);
+    let st = s.c.wait_exit(WAIT, &[]);
+    let took = s.c.proc.exited_at().unwrap() - s.c.started;
     drop(sock);
     println!("--connect-timeout 500ms: exited after {took:?}");
-    assert_one_line_error(&c, st, 1, &["timeout", "timed out"], &[]);
+    assert_one_line_error(&s.c, st, 1, &["timeout", "timed out"], &[]);
     assert!(
         took >= Duration::from_millis(490) && took <= Duration::from_secs(3),
         "--connect-timeout 500ms ended after {took:?}{}",
-        c.dump()
+        s.c.dump()
     );
-    assert_error_report(&c, &[]);
+    assert_error_report(&s.c, &[]);
 }
 
 /// The server requires a client certificate and the client has none: a
 /// fatal alert (TLS 1.2: handshake_failure during the handshake; TLS 1.3:
 /// certificate_required right after it).
 fn alert_from_server(tls: Tls) {
-    let pki = Pki::new();
-    let ca = pki.ca.display().to_string();
-    fails_against_peer(&pki, &pki.server, tls, "alert", &["--ca", &ca], &["alert"]);
+    fails_against_peer(
+        |pki| {
+            let ca = pki.ca.display().to_string();
+            PyPeer::start(&pki.server, tls, "alert", &["--ca", &ca])
+        },
+        &["alert"],
+    );
 }
 
 /// The same server is happy with `--cert/--key`.
@@ -728,38 +665,24 @@ fn bad_arguments() {
 /// `--insecure` connects to an untrusted server, with a warning.
 #[test]
 fn insecure_accepts_untrusted_with_warning() {
-    let pki = Pki::new();
-    let peer = PyPeer::start(&pki.untrusted, Tls::V13, "echo", &[]);
-    let mut c = Client::spawn([
-        "--insecure".to_string(),
-        "--report".to_string(),
-        "json".to_string(),
-        format!("127.0.0.1:{}", peer.port),
-    ]);
-    c.write_stdin(b"insecure hello\n", &[&peer]);
-    c.close_stdin();
-    let st = c.wait_exit(WAIT, &[&peer]);
-    c.assert_no_panic(&[&peer]);
-    c.assert_code(st, 0, &[&peer]);
-    assert_eq!(
-        c.stdout_bytes(),
-        b"insecure hello\n",
-        "{}{}",
-        c.dump(),
-        peer.dump()
-    );
-    let lines = c.message_lines();
+    let mut s = untrusted_echo_session(&["--insecure"], "127.0.0.1");
+    s.c.write_stdin(b"insecure hello\n", &[&s.srv]);
+    s.c.close_stdin();
+    let st = s.wait_exit(WAIT);
+    s.c.assert_no_panic(&[&s.srv]);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    assert_eq!(s.c.stdout_bytes(), b"insecure hello\n", "{}", s.dump());
+    let lines = s.c.message_lines();
     assert!(
         lines.iter().any(|l| {
             let l = l.to_lowercase();
             l.contains("warn") || l.contains("insecure")
         }),
-        "--insecure must print a warning line{}{}",
-        c.dump(),
-        peer.dump()
+        "--insecure must print a warning line{}",
+        s.dump()
     );
-    peer.assert_verdict("client_close_notify", &[&c]);
-    c.assert_report(&[("outcome", json!("clean"))], &[&peer]);
+    s.srv.assert_verdict("client_close_notify", &[&s.c]);
+    s.c.assert_report(&[("outcome", json!("clean"))], &[&s.srv]);
 }
 
 // ---------------------------------------------------------------------------
@@ -780,68 +703,53 @@ fn vm_hwm_kib(pid: u32) -> std::io::Result<u64> {
 #[test]
 fn endless_line_with_quit_on() {
     const N: usize = 1 << 20;
-    let pki = Pki::new();
     let n = N.to_string();
-    let peer = PyPeer::start(
-        &pki.server,
+    let mut s = Session::peer(
         Tls::V13,
         "flood",
         &["--payload-line-bytes", &n],
-    );
-    let mut c = Client::spawn(client_args(
-        &pki,
-        "127.0.0.1",
-        peer.port,
         &["--quit-on", "bye"],
-    ));
+    );
     let t0 = Instant::now();
     assert!(
-        c.stdout.wait_len(N, Duration::from_secs(60)),
-        "the endless line never fully arrived{}{}",
-        c.dump(),
-        peer.dump()
+        s.c.stdout.wait_len(N, Duration::from_secs(60)),
+        "the endless line never fully arrived{}",
+        s.dump()
     );
-    peer.expect_line("SENT", WAIT, &[&c]);
+    s.srv.expect_line("SENT", WAIT, &[&s.c]);
     let took = t0.elapsed();
     // Measured while the client is still up (its server waits for our close), after the
     // whole line went through the matcher.
-    let hwm = vm_hwm_kib(c.proc.pid())
-        .unwrap_or_else(|e| panic!("cannot read the client's VmHWM: {e}{}", c.dump()));
+    let hwm = vm_hwm_kib(s.c.proc.pid())
+        .unwrap_or_else(|e| panic!("cannot read the client's VmHWM: {e}{}", s.c.dump()));
     println!("1 MiB endless line: {took:?}, client VmHWM {hwm} KiB");
     // The peer echoes: ending the long line and sending `bye` shows the matcher still
     // matches after a line far too long to be the quit line.
-    c.write_stdin(b"\nbye\n", &[&peer]);
-    let st = c.wait_exit(WAIT, &[&peer]);
-    c.assert_no_panic(&[&peer]);
-    c.assert_code(st, 0, &[&peer]);
+    s.c.write_stdin(b"\nbye\n", &[&s.srv]);
+    let st = s.wait_exit(WAIT);
+    s.c.assert_no_panic(&[&s.srv]);
+    s.c.assert_code(st, 0, &[&s.srv]);
     let mut want: Vec<u8> = payload_pattern(N)
         .into_iter()
         .map(|b| if b == b'\n' { b' ' } else { b })
         .collect();
     want.extend_from_slice(b"\nbye\n");
-    let got = c.stdout_bytes();
+    let got = s.c.stdout_bytes();
     assert!(
         got == want,
-        "stdout differs from the endless line: {}{}{}",
+        "stdout differs from the endless line: {}{}",
         diff_summary(&got, &want),
-        c.dump(),
-        peer.dump()
+        s.dump()
     );
     assert!(
         hwm < 64 * 1024,
         "the client's peak RSS is {hwm} KiB after a 1 MiB line (limit 64 MiB){}",
-        c.dump()
+        s.c.dump()
     );
-    peer.assert_verdict("client_close_notify", &[&c]);
-    c.assert_report(
-        &[
-            ("trigger", json!("quit-line")),
-            ("outcome", json!("clean")),
-            ("close_notify_sent", json!(true)),
-            ("bytes_in", json!(N + 5)),
-            ("exit_code", json!(0)),
-        ],
-        &[&peer],
+    s.srv.assert_verdict("client_close_notify", &[&s.c]);
+    s.c.assert_report(
+        &clean_close("quit-line", &[("bytes_in", json!(N + 5))]),
+        &[&s.srv],
     );
 }
 
@@ -849,41 +757,35 @@ fn endless_line_with_quit_on() {
 /// 100 of them, then FIN): the data before it is delivered, and the end is a truncation,
 /// bounded, with one line naming it, no panic.
 fn cut_inside_record(tls: Tls) {
-    let pki = Pki::new();
-    let peer = PyPeer::start(
-        &pki.server,
+    let mut s = Session::peer(
         tls,
         "cut-record",
         &["--payload-text", "before the cut\\n"],
+        &[],
     );
-    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", peer.port, &[]));
-    let st = c.wait_exit(WAIT, &[&peer]);
-    let took = c.proc.exited_at().unwrap() - c.started;
-    let lines = c.message_lines();
+    let st = s.wait_exit(WAIT);
+    let took = s.c.proc.exited_at().unwrap() - s.c.started;
+    let lines = s.c.message_lines();
     println!(
         "cut inside a record ({tls:?}): {} after {took:?}, stderr {lines:?}",
         describe_status(Some(st))
     );
-    peer.assert_verdict("cut_record_sent", &[&c]);
-    assert_eq!(
-        c.stdout_text(),
-        "before the cut\n",
-        "{}{}",
-        c.dump(),
-        peer.dump()
-    );
+    s.srv.assert_verdict("cut_record_sent", &[&s.c]);
+    assert_eq!(s.c.stdout_text(), "before the cut\n", "{}", s.dump());
     // Exit 3 like any end without close_notify, but the message says the truncation is
     // certain here: the stream stopped inside a record.
-    assert_one_line_error(&c, st, 3, &["in the middle of a TLS record"], &[&peer]);
-    c.assert_report(
-        &[
-            ("trigger", json!("peer-eof")),
-            ("outcome", json!("truncated")),
-            ("close_notify_received", json!(false)),
-            ("bytes_in", json!("before the cut\n".len())),
-            ("exit_code", json!(3)),
-        ],
-        &[&peer],
+    assert_one_line_error(&s.c, st, 3, &["in the middle of a TLS record"], &[&s.srv]);
+    s.c.assert_report(
+        &report_fields(
+            "peer-eof",
+            "truncated",
+            &[
+                ("close_notify_received", json!(false)),
+                ("bytes_in", json!("before the cut\n".len())),
+            ],
+            3,
+        ),
+        &[&s.srv],
     );
 }
 

@@ -1242,6 +1242,122 @@ pub fn client_args(pki: &Pki, host: &str, port: u16, extra: &[&str]) -> Vec<Stri
     args
 }
 
+/// A server a [`Session`] client can connect to.
+pub trait TestServer: Dump {
+    fn port(&self) -> u16;
+}
+
+impl TestServer for SServer {
+    fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl TestServer for PyPeer {
+    fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// A client connected to a test server, with the PKI both use.
+///
+/// The fields are declared in the order the locals they replace were
+/// dropped: the client is killed before its server, and the certificate
+/// files go last.
+pub struct Session<S> {
+    pub c: Client,
+    pub srv: S,
+    pub pki: Pki,
+}
+
+impl<S: TestServer> Session<S> {
+    /// Fresh PKI, the server `start` makes with it, then the client (see
+    /// [`client_args`]) with `flags`, connecting to `host`.
+    pub fn start(host: &str, start: impl FnOnce(&Pki) -> S, flags: &[&str]) -> Self {
+        Session::start_with(Client::spawn, host, start, flags)
+    }
+
+    /// Like [`Session::start`], the test reading stdout itself
+    /// ([`Client::spawn_raw_stdout`]).
+    pub fn start_raw_stdout(host: &str, start: impl FnOnce(&Pki) -> S, flags: &[&str]) -> Self {
+        Session::start_with(Client::spawn_raw_stdout, host, start, flags)
+    }
+
+    fn start_with(
+        spawn: fn(Vec<String>) -> Client,
+        host: &str,
+        start: impl FnOnce(&Pki) -> S,
+        flags: &[&str],
+    ) -> Self {
+        let pki = Pki::new();
+        let srv = start(&pki);
+        let c = spawn(client_args(&pki, host, srv.port(), flags));
+        Session { c, srv, pki }
+    }
+
+    /// Waits for the client's exit, dumping the server too on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        self.c.wait_exit(timeout, &[&self.srv])
+    }
+}
+
+impl Session<SServer> {
+    /// s_server with the test leaf; the client connects to 127.0.0.1.
+    pub fn s_server(tls: Tls, flags: &[&str]) -> Self {
+        Session::start("127.0.0.1", |pki| SServer::start(pki, tls), flags)
+    }
+}
+
+impl Session<PyPeer> {
+    /// The Python peer in `mode` with the test leaf; the client connects to
+    /// 127.0.0.1.
+    pub fn peer(tls: Tls, mode: &str, peer_args: &[&str], flags: &[&str]) -> Self {
+        Session::start(
+            "127.0.0.1",
+            |pki| PyPeer::start(&pki.server, tls, mode, peer_args),
+            flags,
+        )
+    }
+
+    /// Like [`Session::peer`], the test reading stdout itself.
+    pub fn peer_raw_stdout(tls: Tls, mode: &str, peer_args: &[&str], flags: &[&str]) -> Self {
+        Session::start_raw_stdout(
+            "127.0.0.1",
+            |pki| PyPeer::start(&pki.server, tls, mode, peer_args),
+            flags,
+        )
+    }
+}
+
+/// The client's dump, then the server's: what assertion messages end with.
+impl<S: Dump> Dump for Session<S> {
+    fn dump(&self) -> String {
+        format!("{}{}", self.c.dump(), self.srv.dump())
+    }
+}
+
+/// The `--report json` fields [`Client::assert_report`] checks for a
+/// session that ended by `trigger` with `outcome`, `more`, then `exit_code`.
+pub fn report_fields<'a>(
+    trigger: &str,
+    outcome: &str,
+    more: &[(&'a str, Value)],
+    exit_code: i32,
+) -> Vec<(&'a str, Value)> {
+    let mut fields = vec![("trigger", json!(trigger)), ("outcome", json!(outcome))];
+    fields.extend_from_slice(more);
+    fields.push(("exit_code", json!(exit_code)));
+    fields
+}
+
+/// [`report_fields`] of the most common ending: outcome `clean` after the
+/// client sent its close_notify, exit 0.
+pub fn clean_close<'a>(trigger: &str, more: &[(&'a str, Value)]) -> Vec<(&'a str, Value)> {
+    let mut all = vec![("close_notify_sent", json!(true))];
+    all.extend_from_slice(more);
+    report_fields(trigger, "clean", &all, 0)
+}
+
 /// The peer's deterministic payload (see tls_peer.py `pattern`).
 pub fn payload_pattern(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n + 64);
