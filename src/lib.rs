@@ -84,6 +84,7 @@
 pub mod config;
 pub mod connection;
 pub mod error;
+mod handshake;
 pub mod lines;
 pub mod report;
 pub mod transport;
