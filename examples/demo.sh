@@ -62,7 +62,8 @@ printf 'hello\nbye\n' >&3
 finish_client 1
 
 echo "== 2. The user exits while a read is pending: '~.' typed while the reader is blocked"
-start_client
+# A FIFO stands in for the terminal here, so the escape is asked for explicitly.
+start_client --escape '~'
 printf 'hello\n' >&3
 wait_for "$work/out" "hello"
 printf '~.\n' >&3

@@ -7,7 +7,7 @@
 //! their side ended, so it never blocks on anything but its `select!`, and a server that
 //! stops reading or a stdout that stops draining cannot make signals unresponsive.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,35 +17,50 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use crossbeam_channel::{Receiver, Sender, never, select, unbounded};
+use crossbeam_channel::{Receiver, Sender, after, never, select, unbounded};
 use gracetls::lines::{EscapeFilter, LineMatcher};
 use gracetls::{
     CloseMode, CloseReport, Config, Connection, Error, Event, ExitReport, Outcome, Signal,
-    TlsVersion, Trigger, parse_duration,
+    TlsVersion, Trigger, format_duration, parse_duration,
 };
 use log::{debug, info, warn};
 
 const EXIT_CODES: &str = "\
+At stdin EOF (--on-eof):
+  wait        the default: send nothing, keep printing the server's data, and end when the
+              server sends close_notify (answered, exit 0), drops TCP (exit 3), or when no
+              data has moved either way for --quiet-time (close_notify, exit 0)
+  half-close  send close_notify and a TCP FIN at once, keep reading until the server closes;
+              many servers (nginx among them) take that as the client leaving and cancel
+              or cut the answer
+  close       close at once (close_notify); what the server sends later is not read
+  ignore      stay connected until the server closes or a signal
+
 Exit codes:
   0    clean: close_notify sent (and received where the close waited for it)
-  1    error: connect, certificate, handshake, reset, TLS failure
-  2    usage: bad arguments
-  3    the server's stream ended without close_notify (possible truncation)
+  1    error: connect, certificate, handshake, reset, TLS failure, writing stdout
+  2    usage: bad arguments (nothing was sent)
+  3    the server's stream ended without close_notify (possible truncation), or data
+       arrived just as the quiet time ended and was dropped
   4    the close did not finish within --close-timeout; the socket was closed hard
-  SIGINT, SIGTERM, SIGHUP: the goodbye is sent, then gracetls ends by that same signal
-  (a shell shows 130, 143, 129). A second signal, or one before the TLS session is up,
-  ends it at once.
+  SIGINT, SIGTERM, SIGHUP, SIGQUIT: the goodbye is sent, then gracetls ends by that same
+  signal (a shell shows 130, 143, 129, 131). A second signal, or one before the TLS session
+  is up, ends it at once.
 
-Local command: ~. alone on a line of stdin closes the connection (see --escape).";
+Local command: ~. alone on a line closes the connection, when stdin is a terminal (see --escape).";
 
 /// A TLS client that always says goodbye: stdin to the server, the server to stdout, and
 /// close_notify on every way out.
 #[derive(Debug, Parser)]
 #[command(name = "gracetls", version, after_help = EXIT_CODES)]
 struct Args {
-    /// The server, HOST[:PORT]; port 443 by default, IPv6 as [::1]:8443.
+    /// The server, HOST[:PORT]; port 443 by default, IPv6 as [::1]:8443; https://HOST[:PORT] too.
     #[arg(value_name = "HOST[:PORT]")]
     target: String,
+
+    /// Anything after the target: refused with a hint (`HOST PORT` is one word, `HOST:PORT`).
+    #[arg(hide = true)]
+    extra: Vec<String>,
 
     /// Trust the CA certificates in this PEM file instead of the system roots (repeatable).
     #[arg(long, value_name = "PEM")]
@@ -84,24 +99,29 @@ struct Args {
     tls_max: Option<TlsVersion>,
 
     /// Bound on TCP connect plus TLS handshake (e.g. 500ms, 2s, 1m).
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true)]
     connect_timeout: Duration,
 
     /// Bound on the whole close; past it the socket is closed hard (exit 4).
-    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout, allow_hyphen_values = true)]
     close_timeout: Duration,
 
     /// After sending close_notify, wait for the server's (delivering its data meanwhile).
     #[arg(long)]
     close_wait: bool,
 
-    /// What stdin EOF does.
-    #[arg(long, value_enum, value_name = "MODE", default_value = "half-close")]
+    /// What stdin EOF does (see "At stdin EOF" below).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "wait")]
     on_eof: OnEof,
 
-    /// Escape character of the local command (CHAR then '.' alone on a line), or 'none'.
-    #[arg(long, value_name = "CHAR|none", default_value = "~", value_parser = parse_escape)]
-    escape: Escape,
+    /// With --on-eof wait: after stdin EOF, close once no data has moved either way this long.
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout, allow_hyphen_values = true)]
+    quiet_time: Duration,
+
+    /// Escape character of the local command (CHAR then '.' alone on a line), or 'none'
+    /// [default: '~' when stdin is a terminal, none when it is a pipe or a file].
+    #[arg(long, value_name = "CHAR|none", value_parser = parse_escape)]
+    escape: Option<Escape>,
 
     /// Close after the server sends a line equal to LINE (CR/LF stripped); it is delivered.
     #[arg(long, value_name = "LINE")]
@@ -118,6 +138,8 @@ struct Args {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OnEof {
+    /// Send nothing; keep delivering the server's data; end when it closes or goes quiet.
+    Wait,
     /// Send close_notify at once, keep delivering the server's data until it closes.
     HalfClose,
     /// Close at once.
@@ -146,6 +168,47 @@ fn parse_escape(text: &str) -> Result<Escape, String> {
     }
 }
 
+/// A duration that bounds something: more than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    if text.trim_start().starts_with('-') {
+        return Err("must be more than zero, e.g. 500ms, 2s, 1m".into());
+    }
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than zero, e.g. 500ms, 2s, 1m".into()),
+        d => Ok(d),
+    }
+}
+
+/// Checks what clap cannot, before anything touches the network: a usage error is exit 2
+/// with nothing sent.
+fn check_usage(args: &Args) -> Result<(), String> {
+    if let Some(word) = args.extra.first() {
+        if word.parse::<u16>().is_ok() && !args.target.contains(':') {
+            return Err(format!(
+                "unexpected argument {word:?}: HOST and PORT are one argument, {}:{word}",
+                args.target
+            ));
+        }
+        return Err(format!(
+            "unexpected argument {word:?}: gracetls takes one HOST[:PORT]; data comes from stdin"
+        ));
+    }
+    if let (Some(min), Some(max)) = (args.tls_min, args.tls_max) {
+        if min == TlsVersion::Tls13 && max == TlsVersion::Tls12 {
+            return Err(
+                "--tls-min 1.3 is above --tls-max 1.2: no TLS version is left to use".into(),
+            );
+        }
+    }
+    if args.servername.as_deref().is_some_and(str::is_empty) {
+        return Err(
+            "--servername is empty: give the name to send as SNI and to check the certificate against"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// How the stdin side ended; its data went to the connection.
 enum Input {
     Eof,
@@ -158,7 +221,10 @@ enum Output {
     PeerEof,
     Failed(Error),
     QuitLine,
+    /// The reader of stdout went away (EPIPE): a normal end, like `head`.
     StdoutClosed,
+    /// Writing stdout failed otherwise (ENOSPC, EIO): the server's data is being lost.
+    StdoutFailed(io::Error),
     /// Every event was handled and stdout flushed.
     Drained,
 }
@@ -192,6 +258,10 @@ pub fn run() -> ExitCode {
         skip_system_bundle();
     }
     init_logging(args.verbose);
+    if let Err(message) = check_usage(&args) {
+        eprintln!("gracetls: error: {message}");
+        return ExitCode::from(2);
+    }
     // A target that cannot be parsed is a usage error, like any other bad argument.
     if let Err(e) = gracetls::parse_target(&args.target) {
         print_error(&e);
@@ -226,7 +296,7 @@ pub fn run() -> ExitCode {
             Ok(Err(e)) => {
                 print_error(&e);
                 let report = not_connected(Trigger::Error, Outcome::Error, Some(e.to_string()));
-                return finish(&args, report, started, started);
+                return finish(&args, report, None, started, started);
             }
             Err(_) => {
                 eprintln!("gracetls: error: the connect thread ended without an answer");
@@ -237,7 +307,7 @@ pub fn run() -> ExitCode {
             let sig = sig.unwrap_or(Signal::Int);
             debug!("{} before the TLS session was up: ending at once", sig.name());
             let report = not_connected(Trigger::Signal(sig), Outcome::Aborted, None);
-            return finish(&args, report, started, Instant::now());
+            return finish(&args, report, None, started, Instant::now());
         }
     };
     Coordinator::new(args, config, conn, signals, started).run()
@@ -285,8 +355,15 @@ struct Coordinator {
     input_rx: Receiver<Input>,
     output_rx: Receiver<Output>,
     closed_rx: Receiver<CloseReport>,
-    /// What started the end, and when; a half-close has one before the close itself.
+    /// Fires when the quiet time after stdin EOF may have passed (`--on-eof wait`).
+    quiet_rx: Receiver<Instant>,
+    /// What started the end, and when; stdin EOF (wait or half-close) comes before the close.
     trigger: Option<(Trigger, Instant)>,
+    /// What finished an end that `trigger` only began (the report's `end`).
+    end: Option<&'static str>,
+    /// A failure of ours, not the connection's (stdout could not be written): the report
+    /// says error whatever the close did.
+    failure: Option<String>,
     /// Set when the close starts: input read after it is not sent.
     input_closed: Arc<AtomicBool>,
     error_printed: bool,
@@ -301,7 +378,14 @@ impl Coordinator {
         started: Instant,
     ) -> Self {
         let input_closed = Arc::new(AtomicBool::new(false));
-        let input_rx = spawn_stdin(conn.sender(), args.escape.0, Arc::clone(&input_closed));
+        // As ssh does: the escape is for a person at a terminal. From a pipe or a file, a line
+        // `~.` is data unless --escape asks for it.
+        let escape = match args.escape {
+            Some(Escape(escape)) => escape,
+            None if io::stdin().is_terminal() => Some(b'~'),
+            None => None,
+        };
+        let input_rx = spawn_stdin(conn.sender(), escape, Arc::clone(&input_closed));
         let output_rx = spawn_output(
             conn.events().clone(),
             args.quit_on.as_deref().map(LineMatcher::new),
@@ -315,7 +399,10 @@ impl Coordinator {
             input_rx,
             output_rx,
             closed_rx: never(),
+            quiet_rx: never(),
             trigger: None,
+            end: None,
+            failure: None,
             input_closed,
             error_printed: false,
         }
@@ -336,6 +423,13 @@ impl Coordinator {
                     Ok(Output::PeerEof) => self.close(Trigger::PeerEof),
                     Ok(Output::QuitLine) => self.close(Trigger::QuitLine),
                     Ok(Output::StdoutClosed) => self.close(Trigger::StdoutClosed),
+                    Ok(Output::StdoutFailed(e)) => {
+                        let message = format!("cannot write the server's data to stdout: {e}");
+                        eprintln!("gracetls: error: {message}; the rest of the session is not delivered");
+                        self.error_printed = true;
+                        self.failure = Some(message);
+                        self.close(Trigger::Error);
+                    }
                     Ok(Output::Failed(e)) => {
                         if !self.error_printed {
                             self.error_printed = true;
@@ -348,6 +442,7 @@ impl Coordinator {
                         self.output_rx = never();
                     }
                 },
+                recv(self.quiet_rx) -> _ => self.quiet_check(),
                 recv(self.signals) -> sig => {
                     let sig = sig.unwrap_or(Signal::Int);
                     if self.conn.is_none() {
@@ -365,24 +460,69 @@ impl Coordinator {
                 },
             }
         }
-        let report = report.unwrap_or_else(|| not_connected(Trigger::Error, Outcome::Error, None));
+        let mut report =
+            report.unwrap_or_else(|| not_connected(Trigger::Error, Outcome::Error, None));
+        if let Some(failure) = self.failure.take() {
+            report.outcome = Outcome::Error;
+            report.error.get_or_insert(failure);
+        }
+        if self.end == Some(QUIET) && report.bytes_dropped > 0 && report.outcome == Outcome::Clean {
+            // The server began to answer just as the quiet time ended: not a clean end.
+            warn!(
+                "{} bytes from the server arrived as the quiet time ended and were dropped; raise --quiet-time",
+                report.bytes_dropped
+            );
+            report.outcome = Outcome::Truncated;
+        }
         let trigger_at = self.trigger.map_or(self.started, |(_, at)| at);
-        finish(&self.args, report, self.started, trigger_at)
+        finish(&self.args, report, self.end, self.started, trigger_at)
     }
 
     fn stdin_ended(&mut self) {
+        let Some(conn) = &self.conn else {
+            return;
+        };
         match self.args.on_eof {
+            OnEof::Wait => {
+                info!(
+                    "stdin ended: waiting for the server; closing after {} without data",
+                    format_duration(self.args.quiet_time)
+                );
+                self.trigger
+                    .get_or_insert((Trigger::StdinEof, Instant::now()));
+                self.quiet_rx = after(self.args.quiet_time);
+            }
             OnEof::HalfClose => {
-                if let Some(conn) = &self.conn {
-                    info!("stdin ended: close_notify sent, still reading until the server closes");
-                    self.trigger
-                        .get_or_insert((Trigger::StdinEof, Instant::now()));
-                    conn.shutdown_write();
-                }
+                info!("stdin ended: close_notify sent, still reading until the server closes");
+                self.trigger
+                    .get_or_insert((Trigger::StdinEof, Instant::now()));
+                conn.shutdown_write();
             }
             OnEof::Close => self.close(Trigger::StdinEof),
             OnEof::Ignore => debug!("stdin ended; staying connected (--on-eof ignore)"),
         }
+    }
+
+    /// The quiet timer fired: close if nothing moved for the whole quiet time, else wait for
+    /// what is left of it after the last data. The timer started at stdin EOF, so the quiet
+    /// time never counts from before it.
+    fn quiet_check(&mut self) {
+        self.quiet_rx = never();
+        let Some(conn) = &self.conn else {
+            return;
+        };
+        let quiet = self.args.quiet_time;
+        let idle = conn.idle_time();
+        if idle < quiet {
+            self.quiet_rx = after(quiet - idle);
+            return;
+        }
+        info!(
+            "no data either way for {} after stdin ended: closing",
+            format_duration(quiet)
+        );
+        self.end = Some(QUIET);
+        self.close(Trigger::StdinEof);
     }
 
     /// Starts the close on its own thread, so signals are still heard while it runs.
@@ -391,17 +531,26 @@ impl Coordinator {
             return;
         };
         self.input_closed.store(true, Ordering::SeqCst);
-        // A half-close that a signal cuts short is ended by the signal; otherwise the first
-        // trigger is what started the end.
+        self.quiet_rx = never();
+        // A stdin EOF that a signal cuts short is ended by the signal; otherwise the first
+        // trigger is what started the end, and this one is how it ended.
         let trigger = match (self.trigger, trigger) {
             (_, Trigger::Signal(_)) | (None, _) => trigger,
-            (Some((first, _)), _) => first,
+            (Some((first, _)), then) => {
+                if self.end.is_none() && then != first {
+                    self.end = Some(end_name(then));
+                }
+                first
+            }
         };
         if !matches!(self.trigger, Some((t, _)) if t == trigger) {
             self.trigger = Some((trigger, Instant::now()));
         }
         let mode = self.config.get_close_mode();
-        info!("closing: {}", trigger.name());
+        match self.end {
+            Some(end) => info!("closing: {}, then {end}", trigger.name()),
+            None => info!("closing: {}", trigger.name()),
+        }
         let (tx, rx) = crossbeam_channel::bounded(1);
         thread::spawn(move || {
             let _ = tx.send(conn.close_as(trigger, mode));
@@ -417,11 +566,24 @@ impl Coordinator {
         emit_report(
             &self.args,
             &report,
+            None,
             self.started,
             close_from,
             128 + sig.number(),
         );
         die(sig)
+    }
+}
+
+/// The report's `end` when nothing moved for the quiet time after stdin EOF.
+const QUIET: &str = "quiet";
+
+/// The report's `end` for what finished an end that stdin EOF began.
+fn end_name(then: Trigger) -> &'static str {
+    match then {
+        Trigger::PeerCloseNotify => "server-close-notify",
+        Trigger::PeerEof => "server-eof",
+        other => other.name(),
     }
 }
 
@@ -433,6 +595,7 @@ fn not_connected(trigger: Trigger, outcome: Outcome, error: Option<String>) -> C
         close_notify_received: false,
         bytes_in: 0,
         bytes_out: 0,
+        bytes_dropped: 0,
         close_duration: Duration::ZERO,
         error,
     }
@@ -440,15 +603,21 @@ fn not_connected(trigger: Trigger, outcome: Outcome, error: Option<String>) -> C
 
 /// Writes the report and ends: by the signal that ended the connection, or with the
 /// outcome's exit code.
-fn finish(args: &Args, report: CloseReport, started: Instant, trigger_at: Instant) -> ExitCode {
+fn finish(
+    args: &Args,
+    report: CloseReport,
+    end: Option<&'static str>,
+    started: Instant,
+    trigger_at: Instant,
+) -> ExitCode {
     match report.trigger {
         Trigger::Signal(sig) => {
-            emit_report(args, &report, started, trigger_at, 128 + sig.number());
+            emit_report(args, &report, end, started, trigger_at, 128 + sig.number());
             die(sig)
         }
         _ => {
             let code = report.outcome.exit_code();
-            emit_report(args, &report, started, trigger_at, code);
+            emit_report(args, &report, end, started, trigger_at, code);
             ExitCode::from(code as u8)
         }
     }
@@ -457,12 +626,14 @@ fn finish(args: &Args, report: CloseReport, started: Instant, trigger_at: Instan
 fn emit_report(
     args: &Args,
     close: &CloseReport,
+    end: Option<&'static str>,
     started: Instant,
     trigger_at: Instant,
     exit_code: i32,
 ) {
     let report = ExitReport {
         close: close.clone(),
+        end,
         close_duration: trigger_at.elapsed(),
         duration: started.elapsed(),
         exit_code,
@@ -493,10 +664,12 @@ fn print_error(e: &Error) {
 }
 
 fn init_logging(verbose: u8) {
+    // Other crates' debug lines (native-tls logs a failed `load_verify_locations` for every
+    // connector) are not ours to show: -vv is gracetls's steps only. RUST_LOG overrides.
     let level = match verbose {
         0 => "warn",
-        1 => "info",
-        _ => "debug",
+        1 => "warn,gracetls=info",
+        _ => "warn,gracetls=debug",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format(|buf, record| {
@@ -510,8 +683,8 @@ fn init_logging(verbose: u8) {
 }
 
 fn watch_signals() -> io::Result<Receiver<Signal>> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
     let (tx, rx) = unbounded();
     thread::Builder::new()
         .name("gracetls-signals".into())
@@ -596,10 +769,14 @@ fn spawn_output(events: Receiver<Event>, mut quit: Option<LineMatcher>) -> Recei
                     let end = quit.as_mut().and_then(|q| q.feed(&data));
                     let shown = &data[..end.unwrap_or(data.len())];
                     match stdout.write_all(shown).and_then(|()| stdout.flush()) {
-                        Err(e) => {
+                        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                             debug!("stdout closed: {e}");
                             discard = true;
                             Some(Output::StdoutClosed)
+                        }
+                        Err(e) => {
+                            discard = true;
+                            Some(Output::StdoutFailed(e))
                         }
                         Ok(()) if end.is_some() => {
                             discard = true;

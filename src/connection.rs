@@ -28,6 +28,7 @@ use crate::Error;
 use crate::config::{CloseMode, Config};
 use crate::error::tls_reason;
 use crate::report::{CloseReport, Outcome, Trigger};
+use crate::target::parse_target;
 use crate::transport::MemoryTransport;
 
 /// How many chunks may wait in each direction before the sender blocks. With reads of up to
@@ -99,6 +100,13 @@ struct Shared {
     writer_idle: AtomicBool,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// Plaintext read by a fast close's final drain, after the reader stopped: not delivered.
+    bytes_dropped: AtomicU64,
+    /// When the connection started; [`last_data`](Self::last_data) counts from it.
+    born: Instant,
+    /// Nanoseconds from `born` to the last application data read from or written to the
+    /// socket, for [`Connection::idle_time`].
+    last_data: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
 
@@ -116,6 +124,11 @@ impl Shared {
         if first.is_none() {
             *first = Some(error.to_string());
         }
+    }
+
+    fn note_data(&self) {
+        let nanos = u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_data.fetch_max(nanos, Ordering::Relaxed);
     }
 
     fn io_error(&self, op: &'static str, source: io::Error) -> Error {
@@ -154,53 +167,6 @@ impl std::fmt::Debug for Connection {
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
-}
-
-/// Splits `HOST[:PORT]` (port 443 by default; IPv6 as `[::1]:8443` or bare `::1`).
-///
-/// ```
-/// assert_eq!(gracetls::parse_target("example.com").unwrap(), ("example.com".into(), 443));
-/// assert_eq!(gracetls::parse_target("[::1]:8443").unwrap(), ("::1".into(), 8443));
-/// assert!(gracetls::parse_target("host:http").is_err());
-/// ```
-pub fn parse_target(target: &str) -> Result<(String, u16), Error> {
-    let invalid = |reason| Error::InvalidTarget {
-        target: target.to_string(),
-        reason,
-    };
-    let (host, port) = if let Some(rest) = target.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| invalid("missing ']'"))?;
-        match after {
-            "" => (host, None),
-            _ => (
-                host,
-                Some(
-                    after
-                        .strip_prefix(':')
-                        .ok_or_else(|| invalid("expected ':' after ']'"))?,
-                ),
-            ),
-        }
-    } else {
-        match target.matches(':').count() {
-            0 => (target, None),
-            1 => target
-                .split_once(':')
-                .map(|(h, p)| (h, Some(p)))
-                .ok_or_else(|| invalid("bad port"))?,
-            _ => (target, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(invalid("empty host"));
-    }
-    let port = match port {
-        None => 443,
-        Some(p) => p
-            .parse()
-            .map_err(|_| invalid("the port must be a number from 0 to 65535"))?,
-    };
-    Ok((host.to_string(), port))
 }
 
 impl Connection {
@@ -314,6 +280,9 @@ impl Connection {
             writer_idle: AtomicBool::new(false),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            bytes_dropped: AtomicU64::new(0),
+            born: Instant::now(),
+            last_data: AtomicU64::new(0),
             first_error: Mutex::new(None),
         });
         let (events_tx, events_rx) = bounded(QUEUE_CHUNKS);
@@ -404,6 +373,20 @@ impl Connection {
             // Only `close` takes the sender, and it consumes the connection.
             None => bounded(0).0,
         }
+    }
+
+    /// How long no application data has moved either way: since the last plaintext was read
+    /// from the server or written to the socket. Zero while data waits to be sent, so a
+    /// server that is slow to read does not count as quiet. For a program that ends a
+    /// conversation once the server has gone quiet.
+    pub fn idle_time(&self) -> Duration {
+        let pending = !self.shared.writer_idle.load(Ordering::SeqCst)
+            || self.data_tx.as_ref().is_some_and(|tx| !tx.is_empty());
+        if pending {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_nanos(self.shared.last_data.load(Ordering::Relaxed));
+        self.shared.born.elapsed().saturating_sub(last)
     }
 
     /// Half-close: after the queued data, sends close_notify and a TCP FIN, and keeps
@@ -550,6 +533,7 @@ impl Connection {
             close_notify_received: self.shared.close_notify_received.load(Ordering::SeqCst),
             bytes_in: self.shared.bytes_in.load(Ordering::SeqCst),
             bytes_out: self.shared.bytes_out.load(Ordering::SeqCst),
+            bytes_dropped: self.shared.bytes_dropped.load(Ordering::SeqCst),
             close_duration: started.elapsed(),
             error,
         };
@@ -615,14 +599,18 @@ impl Connection {
                     let mut plain = [0u8; 4096];
                     loop {
                         match tls.read(&mut plain) {
-                            Ok(0) => {
+                            Ok(k) if k > 0 => {
+                                self.shared
+                                    .bytes_dropped
+                                    .fetch_add(k as u64, Ordering::SeqCst);
+                            }
+                            Ok(_) => {
                                 self.shared
                                     .close_notify_received
                                     .store(true, Ordering::SeqCst);
                                 debug!("close: the server's close_notify had arrived");
                                 break;
                             }
-                            Ok(_) => {}
                             Err(_) => break,
                         }
                     }
@@ -699,6 +687,7 @@ fn read_loop(
             shared
                 .bytes_in
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
+            shared.note_data();
             if !deliver(events, stop, Event::Data(data)) {
                 return ReaderEnd::Stopped;
             }
@@ -986,6 +975,9 @@ impl Writer<'_> {
             self.shared
                 .bytes_out
                 .fetch_add(sent as u64, Ordering::Relaxed);
+            if sent > 0 {
+                self.shared.note_data();
+            }
             if let Some(e) = failed {
                 self.shared.tls_failed.store(true, Ordering::SeqCst);
                 return Err(Error::Tls {
@@ -1030,7 +1022,15 @@ impl Writer<'_> {
             }
             tls.get_mut().take_outbound()
         };
-        self.write_socket(&out)?;
+        if let Err(e) = self.write_socket(&out) {
+            // The server said goodbye first and may close as soon as it did (nginx does):
+            // a failed answer then loses nothing and is not an error.
+            if self.shared.close_notify_received.load(Ordering::SeqCst) {
+                debug!("close_notify answer not sent, the server had closed: {e}");
+                return Ok(());
+            }
+            return Err(e);
+        }
         self.shared.close_notify_sent.store(true, Ordering::SeqCst);
         debug!("close_notify sent to {}", self.shared.target);
         let _ = self.socket.shutdown(Shutdown::Write);

@@ -87,9 +87,11 @@ pub mod error;
 mod handshake;
 pub mod lines;
 pub mod report;
+mod target;
 pub mod transport;
 
 pub use config::{CloseMode, Config, TlsVersion, format_duration, parse_duration};
-pub use connection::{Connection, Event, parse_target};
+pub use connection::{Connection, Event};
 pub use error::Error;
 pub use report::{CloseReport, ExitReport, Outcome, Signal, Trigger};
+pub use target::parse_target;

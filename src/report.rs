@@ -14,6 +14,8 @@ pub enum Signal {
     Term,
     /// SIGHUP, number 1.
     Hup,
+    /// SIGQUIT (Ctrl-\\), number 3.
+    Quit,
 }
 
 impl Signal {
@@ -22,23 +24,26 @@ impl Signal {
         match self {
             Signal::Hup => 1,
             Signal::Int => 2,
+            Signal::Quit => 3,
             Signal::Term => 15,
         }
     }
 
-    /// The signal for a number, if it is one of the three.
+    /// The signal for a number, if it is one of those above.
     pub fn from_number(n: i32) -> Option<Signal> {
         match n {
             1 => Some(Signal::Hup),
             2 => Some(Signal::Int),
+            3 => Some(Signal::Quit),
             15 => Some(Signal::Term),
             _ => None,
         }
     }
 
-    /// `SIGINT`, `SIGTERM` or `SIGHUP`.
+    /// `SIGINT`, `SIGTERM`, `SIGHUP` or `SIGQUIT`.
     pub fn name(self) -> &'static str {
         match self {
+            Signal::Quit => "SIGQUIT",
             Signal::Int => "SIGINT",
             Signal::Term => "SIGTERM",
             Signal::Hup => "SIGHUP",
@@ -143,6 +148,10 @@ pub struct CloseReport {
     pub bytes_in: u64,
     /// Plaintext bytes sent to the server.
     pub bytes_out: u64,
+    /// Plaintext bytes that reached us during a fast close, after reading had stopped, and
+    /// were not delivered. A fast close drops them by design; a count above zero says the
+    /// server was still sending.
+    pub bytes_dropped: u64,
     /// From the start of the close to its end.
     pub close_duration: Duration,
     /// The error, if the connection failed.
@@ -154,6 +163,9 @@ pub struct CloseReport {
 pub struct ExitReport {
     /// How the connection ended.
     pub close: CloseReport,
+    /// What finished an end that the trigger only began: after stdin EOF,
+    /// `server-close-notify`, `server-eof` or `quiet` (nothing moved for the quiet time).
+    pub end: Option<&'static str>,
     /// From the trigger to the exit.
     pub close_duration: Duration,
     /// From start to exit.
@@ -179,19 +191,21 @@ impl ExitReport {
     /// let close = CloseReport {
     ///     trigger: Trigger::StdinEof, outcome: Outcome::Clean,
     ///     close_notify_sent: true, close_notify_received: true,
-    ///     bytes_in: 5, bytes_out: 6, close_duration: Duration::from_millis(3), error: None,
+    ///     bytes_in: 5, bytes_out: 6, bytes_dropped: 0, close_duration: Duration::from_millis(3),
+    ///     error: None,
     /// };
-    /// let report = ExitReport { close, close_duration: Duration::from_millis(4),
+    /// let report = ExitReport { close, end: Some("quiet"), close_duration: Duration::from_millis(4),
     ///     duration: Duration::from_millis(90), exit_code: 0 };
-    /// assert!(report.to_json().starts_with(r#"{"trigger":"stdin-eof","outcome":"clean","signal":null,"#));
+    /// assert!(report.to_json().starts_with(r#"{"trigger":"stdin-eof","end":"quiet","outcome":"clean","signal":null,"#));
     /// ```
     pub fn to_json(&self) -> String {
         let c = &self.close;
         let mut s = String::with_capacity(256);
         let _ = write!(
             s,
-            r#"{{"trigger":"{}","outcome":"{}","signal":{},"close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"close_ms":{},"duration_ms":{},"exit_code":{},"error":{}}}"#,
+            r#"{{"trigger":"{}","end":{},"outcome":"{}","signal":{},"close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"bytes_dropped":{},"close_ms":{},"duration_ms":{},"exit_code":{},"error":{}}}"#,
             c.trigger.name(),
+            self.end.map_or("null".to_string(), json_string),
             c.outcome.name(),
             self.signal()
                 .map_or("null".to_string(), |s| json_string(s.name())),
@@ -199,6 +213,7 @@ impl ExitReport {
             c.close_notify_received,
             c.bytes_in,
             c.bytes_out,
+            c.bytes_dropped,
             self.close_duration.as_millis(),
             self.duration.as_millis(),
             self.exit_code,
@@ -210,10 +225,13 @@ impl ExitReport {
     /// One line for a person.
     pub fn to_text(&self) -> String {
         let c = &self.close;
-        let by = match self.signal() {
+        let mut by = match self.signal() {
             Some(s) => format!("signal {}", s.name()),
             None => c.trigger.name().to_string(),
         };
+        if let Some(end) = self.end {
+            let _ = write!(by, ", then {end}");
+        }
         let yes = |b: bool| if b { "sent" } else { "not sent" };
         let mut line = format!(
             "gracetls: {} close after {by}: close_notify {}, {}; {} bytes in, {} bytes out; close {} ms, total {} ms; exit {}",
@@ -230,6 +248,9 @@ impl ExitReport {
             self.duration.as_millis(),
             self.exit_code,
         );
+        if c.bytes_dropped > 0 {
+            let _ = write!(line, "; {} bytes dropped", c.bytes_dropped);
+        }
         if let Some(e) = &c.error {
             let _ = write!(line, "; error: {e}");
         }
@@ -270,9 +291,11 @@ mod tests {
                 close_notify_received: false,
                 bytes_in: 1,
                 bytes_out: 2,
+                bytes_dropped: 0,
                 close_duration: Duration::from_millis(3),
                 error: error.map(str::to_string),
             },
+            end: None,
             close_duration: Duration::from_millis(4),
             duration: Duration::from_millis(5),
             exit_code: 130,
@@ -297,7 +320,7 @@ mod tests {
 
     #[test]
     fn signal_numbers_round_trip() {
-        for s in [Signal::Int, Signal::Term, Signal::Hup] {
+        for s in [Signal::Int, Signal::Term, Signal::Hup, Signal::Quit] {
             assert_eq!(Signal::from_number(s.number()), Some(s));
         }
     }

@@ -970,7 +970,7 @@ fn prop_escape_however_split() {
         stream.extend_from_slice(&tail);
         let writes = cut(&stream, &cuts, stream.len());
         let plan = script_plan(Vec::new(), ServerClose::Answer);
-        let (mut c, srv) = start_pair(&pki, &config, &[], plan);
+        let (mut c, srv) = start_pair(&pki, &config, &["--escape", "~"], plan);
         let mut written = 0;
         for (bytes, pause) in &writes {
             // The deliberate timing between stdin writes.

@@ -11,9 +11,13 @@ use common::*;
 use std::io::Read;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 per_version! {
+    wait_on_stdin_eof_ends_when_quiet => wait_on_stdin_eof_ends_when_quiet;
+    wait_quiet_time_counts_from_the_last_data => wait_quiet_time_counts_from_the_last_data;
+    piped_tilde_dot_is_data => piped_tilde_dot_is_data;
+    stdout_full_is_an_error => stdout_full_is_an_error;
     half_close_on_stdin_eof => half_close_on_stdin_eof;
     on_eof_close => on_eof_close;
     on_eof_ignore_stays_until_signal => on_eof_ignore_stays_until_signal;
@@ -23,6 +27,7 @@ per_version! {
     sigint_closes => |tls| signal_closes(tls, SIGINT);
     sigterm_closes => |tls| signal_closes(tls, SIGTERM);
     sighup_closes => |tls| signal_closes(tls, SIGHUP);
+    sigquit_closes => |tls| signal_closes(tls, SIGQUIT);
     quit_on_line_s_server => quit_on_line_s_server;
     quit_on_line_peer => quit_on_line_peer;
     peer_eof_s_server_q => |tls| peer_eof_s_server(tls, |srv| srv.command("q"));
@@ -99,9 +104,121 @@ fn signal_close<'a>(sig: i32, more: &[(&'a str, Value)]) -> Vec<(&'a str, Value)
     report_fields("signal", "clean", &all, 128 + sig)
 }
 
-/// Path 1, default `--on-eof half-close`.
+/// Path 1, the default `--on-eof wait`, against a server that never closes by itself:
+/// nothing is sent at EOF, and after the quiet time with no data the client closes, exit 0.
+fn wait_on_stdin_eof_ends_when_quiet(tls: Tls) {
+    let mut s = Session::s_server(tls, &["--quiet-time", "500ms"]);
+    s.c.write_stdin(b"hello\n", &[&s.srv]);
+    s.srv.expect_log("hello\n", WAIT, &[&s.c]);
+    s.c.close_stdin();
+    let eof_at = Instant::now();
+    let st = exit_cleanly(&mut s);
+    let took = s.c.proc.exited_at().unwrap_or_else(Instant::now) - eof_at;
+    s.c.assert_code(st, 0, &[&s.srv]);
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(2500),
+        "the client must end the quiet time (500 ms) after stdin EOF, not {took:?}{}",
+        s.dump()
+    );
+    s.c.assert_report(
+        &clean_close(
+            "stdin-eof",
+            &[
+                ("end", json!("quiet")),
+                ("bytes_out", json!(6)),
+                ("bytes_dropped", json!(0)),
+                ("error", null()),
+            ],
+        ),
+        &[&s.srv],
+    );
+    assert!(
+        s.c.message_lines().is_empty(),
+        "a clean session should print nothing but the report on stderr{}",
+        s.dump()
+    );
+}
+
+/// `--on-eof wait`: data after stdin EOF is delivered and restarts the quiet time.
+fn wait_quiet_time_counts_from_the_last_data(tls: Tls) {
+    let mut s = ready_session(tls, &["--quiet-time", "800ms"]);
+    s.c.close_stdin();
+    s.srv.send_line("late-answer");
+    assert!(
+        s.c.stdout.wait_for("late-answer\n", WAIT),
+        "the server's line after stdin EOF never reached stdout{}",
+        s.dump()
+    );
+    let answer_at = Instant::now();
+    let st = exit_cleanly(&mut s);
+    let took = s.c.proc.exited_at().unwrap_or_else(Instant::now) - answer_at;
+    s.c.assert_code(st, 0, &[&s.srv]);
+    assert!(
+        took >= Duration::from_millis(700),
+        "the quiet time must count from the last data, yet the client ended {took:?} after it{}",
+        s.dump()
+    );
+    s.c.assert_report(
+        &clean_close(
+            "stdin-eof",
+            &[("end", json!("quiet")), ("bytes_in", json!(12))],
+        ),
+        &[&s.srv],
+    );
+}
+
+/// From a pipe, `~.` is data unless `--escape` asks for it (as in ssh).
+fn piped_tilde_dot_is_data(tls: Tls) {
+    let mut s = Session::s_server(tls, &["--quiet-time", "300ms"]);
+    s.c.write_stdin(b"a\n~.\nb\n", &[&s.srv]);
+    s.c.close_stdin();
+    let st = exit_cleanly(&mut s);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    assert!(
+        s.srv.text().contains("a\n~.\nb\n"),
+        "s_server did not receive all three lines, `~.` included{}",
+        s.dump()
+    );
+    s.c.assert_report(
+        &clean_close("stdin-eof", &[("bytes_out", json!(7))]),
+        &[&s.srv],
+    );
+}
+
+/// A stdout that cannot be written (ENOSPC on /dev/full) is an error: one line naming it,
+/// exit 1, outcome error, and still a close_notify to the server.
+fn stdout_full_is_an_error(tls: Tls) {
+    let mut s = Session::start_with(
+        Client::spawn_stdout_full,
+        "127.0.0.1",
+        |pki| SServer::start(pki, tls),
+        &[],
+    );
+    client_ready(&mut s.c, &s.srv);
+    s.srv.send_line("lost-on-dev-full");
+    let st = exit_cleanly(&mut s);
+    s.c.assert_code(st, 1, &[&s.srv]);
+    let lines = s.c.message_lines();
+    assert!(
+        lines.len() == 1
+            && lines[0].contains("cannot write the server's data to stdout")
+            && lines[0].contains("No space left on device"),
+        "expected one line naming the stdout error{}",
+        s.dump()
+    );
+    s.c.assert_report(
+        &report_fields("error", "error", &[("close_notify_sent", json!(true))], 1),
+        &[&s.srv],
+    );
+}
+
+/// Path 1, `--on-eof half-close`.
 fn half_close_on_stdin_eof(tls: Tls) {
-    let mut s = Session::start("localhost", |pki| SServer::start(pki, tls), &[]);
+    let mut s = Session::start(
+        "localhost",
+        |pki| SServer::start(pki, tls),
+        &["--on-eof", "half-close"],
+    );
     hello_then_stdin_eof(&mut s);
     // s_server answers the close_notify (the client got it: see the report).
     s.srv.expect_log(SS_CLOSE_NOTIFY_WRITE, WAIT, &[&s.c]);
@@ -169,9 +286,10 @@ fn on_eof_ignore_stays_until_signal(tls: Tls) {
     );
 }
 
-/// Path 2: `~.` alone on a line closes; it is not sent.
+/// Path 2: with `--escape '~'`, `~.` alone on a line closes; it is not sent. (Without it
+/// the escape works only when stdin is a terminal: [`piped_tilde_dot_is_data`].)
 fn escape_closes(tls: Tls) {
-    let mut s = Session::s_server(tls, &[]);
+    let mut s = Session::s_server(tls, &["--escape", "~"]);
     s.c.write_stdin(b"before\n~.\n", &[&s.srv]);
     // stdin stays open: the escape alone must end the session.
     let st = exit_cleanly(&mut s);
@@ -510,7 +628,7 @@ fn quit_on_line_crlf() {
 /// reads the close_notify, so every byte comes back.
 fn close_wait_delivers_everything(tls: Tls) {
     const TOTAL: usize = 1 << 20;
-    let mut s = Session::peer(tls, "echo", &[], &["--close-wait"]);
+    let mut s = Session::peer(tls, "echo", &[], &["--close-wait", "--escape", "~"]);
     let mut payload = vec![b'z'; TOTAL - 1];
     payload.push(b'\n');
     s.c.write_stdin(&payload, &[&s.srv]);
@@ -545,7 +663,7 @@ fn close_wait_bounded_by_close_timeout(tls: Tls) {
         tls,
         "stall",
         &[],
-        &["--close-wait", "--close-timeout", "500ms"],
+        &["--close-wait", "--close-timeout", "500ms", "--escape", "~"],
     );
     s.srv.expect_line("HANDSHAKE", WAIT, &[&s.c]);
     s.c.write_stdin(b"~.\n", &[&s.srv]);
@@ -571,4 +689,72 @@ fn close_wait_bounded_by_close_timeout(tls: Tls) {
         "close took {close_ms} ms with --close-timeout 500ms{}",
         s.c.dump()
     );
+}
+
+/// Bad arguments are exit 2 with one line naming the problem, before any connection is
+/// made: a listener on the port each target names sees nothing.
+#[test]
+fn bad_arguments_fail_before_connecting() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let port = listener.local_addr().expect("local address").port();
+    let at = format!("127.0.0.1:{port}");
+    let p = port.to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--tls-min", "1.3", "--tls-max", "1.2", &at],
+            "--tls-min 1.3 is above --tls-max 1.2",
+        ),
+        (&["--servername", "", &at], "--servername is empty"),
+        (&["127.0.0.1:0"], "port 0"),
+        (&["--connect-timeout", "0", &at], "must be more than zero"),
+        (&["--close-timeout", "0s", &at], "must be more than zero"),
+        (&["--close-timeout", "-1s", &at], "must be more than zero"),
+        (&["--quiet-time", "0ms", &at], "must be more than zero"),
+        (
+            &["127.0.0.1", &p],
+            "HOST and PORT are one argument, 127.0.0.1:",
+        ),
+        (&["::1:4434"], "needs brackets"),
+        (&["http://127.0.0.1"], "not a TLS scheme"),
+        (
+            &["https://127.0.0.1/index.html"],
+            "a URL path cannot be sent",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut c = Client::spawn(args.iter().copied());
+        c.close_stdin();
+        let st = c.wait_exit(WAIT, &[]);
+        c.assert_no_panic(&[]);
+        c.assert_code(st, 2, &[]);
+        let err = c.stderr_text();
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.contains("error") && first.contains(expected),
+            "{args:?}: the first stderr line must name the problem ({expected:?}){}",
+            c.dump()
+        );
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("{args:?}: a connection was made ({other:?}){}", c.dump()),
+        }
+    }
+}
+
+/// `https://HOST:PORT` is taken as HOST:PORT, the name checked being HOST.
+#[test]
+fn https_url_target_connects() {
+    let mut s = Session::start(
+        "https://localhost",
+        |pki| SServer::start(pki, Tls::V13),
+        &["--on-eof", "close"],
+    );
+    s.c.write_stdin(b"via-url\n", &[&s.srv]);
+    s.srv.expect_log("via-url\n", WAIT, &[&s.c]);
+    s.c.close_stdin();
+    let st = exit_cleanly(&mut s);
+    s.c.assert_code(st, 0, &[&s.srv]);
 }

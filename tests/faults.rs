@@ -64,6 +64,7 @@ macro_rules! fault_cases {
 }
 
 fault_cases! {
+    stdin_eof_wait => stdin_eof_wait();
     stdin_eof_half_close => stdin_eof_half_close();
     stdin_eof_close => stdin_eof_close();
     stdin_eof_ignore_then_sigterm => stdin_eof_ignore_then_sigterm();
@@ -537,7 +538,18 @@ fn payload_then_escape() -> Vec<u8> {
     input
 }
 
-/// stdin EOF with the default `--on-eof half-close`: close_notify at once,
+/// stdin EOF with the default `--on-eof wait`: nothing sent at EOF; the server (which never
+/// closes by itself) stays silent, so the quiet time ends it with a close_notify.
+fn stdin_eof_wait() -> Path {
+    let mut path = stdin_eof(
+        "stdin-eof wait (quiet)",
+        &["--on-eof", "wait", "--quiet-time", "500ms"],
+    );
+    path.report.push(("end", json!("quiet")));
+    path
+}
+
+/// stdin EOF with `--on-eof half-close`: close_notify at once,
 /// then the server's close_notify ends it (one round trip).
 fn stdin_eof_half_close() -> Path {
     let mut path = stdin_eof("stdin-eof half-close", &["--on-eof", "half-close"]);
@@ -600,7 +612,7 @@ fn escape() -> Path {
                 ("exit_code", json!(0)),
             ],
         ),
-        ..Path::new("escape ~.", &[])
+        ..Path::new("escape ~.", &["--escape", "~"])
     }
 }
 
@@ -721,7 +733,7 @@ fn close_wait_bounded() -> Path {
         close_rtts: None,
         ..Path::new(
             "close-wait vs stall, 1s timeout",
-            &["--close-wait", "--close-timeout", "1s"],
+            &["--close-wait", "--close-timeout", "1s", "--escape", "~"],
         )
     }
 }

@@ -51,7 +51,7 @@ const ROWS: [Row; 10] = [
 impl Row {
     fn label(self) -> String {
         match self {
-            Row::EofHalfClose => "stdin EOF, `--on-eof half-close` (default)".into(),
+            Row::EofHalfClose => "stdin EOF, `--on-eof half-close`".into(),
             Row::EofClose => "stdin EOF, `--on-eof close`".into(),
             Row::EofIgnore => "stdin EOF, `--on-eof ignore`, then SIGTERM".into(),
             Row::Escape => "`~.` on stdin".into(),
@@ -64,7 +64,9 @@ impl Row {
 
     fn client_flags(self) -> &'static [&'static str] {
         match self {
+            Row::EofHalfClose => &["--on-eof", "half-close"],
             Row::EofClose => &["--on-eof", "close"],
+            Row::Escape => &["--escape", "~"],
             // -vv: the client logs that it stays connected, an event to wait for.
             Row::EofIgnore => &["--on-eof", "ignore", "-vv"],
             Row::QuitOn => &["--quit-on", "bye"],

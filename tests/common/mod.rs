@@ -62,6 +62,7 @@ pub const OPENSSL: &str = "/usr/bin/openssl";
 
 pub const SIGHUP: i32 = 1;
 pub const SIGINT: i32 = 2;
+pub const SIGQUIT: i32 = 3;
 pub const SIGKILL: i32 = 9;
 pub const SIGTERM: i32 = 15;
 pub const SIGUSR1: i32 = 10;
@@ -80,6 +81,7 @@ pub fn signal_name(sig: i32) -> &'static str {
     match sig {
         SIGHUP => "SIGHUP",
         SIGINT => "SIGINT",
+        SIGQUIT => "SIGQUIT",
         SIGKILL => "SIGKILL",
         SIGTERM => "SIGTERM",
         SIGUSR1 => "SIGUSR1",
@@ -983,6 +985,16 @@ impl Dump for PyPeer {
 
 // ---------------------------------------------------------------------------
 
+/// Where a [`Client`]'s stdout goes.
+enum StdoutTo {
+    /// Into [`Client::stdout`].
+    Capture,
+    /// Into [`Client::stdout_pipe`], for the test to read.
+    Raw,
+    /// To `/dev/full`.
+    DevFull,
+}
+
 /// A running `gracetls`, stdin piped (kept open until closed explicitly).
 pub struct Client {
     pub proc: Proc,
@@ -1004,7 +1016,13 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Client::spawn_inner(&[], args, false)
+        Client::spawn_inner(&[], args, StdoutTo::Capture)
+    }
+
+    /// Like [`Client::spawn`], with stdout on `/dev/full`: every write to it fails with
+    /// ENOSPC.
+    pub fn spawn_stdout_full(args: Vec<String>) -> Client {
+        Client::spawn_inner(&[], args, StdoutTo::DevFull)
     }
 
     /// Like [`Client::spawn`], under a command `prefix` such as
@@ -1014,7 +1032,7 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Client::spawn_inner(prefix, args, false)
+        Client::spawn_inner(prefix, args, StdoutTo::Capture)
     }
 
     /// Like `spawn`, but the test reads stdout itself from `stdout_pipe`.
@@ -1023,10 +1041,10 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Client::spawn_inner(&[], args, true)
+        Client::spawn_inner(&[], args, StdoutTo::Raw)
     }
 
-    fn spawn_inner<I, S>(prefix: &[&str], args: I, raw_stdout: bool) -> Client
+    fn spawn_inner<I, S>(prefix: &[&str], args: I, stdout_to: StdoutTo) -> Client
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -1037,19 +1055,26 @@ impl Client {
             .env_remove("RUST_LOG")
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        match stdout_to {
+            StdoutTo::DevFull => cmd.stdout(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .expect("open /dev/full"),
+            ),
+            StdoutTo::Capture | StdoutTo::Raw => cmd.stdout(Stdio::piped()),
+        };
         let started = Instant::now();
         let mut proc = Proc::spawn("gracetls", &mut cmd)
             .unwrap_or_else(|e| panic!("cannot start {GRACETLS}: {e}"));
         let stdin = proc.child_mut().stdin.take();
         let stdout = Capture::new();
         let mut stdout_pipe = None;
-        let pipe = proc.child_mut().stdout.take().unwrap();
-        if raw_stdout {
-            stdout_pipe = Some(pipe);
-        } else {
-            stdout.attach(pipe);
+        match (stdout_to, proc.child_mut().stdout.take()) {
+            (StdoutTo::Raw, pipe) => stdout_pipe = pipe,
+            (_, Some(pipe)) => stdout.attach(pipe),
+            (_, None) => {}
         }
         let stderr = Capture::new();
         stderr.attach(proc.child_mut().stderr.take().unwrap());
@@ -1283,7 +1308,7 @@ impl<S: TestServer> Session<S> {
         Session::start_with(Client::spawn_raw_stdout, host, start, flags)
     }
 
-    fn start_with(
+    pub fn start_with(
         spawn: fn(Vec<String>) -> Client,
         host: &str,
         start: impl FnOnce(&Pki) -> S,
