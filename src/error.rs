@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything that can go wrong while connecting, talking or closing.
@@ -51,6 +52,13 @@ pub enum Error {
         target: String,
         /// The verification failure, e.g. `self-signed certificate` or `Hostname mismatch`.
         reason: String,
+    },
+    /// The client key does not belong to the client certificate.
+    KeyMismatch {
+        /// The client certificate file.
+        cert: PathBuf,
+        /// The client key file.
+        key: PathBuf,
     },
     /// The TLS handshake failed for another reason: an alert, no common version, not TLS.
     Handshake {
@@ -105,10 +113,15 @@ impl Error {
             Error::Certificate { .. } => Some(
                 "pass the issuing CA with --ca-file PEM, or --insecure to skip verification (unsafe)",
             ),
+            Error::KeyMismatch { .. } => {
+                Some("pass the key that was made with that certificate (--cert and --key)")
+            }
             Error::Handshake { .. } => {
                 Some("check --tls-min/--tls-max, --alpn and client certificate options")
             }
             Error::NotTls { .. } => Some("check the port: the server there does not speak TLS"),
+            // The reason already gives the command that converts the file.
+            Error::Setup { reason, .. } if reason.contains("`openssl ") => None,
             Error::Setup { .. } => Some("check the file's path and that it is PEM"),
             Error::Io { .. } => {
                 Some("the server or the network dropped the connection; see the server's log")
@@ -153,6 +166,12 @@ impl fmt::Display for Error {
             Error::Certificate { target, reason } => {
                 write!(f, "certificate of {target} is not trusted: {reason}")
             }
+            Error::KeyMismatch { cert, key } => write!(
+                f,
+                "the client key {} does not match the client certificate {}: they hold different public keys",
+                key.display(),
+                cert.display()
+            ),
             Error::Handshake { target, reason } => {
                 write!(f, "TLS handshake with {target} failed: {reason}")
             }
