@@ -53,6 +53,17 @@ pub enum Error {
         /// The verification failure, e.g. `self-signed certificate` or `Hostname mismatch`.
         reason: String,
     },
+    /// The server requires a client certificate and none was given.
+    ///
+    /// In TLS 1.2 the server says so during the handshake, and this is the error. In TLS 1.3
+    /// it says so only after the handshake, with the alert `certificate required`: that arrives
+    /// on the established connection as [`Error::Tls`], whose message and hint say the same.
+    ClientCertificateRequired {
+        /// The target, `host:port`.
+        target: String,
+        /// The alert the server ended the handshake with, e.g. `handshake failure`.
+        alert: String,
+    },
     /// The client key does not belong to the client certificate.
     KeyMismatch {
         /// The client certificate file.
@@ -113,6 +124,9 @@ impl Error {
             Error::Certificate { .. } => Some(
                 "pass the issuing CA with --ca-file PEM, or --insecure to skip verification (unsafe)",
             ),
+            Error::ClientCertificateRequired { .. } => {
+                Some("pass a client certificate and its key with --cert PEM --key PEM")
+            }
             Error::KeyMismatch { .. } => {
                 Some("pass the key that was made with that certificate (--cert and --key)")
             }
@@ -126,6 +140,9 @@ impl Error {
             Error::Io { .. } => {
                 Some("the server or the network dropped the connection; see the server's log")
             }
+            Error::Tls { reason, .. } if is_certificate_required(reason) => {
+                Some("pass a client certificate and its key with --cert PEM --key PEM")
+            }
             Error::Tls { .. } => Some(
                 "the server sent bytes that are not valid TLS for this session; see the server's log",
             ),
@@ -137,6 +154,18 @@ impl Error {
 fn is_name_mismatch(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     r.contains("hostname mismatch") || r.contains("ip address mismatch")
+}
+
+/// The TLS 1.3 alert of a server that wanted a client certificate and got none, as OpenSSL
+/// names it: `tlsv13 alert certificate required`.
+fn is_certificate_required(reason: &str) -> bool {
+    reason.contains("alert certificate required")
+}
+
+/// The alert's own name in an OpenSSL reason: `handshake failure` of
+/// `sslv3 alert handshake failure`.
+pub(crate) fn alert_name(reason: &str) -> &str {
+    reason.split_once("alert ").map_or(reason, |(_, name)| name)
 }
 
 impl fmt::Display for Error {
@@ -166,6 +195,10 @@ impl fmt::Display for Error {
             Error::Certificate { target, reason } => {
                 write!(f, "certificate of {target} is not trusted: {reason}")
             }
+            Error::ClientCertificateRequired { target, alert } => write!(
+                f,
+                "the server {target} requires a client certificate: it asked for one and, given none, ended the handshake with the alert \"{alert}\""
+            ),
             Error::KeyMismatch { cert, key } => write!(
                 f,
                 "the client key {} does not match the client certificate {}: they hold different public keys",
@@ -188,6 +221,10 @@ impl fmt::Display for Error {
                 };
                 write!(f, "{cause} while {op} {target}")
             }
+            Error::Tls { target, reason } if is_certificate_required(reason) => write!(
+                f,
+                "the server {target} requires a client certificate: given none, it ended the connection with the alert \"certificate required\""
+            ),
             Error::Tls { target, reason } => {
                 write!(f, "TLS error on the connection to {target}: {reason}")
             }
@@ -266,5 +303,22 @@ mod tests {
             reason: "Hostname mismatch".into(),
         };
         assert!(e.to_string().contains("does not match"));
+    }
+
+    #[test]
+    fn certificate_required_alert_is_named() {
+        let e = Error::Tls {
+            target: "h:1".into(),
+            reason: "tlsv13 alert certificate required".into(),
+        };
+        assert!(
+            e.to_string().contains("requires a client certificate"),
+            "{e}"
+        );
+        assert!(e.hint().unwrap_or_default().contains("--cert"));
+        assert_eq!(
+            alert_name("sslv3 alert handshake failure"),
+            "handshake failure"
+        );
     }
 }
