@@ -7,6 +7,7 @@ use std::time::Duration;
 use native_tls::{Certificate, Identity, Protocol, TlsConnector};
 
 use crate::Error;
+use crate::diagnose;
 
 /// A TLS protocol version that can bound the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +96,15 @@ pub struct Config {
     /// `Config` and its clones. Building one loads the system roots (about 1 MiB and tens of
     /// milliseconds each time), so many connections must not each build their own. Every
     /// setter starts a new, empty cache.
-    connector: Arc<OnceLock<TlsConnector>>,
+    connector: Arc<OnceLock<Connector>>,
+}
+
+/// A native-tls connector, and what a diagnosis of its certificate failures needs to trust
+/// the same (see [`diagnose`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Connector {
+    pub(crate) tls: TlsConnector,
+    pub(crate) diagnosis: Arc<diagnose::Settings>,
 }
 
 impl Default for Config {
@@ -259,7 +268,7 @@ impl Config {
     }
 
     /// The connector for this configuration, built on first use and then shared.
-    pub(crate) fn connector(&self) -> Result<TlsConnector, Error> {
+    pub(crate) fn connector(&self) -> Result<Connector, Error> {
         if let Some(connector) = self.connector.get() {
             return Ok(connector.clone());
         }
@@ -268,8 +277,14 @@ impl Config {
         Ok(self.connector.get_or_init(|| built).clone())
     }
 
-    fn build_connector(&self) -> Result<TlsConnector, Error> {
+    fn build_connector(&self) -> Result<Connector, Error> {
         let mut builder = TlsConnector::builder();
+        let mut diagnosis = diagnose::Settings {
+            system_roots: self.system_roots,
+            min_version: self.min_version,
+            max_version: self.max_version,
+            ..Default::default()
+        };
         for path in &self.ca_files {
             let pem = read_file(path, "CA file")?;
             let certs = Certificate::stack_from_pem(&pem).map_err(|e| setup(path, "CA file", e))?;
@@ -277,6 +292,9 @@ impl Config {
                 return Err(setup(path, "CA file", "no certificate in it"));
             }
             for cert in certs {
+                diagnosis
+                    .roots
+                    .push(cert.to_der().map_err(|e| setup(path, "CA file", e))?);
                 builder.add_root_certificate(cert);
             }
         }
@@ -298,9 +316,13 @@ impl Config {
             .danger_accept_invalid_hostnames(self.insecure)
             .min_protocol_version(self.min_version.map(TlsVersion::protocol))
             .max_protocol_version(self.max_version.map(TlsVersion::protocol));
-        builder.build().map_err(|e| Error::Setup {
+        let tls = builder.build().map_err(|e| Error::Setup {
             what: "the TLS configuration".into(),
             reason: crate::error::tls_reason(&e.to_string()).0,
+        })?;
+        Ok(Connector {
+            tls,
+            diagnosis: Arc::new(diagnosis),
         })
     }
 }

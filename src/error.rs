@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Everything that can go wrong while connecting, talking or closing.
 ///
@@ -50,8 +50,13 @@ pub enum Error {
     Certificate {
         /// The target, `host:port`.
         target: String,
-        /// The verification failure, e.g. `self-signed certificate` or `Hostname mismatch`.
+        /// The verification failure as OpenSSL names it, e.g. `certificate has expired` or
+        /// `Hostname mismatch`.
         reason: String,
+        /// What is known beyond `reason`: the certificate's dates, the names it holds, the
+        /// issuer that is missing. `None` when nothing more could be learned. (Boxed: it is
+        /// rare, and every `Result` of the crate carries the error's size.)
+        problem: Option<Box<CertificateProblem>>,
     },
     /// The server requires a client certificate and none was given.
     ///
@@ -118,6 +123,10 @@ impl Error {
             Error::ConnectTimeout { .. } => Some(
                 "the server did not answer in time; check that it speaks TLS, or raise --connect-timeout",
             ),
+            Error::Certificate {
+                problem: Some(problem),
+                ..
+            } => Some(problem.hint()),
             Error::Certificate { reason, .. } if is_name_mismatch(reason) => {
                 Some("connect by a name the certificate holds, or set --servername to one of them")
             }
@@ -151,7 +160,7 @@ impl Error {
     }
 }
 
-fn is_name_mismatch(reason: &str) -> bool {
+pub(crate) fn is_name_mismatch(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     r.contains("hostname mismatch") || r.contains("ip address mismatch")
 }
@@ -166,6 +175,176 @@ fn is_certificate_required(reason: &str) -> bool {
 /// `sslv3 alert handshake failure`.
 pub(crate) fn alert_name(reason: &str) -> &str {
     reason.split_once("alert ").map_or(reason, |(_, name)| name)
+}
+
+/// What a diagnosis of a rejected server certificate found: the facts behind OpenSSL's reason.
+///
+/// Certificates are named by their subject's common name (the whole subject if it has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertificateProblem {
+    /// A certificate of the chain is outside its validity period: expired, or not yet valid.
+    Dates {
+        /// Which certificate: 0 is the server's own, 1 its issuer, and so on.
+        depth: u32,
+        /// Its subject.
+        subject: String,
+        /// Its `notBefore`.
+        not_before: SystemTime,
+        /// Its `notAfter`.
+        not_after: SystemTime,
+        /// The time it was checked at.
+        now: SystemTime,
+    },
+    /// The server's certificate does not hold the name that was asked for.
+    NameMismatch {
+        /// The name verified: `--servername`, or else the target's host.
+        expected: String,
+        /// Its subject alternative names, as `DNS:name` and `IP:address`.
+        names: Vec<String>,
+        /// Its subject's common name, given when it has no subject alternative names.
+        common_name: Option<String>,
+    },
+    /// The chain the server sent ends at a certificate whose issuer is neither sent nor
+    /// trusted: a missing intermediate, or a CA that is not trusted.
+    IncompleteChain {
+        /// Which certificate: 0 is the server's own, 1 its issuer, and so on.
+        depth: u32,
+        /// Its subject.
+        subject: String,
+        /// Its issuer, which the server did not send and which is not a trusted CA.
+        issuer: String,
+    },
+    /// The server sent its whole chain, up to a self-signed root that is not trusted.
+    UntrustedRoot {
+        /// The root's subject.
+        root: String,
+    },
+    /// The server's certificate is self-signed and not trusted.
+    SelfSigned {
+        /// Its subject.
+        subject: String,
+    },
+}
+
+impl CertificateProblem {
+    fn hint(&self) -> &'static str {
+        match self {
+            CertificateProblem::Dates {
+                now, not_before, ..
+            } if now < not_before => {
+                "check this machine's clock, or wait until the certificate's start date"
+            }
+            CertificateProblem::Dates { .. } => {
+                "the server's certificate must be renewed; if the dates look wrong, check this machine's clock"
+            }
+            CertificateProblem::NameMismatch { .. } => {
+                "connect by a name the certificate holds, or set --servername to one of them"
+            }
+            CertificateProblem::IncompleteChain { .. } => {
+                "if that issuer is an intermediate CA, the server must send it too; if it is a CA you trust, pass it with --ca-file PEM"
+            }
+            CertificateProblem::UntrustedRoot { .. } | CertificateProblem::SelfSigned { .. } => {
+                "if you trust it, pass it with --ca-file PEM; or --insecure to skip verification (unsafe)"
+            }
+        }
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>, target: &str, reason: &str) -> fmt::Result {
+        match self {
+            CertificateProblem::Dates {
+                depth,
+                subject,
+                not_before,
+                not_after,
+                now,
+            } => {
+                let whose = if *depth == 0 {
+                    format!("certificate of {target}")
+                } else {
+                    format!("the CA certificate \"{subject}\" in the chain of {target}")
+                };
+                let (nb, na, now_text) = (utc(*not_before), utc(*not_after), utc(*now));
+                if now < not_before {
+                    write!(
+                        f,
+                        "{whose} is not yet valid: it is valid from {nb} until {na}, and it is now {now_text}"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "{whose} has expired: it was valid from {nb} until {na}, and it is now {now_text}"
+                    )
+                }
+            }
+            CertificateProblem::NameMismatch {
+                expected,
+                names,
+                common_name,
+            } => {
+                write!(
+                    f,
+                    "certificate of {target} does not match the name {expected}"
+                )?;
+                match (names.is_empty(), common_name) {
+                    (false, _) => write!(f, ": it holds {}", names.join(", ")),
+                    (true, Some(cn)) => write!(
+                        f,
+                        ": it holds no subject alternative names, only the common name {cn}"
+                    ),
+                    (true, None) => write!(f, " ({reason})"),
+                }
+            }
+            CertificateProblem::IncompleteChain {
+                depth,
+                subject,
+                issuer,
+            } => {
+                let which = if *depth == 0 {
+                    "its certificate"
+                } else {
+                    "the last certificate it sent,"
+                };
+                write!(
+                    f,
+                    "certificate of {target} is not trusted: the server sent an incomplete chain: {which} \"{subject}\" is issued by \"{issuer}\", which the server did not send and which is not a trusted CA"
+                )
+            }
+            CertificateProblem::UntrustedRoot { root } => write!(
+                f,
+                "certificate of {target} is not trusted: self-signed certificate in certificate chain: the server sent its chain up to the root \"{root}\", which is not a trusted CA"
+            ),
+            CertificateProblem::SelfSigned { subject } => write!(
+                f,
+                "certificate of {target} is not trusted: it is self-signed (\"{subject}\") and not a trusted certificate"
+            ),
+        }
+    }
+}
+
+/// `2021-01-01 00:00:00 UTC`.
+fn utc(t: SystemTime) -> String {
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
 }
 
 impl fmt::Display for Error {
@@ -188,13 +367,18 @@ impl fmt::Display for Error {
                 "connect timeout: {target} did not complete TCP connect and TLS handshake within {}",
                 crate::config::format_duration(*timeout)
             ),
-            Error::Certificate { target, reason } if is_name_mismatch(reason) => write!(
-                f,
-                "certificate of {target} does not match the expected name ({reason})"
-            ),
-            Error::Certificate { target, reason } => {
-                write!(f, "certificate of {target} is not trusted: {reason}")
-            }
+            Error::Certificate {
+                target,
+                reason,
+                problem,
+            } => match problem {
+                Some(problem) => problem.describe(f, target, reason),
+                None if is_name_mismatch(reason) => write!(
+                    f,
+                    "certificate of {target} does not match the expected name ({reason})"
+                ),
+                None => write!(f, "certificate of {target} is not trusted: {reason}"),
+            },
             Error::ClientCertificateRequired { target, alert } => write!(
                 f,
                 "the server {target} requires a client certificate: it asked for one and, given none, ended the handshake with the alert \"{alert}\""
@@ -301,8 +485,42 @@ mod tests {
         let e = Error::Certificate {
             target: "h:1".into(),
             reason: "Hostname mismatch".into(),
+            problem: None,
         };
         assert!(e.to_string().contains("does not match"));
+    }
+
+    #[test]
+    fn dates_are_utc() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(utc(at(0)), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(at(951_782_400)), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(at(1_609_459_199)), "2020-12-31 23:59:59 UTC");
+        assert_eq!(utc(at(32_503_680_000)), "3000-01-01 00:00:00 UTC");
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(utc(before), "1969-12-31 00:00:00 UTC");
+    }
+
+    #[test]
+    fn expired_certificate_gives_dates_and_no_ca_file_hint() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let e = Error::Certificate {
+            target: "h:1".into(),
+            reason: "certificate has expired".into(),
+            problem: Some(Box::new(CertificateProblem::Dates {
+                depth: 0,
+                subject: "h".into(),
+                not_before: at(1_577_836_800),
+                not_after: at(1_609_459_200),
+                now: at(1_767_225_600),
+            })),
+        };
+        assert_eq!(
+            e.to_string(),
+            "certificate of h:1 has expired: it was valid from 2020-01-01 00:00:00 UTC until \
+             2021-01-01 00:00:00 UTC, and it is now 2026-01-01 00:00:00 UTC"
+        );
+        assert!(!e.hint().unwrap_or_default().contains("--ca-file"));
     }
 
     #[test]

@@ -1,20 +1,22 @@
 //! The TLS handshake over the in-memory transport, bounded by the connect deadline, and how
 //! its failures become errors a person can act on: the handshake messages that travel in the
-//! clear are watched on the way (a server that asks for a client certificate).
+//! clear are watched on the way (a server that asks for a client certificate), and a rejected
+//! certificate is diagnosed (see [`crate::diagnose`]).
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use log::debug;
-use native_tls::{HandshakeError, TlsConnector, TlsStream};
+use native_tls::{HandshakeError, TlsStream};
 
-use crate::Error;
-use crate::error::{alert_name, tls_reason};
+use crate::config::Connector;
+use crate::error::{CertificateProblem, alert_name, is_name_mismatch, tls_reason};
 use crate::transport::MemoryTransport;
+use crate::{Error, diagnose};
 
 pub(crate) fn handshake(
-    connector: &TlsConnector,
+    connector: &Connector,
     name: &str,
     socket: &mut TcpStream,
     deadline: Instant,
@@ -26,10 +28,12 @@ pub(crate) fn handshake(
         op,
         source,
     };
+    // Asked now: once the server has closed, the socket may no longer know.
+    let peer = socket.peer_addr().ok();
     let mut buf = vec![0u8; 16 * 1024];
     let (transport, spill) = MemoryTransport::spilling();
     let mut seen = Seen::default();
-    let mut result = connector.connect(name, transport);
+    let mut result = connector.tls.connect(name, transport);
     loop {
         let mut mid = match result {
             Ok(mut tls) => {
@@ -53,7 +57,23 @@ pub(crate) fn handshake(
                         debug!("handshake failed; alert to the server: {sent:?}");
                     }
                 }
-                return Err(classify_handshake_error(target, &e.to_string(), &seen));
+                // Then our FIN: this connection is over, and a server that waits for the
+                // client's end before it accepts the next connection (s_server waits about half
+                // a second, measured) must not hold up the diagnosis below.
+                let _ = socket.shutdown(Shutdown::Write);
+                let mut error = classify_handshake_error(target, name, &e.to_string(), &seen);
+                if let Error::Certificate {
+                    reason, problem, ..
+                } = &mut error
+                {
+                    let found = peer.and_then(|addr| {
+                        diagnose::diagnose(&connector.diagnosis, addr, name, deadline, reason)
+                    });
+                    if let Some(found) = found {
+                        *problem = Some(Box::new(found));
+                    }
+                }
+                return Err(error);
             }
             Err(HandshakeError::WouldBlock(mid)) => mid,
         };
@@ -187,13 +207,23 @@ impl Clear {
     }
 }
 
-fn classify_handshake_error(target: &str, text: &str, seen: &Seen) -> Error {
+fn classify_handshake_error(target: &str, name: &str, text: &str, seen: &Seen) -> Error {
     let (reason, detail) = tls_reason(text);
     let target = target.to_string();
     if reason.contains("certificate verify failed") {
+        let reason = detail.unwrap_or(reason);
+        // What is known without a diagnosis: the name that was asked for.
+        let problem = is_name_mismatch(&reason).then(|| {
+            Box::new(CertificateProblem::NameMismatch {
+                expected: name.to_string(),
+                names: Vec::new(),
+                common_name: None,
+            })
+        });
         return Error::Certificate {
             target,
-            reason: detail.unwrap_or(reason),
+            reason,
+            problem,
         };
     }
     if reason.contains("alert")
@@ -232,6 +262,7 @@ mod tests {
         let seen = Seen::default();
         let e = classify_handshake_error(
             "h:1",
+            "h",
             "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1890: (Hostname mismatch)",
             &seen,
         );
@@ -239,8 +270,13 @@ mod tests {
             matches!(e, Error::Certificate { ref reason, .. } if reason == "Hostname mismatch"),
             "{e:?}"
         );
+        assert_eq!(
+            e.to_string(),
+            "certificate of h:1 does not match the name h (Hostname mismatch)"
+        );
         let e = classify_handshake_error(
             "h:1",
+            "h",
             "error:0A00010B:SSL routines:ssl3_get_record:wrong version number:ssl/record/ssl3_record.c:354:",
             &seen,
         );
@@ -281,6 +317,7 @@ mod tests {
         assert!(seen.client_certificate_missing());
         let e = classify_handshake_error(
             "h:1",
+            "h",
             "error:0A000410:SSL routines:ssl3_read_bytes:sslv3 alert handshake failure:ssl/record/rec_layer_s3.c:1605:SSL alert number 40",
             &seen,
         );
