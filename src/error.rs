@@ -301,13 +301,13 @@ impl CertificateProblem {
                 issuer,
             } => {
                 let which = if *depth == 0 {
-                    "its certificate"
+                    format!("its certificate \"{subject}\"")
                 } else {
-                    "the last certificate it sent,"
+                    format!("the last certificate it sent, \"{subject}\",")
                 };
                 write!(
                     f,
-                    "certificate of {target} is not trusted: the server sent an incomplete chain: {which} \"{subject}\" is issued by \"{issuer}\", which the server did not send and which is not a trusted CA"
+                    "certificate of {target} is not trusted: the server sent an incomplete chain: {which} is issued by \"{issuer}\", which the server did not send and which is not a trusted CA"
                 )
             }
             CertificateProblem::UntrustedRoot { root } => write!(
