@@ -349,6 +349,31 @@ fn missing_intermediate_is_an_incomplete_chain() {
     diagnosis_closed_cleanly(&c, &srv);
 }
 
+/// The server sends its intermediate, but the root above it is neither sent nor trusted.
+#[test]
+fn chain_that_stops_below_an_untrusted_root_names_the_missing_issuer() {
+    let files = Files::new("cert-errors");
+    let root = ca("gracetls cert_errors untrusted root", None);
+    let intermediate = ca("gracetls cert_errors intermediate", Some(&root));
+    let trusted = ca("gracetls cert_errors trusted CA", None);
+    let trusted_path = files.write("trusted.pem", &trusted.cert_pem);
+    let chain = files.write("chain.pem", &intermediate.cert_pem);
+    let server = files.pair("server", leaf(&intermediate, &SERVER));
+    let srv = SServer::start_with(&server, Tls::V13, &["-cert_chain", &chain]);
+    let (c, st, took) = run(&args(&trusted_path, "127.0.0.1", srv.port, &[]), &srv);
+    one_line(
+        &c,
+        st,
+        took,
+        &[
+            "the server sent an incomplete chain: the last certificate it sent, \"gracetls cert_errors intermediate\", is issued by \"gracetls cert_errors untrusted root\", which the server did not send and which is not a trusted CA",
+        ],
+        &[],
+        &srv,
+    );
+    diagnosis_closed_cleanly(&c, &srv);
+}
+
 /// The server sends its whole chain, up to a root that the client does not trust.
 #[test]
 fn whole_chain_to_an_untrusted_root_names_the_root() {
