@@ -7,6 +7,7 @@ use std::time::Duration;
 use native_tls::{Certificate, Identity, Protocol, TlsConnector};
 
 use crate::Error;
+use crate::diagnose;
 
 /// A TLS protocol version that can bound the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +96,15 @@ pub struct Config {
     /// `Config` and its clones. Building one loads the system roots (about 1 MiB and tens of
     /// milliseconds each time), so many connections must not each build their own. Every
     /// setter starts a new, empty cache.
-    connector: Arc<OnceLock<TlsConnector>>,
+    connector: Arc<OnceLock<Connector>>,
+}
+
+/// A native-tls connector, and what a diagnosis of its certificate failures needs to trust
+/// the same (see [`diagnose`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Connector {
+    pub(crate) tls: TlsConnector,
+    pub(crate) diagnosis: Arc<diagnose::Settings>,
 }
 
 impl Default for Config {
@@ -162,7 +171,13 @@ impl Config {
         self
     }
 
-    /// A client certificate chain and its PKCS#8 key, both PEM files. Default: none.
+    /// A client certificate chain and its private key, both PEM files. Default: none.
+    ///
+    /// The key may be PKCS#8 (`BEGIN PRIVATE KEY`), PKCS#1 (`BEGIN RSA PRIVATE KEY`) or SEC1
+    /// (`BEGIN EC PRIVATE KEY`); the last two are converted to PKCS#8 in memory where the TLS
+    /// library is OpenSSL (elsewhere the error gives the command that converts the file). It
+    /// must not be encrypted, and it must belong to the chain's first certificate: both are
+    /// checked when the first connection is made.
     pub fn identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.identity = Some((cert.into(), key.into()));
         self.connector = Arc::default();
@@ -253,7 +268,7 @@ impl Config {
     }
 
     /// The connector for this configuration, built on first use and then shared.
-    pub(crate) fn connector(&self) -> Result<TlsConnector, Error> {
+    pub(crate) fn connector(&self) -> Result<Connector, Error> {
         if let Some(connector) = self.connector.get() {
             return Ok(connector.clone());
         }
@@ -262,8 +277,14 @@ impl Config {
         Ok(self.connector.get_or_init(|| built).clone())
     }
 
-    fn build_connector(&self) -> Result<TlsConnector, Error> {
+    fn build_connector(&self) -> Result<Connector, Error> {
         let mut builder = TlsConnector::builder();
+        let mut diagnosis = diagnose::Settings {
+            system_roots: self.system_roots,
+            min_version: self.min_version,
+            max_version: self.max_version,
+            ..Default::default()
+        };
         for path in &self.ca_files {
             let pem = read_file(path, "CA file")?;
             let certs = Certificate::stack_from_pem(&pem).map_err(|e| setup(path, "CA file", e))?;
@@ -271,12 +292,16 @@ impl Config {
                 return Err(setup(path, "CA file", "no certificate in it"));
             }
             for cert in certs {
+                diagnosis
+                    .roots
+                    .push(cert.to_der().map_err(|e| setup(path, "CA file", e))?);
                 builder.add_root_certificate(cert);
             }
         }
         if let Some((cert, key)) = &self.identity {
             let cert_pem = read_file(cert, "client certificate")?;
             let key_pem = read_file(key, "client key")?;
+            let key_pem = pkcs8_key(cert, &cert_pem, key, &key_pem)?;
             let identity = Identity::from_pkcs8(&cert_pem, &key_pem)
                 .map_err(|e| setup(key, "client certificate and key", e))?;
             builder.identity(identity);
@@ -291,11 +316,108 @@ impl Config {
             .danger_accept_invalid_hostnames(self.insecure)
             .min_protocol_version(self.min_version.map(TlsVersion::protocol))
             .max_protocol_version(self.max_version.map(TlsVersion::protocol));
-        builder.build().map_err(|e| Error::Setup {
+        let tls = builder.build().map_err(|e| Error::Setup {
             what: "the TLS configuration".into(),
             reason: crate::error::tls_reason(&e.to_string()).0,
+        })?;
+        Ok(Connector {
+            tls,
+            diagnosis: Arc::new(diagnosis),
         })
     }
+}
+
+/// The client key as PKCS#8 PEM, which is all native-tls takes: PKCS#1 and SEC1 keys are
+/// converted, and the key is checked against the chain's first certificate, so that a wrong
+/// pair is named by its two files rather than by OpenSSL's `key values mismatch`.
+#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+fn pkcs8_key(
+    cert_path: &Path,
+    cert_pem: &[u8],
+    key_path: &Path,
+    key_pem: &[u8],
+) -> Result<Vec<u8>, Error> {
+    use openssl::pkey::PKey;
+    use openssl::x509::X509;
+
+    if let Some(reason) = encrypted(key_path, key_pem) {
+        return Err(setup(key_path, "client key", reason));
+    }
+    // An empty passphrase, never OpenSSL's default callback, which would prompt on the
+    // terminal for an encrypted key that slipped through.
+    let key = PKey::private_key_from_pem_passphrase(key_pem, b"").map_err(|e| {
+        let reason = crate::error::tls_reason(&e.to_string()).0;
+        setup(
+            key_path,
+            "client key",
+            format!("no PEM private key in it ({reason})"),
+        )
+    })?;
+    let cert = X509::stack_from_pem(cert_pem)
+        .map_err(|e| {
+            let reason = crate::error::tls_reason(&e.to_string()).0;
+            setup(cert_path, "client certificate", reason)
+        })?
+        .into_iter()
+        .next()
+        .ok_or_else(|| setup(cert_path, "client certificate", "no certificate in it"))?;
+    let matches = cert.public_key().is_ok_and(|public| public.public_eq(&key));
+    if !matches {
+        return Err(Error::KeyMismatch {
+            cert: cert_path.to_path_buf(),
+            key: key_path.to_path_buf(),
+        });
+    }
+    key.private_key_to_pem_pkcs8().map_err(|e| {
+        let reason = crate::error::tls_reason(&e.to_string()).0;
+        setup(key_path, "client key", reason)
+    })
+}
+
+/// Without OpenSSL at hand the key is taken as it is, and a PKCS#1 or SEC1 key is refused
+/// with the command that converts it.
+#[cfg(any(target_os = "windows", target_vendor = "apple"))]
+fn pkcs8_key(
+    _cert_path: &Path,
+    _cert_pem: &[u8],
+    key_path: &Path,
+    key_pem: &[u8],
+) -> Result<Vec<u8>, Error> {
+    if let Some(reason) = encrypted(key_path, key_pem) {
+        return Err(setup(key_path, "client key", reason));
+    }
+    let text = String::from_utf8_lossy(key_pem);
+    for (marker, kind) in [
+        ("-----BEGIN RSA PRIVATE KEY-----", "a PKCS#1 RSA key"),
+        ("-----BEGIN EC PRIVATE KEY-----", "a SEC1 EC key"),
+    ] {
+        if text.contains(marker) {
+            let path = key_path.display();
+            return Err(setup(
+                key_path,
+                "client key",
+                format!(
+                    "it is {kind}, and the TLS library takes PKCS#8 only; convert it with `openssl pkcs8 -topk8 -nocrypt -in {path} -out {path}.pk8` and pass {path}.pk8"
+                ),
+            ));
+        }
+    }
+    Ok(key_pem.to_vec())
+}
+
+/// Why an encrypted key cannot be used, with the command that decrypts it; `None` if it is not
+/// encrypted.
+fn encrypted(key_path: &Path, key_pem: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(key_pem);
+    if !(text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED"))
+    {
+        return None;
+    }
+    let path = key_path.display();
+    Some(format!(
+        "it is encrypted, and gracetls asks for no passphrase; decrypt it with `openssl pkcs8 -topk8 -nocrypt -in {path} -out {path}.pk8` and pass {path}.pk8"
+    ))
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {

@@ -2,7 +2,8 @@
 
 use std::fmt;
 use std::io;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 /// Everything that can go wrong while connecting, talking or closing.
 ///
@@ -49,8 +50,31 @@ pub enum Error {
     Certificate {
         /// The target, `host:port`.
         target: String,
-        /// The verification failure, e.g. `self-signed certificate` or `Hostname mismatch`.
+        /// The verification failure as OpenSSL names it, e.g. `certificate has expired` or
+        /// `Hostname mismatch`.
         reason: String,
+        /// What is known beyond `reason`: the certificate's dates, the names it holds, the
+        /// issuer that is missing. `None` when nothing more could be learned. (Boxed: it is
+        /// rare, and every `Result` of the crate carries the error's size.)
+        problem: Option<Box<CertificateProblem>>,
+    },
+    /// The server requires a client certificate and none was given.
+    ///
+    /// In TLS 1.2 the server says so during the handshake, and this is the error. In TLS 1.3
+    /// it says so only after the handshake, with the alert `certificate required`: that arrives
+    /// on the established connection as [`Error::Tls`], whose message and hint say the same.
+    ClientCertificateRequired {
+        /// The target, `host:port`.
+        target: String,
+        /// The alert the server ended the handshake with, e.g. `handshake failure`.
+        alert: String,
+    },
+    /// The client key does not belong to the client certificate.
+    KeyMismatch {
+        /// The client certificate file.
+        cert: PathBuf,
+        /// The client key file.
+        key: PathBuf,
     },
     /// The TLS handshake failed for another reason: an alert, no common version, not TLS.
     Handshake {
@@ -99,19 +123,34 @@ impl Error {
             Error::ConnectTimeout { .. } => Some(
                 "the server did not answer in time; check that it speaks TLS, or raise --connect-timeout",
             ),
+            Error::Certificate {
+                problem: Some(problem),
+                ..
+            } => Some(problem.hint()),
             Error::Certificate { reason, .. } if is_name_mismatch(reason) => {
                 Some("connect by a name the certificate holds, or set --servername to one of them")
             }
             Error::Certificate { .. } => Some(
                 "pass the issuing CA with --ca-file PEM, or --insecure to skip verification (unsafe)",
             ),
+            Error::ClientCertificateRequired { .. } => {
+                Some("pass a client certificate and its key with --cert PEM --key PEM")
+            }
+            Error::KeyMismatch { .. } => {
+                Some("pass the key that was made with that certificate (--cert and --key)")
+            }
             Error::Handshake { .. } => {
                 Some("check --tls-min/--tls-max, --alpn and client certificate options")
             }
             Error::NotTls { .. } => Some("check the port: the server there does not speak TLS"),
+            // The reason already gives the command that converts the file.
+            Error::Setup { reason, .. } if reason.contains("`openssl ") => None,
             Error::Setup { .. } => Some("check the file's path and that it is PEM"),
             Error::Io { .. } => {
                 Some("the server or the network dropped the connection; see the server's log")
+            }
+            Error::Tls { reason, .. } if is_certificate_required(reason) => {
+                Some("pass a client certificate and its key with --cert PEM --key PEM")
             }
             Error::Tls { .. } => Some(
                 "the server sent bytes that are not valid TLS for this session; see the server's log",
@@ -121,9 +160,191 @@ impl Error {
     }
 }
 
-fn is_name_mismatch(reason: &str) -> bool {
+pub(crate) fn is_name_mismatch(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     r.contains("hostname mismatch") || r.contains("ip address mismatch")
+}
+
+/// The TLS 1.3 alert of a server that wanted a client certificate and got none, as OpenSSL
+/// names it: `tlsv13 alert certificate required`.
+fn is_certificate_required(reason: &str) -> bool {
+    reason.contains("alert certificate required")
+}
+
+/// The alert's own name in an OpenSSL reason: `handshake failure` of
+/// `sslv3 alert handshake failure`.
+pub(crate) fn alert_name(reason: &str) -> &str {
+    reason.split_once("alert ").map_or(reason, |(_, name)| name)
+}
+
+/// What a diagnosis of a rejected server certificate found: the facts behind OpenSSL's reason.
+///
+/// Certificates are named by their subject's common name (the whole subject if it has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertificateProblem {
+    /// A certificate of the chain is outside its validity period: expired, or not yet valid.
+    Dates {
+        /// Which certificate: 0 is the server's own, 1 its issuer, and so on.
+        depth: u32,
+        /// Its subject.
+        subject: String,
+        /// Its `notBefore`.
+        not_before: SystemTime,
+        /// Its `notAfter`.
+        not_after: SystemTime,
+        /// The time it was checked at.
+        now: SystemTime,
+    },
+    /// The server's certificate does not hold the name that was asked for.
+    NameMismatch {
+        /// The name verified: `--servername`, or else the target's host.
+        expected: String,
+        /// Its subject alternative names, as `DNS:name` and `IP:address`.
+        names: Vec<String>,
+        /// Its subject's common name, given when it has no subject alternative names.
+        common_name: Option<String>,
+    },
+    /// The chain the server sent ends at a certificate whose issuer is neither sent nor
+    /// trusted: a missing intermediate, or a CA that is not trusted.
+    IncompleteChain {
+        /// Which certificate: 0 is the server's own, 1 its issuer, and so on.
+        depth: u32,
+        /// Its subject.
+        subject: String,
+        /// Its issuer, which the server did not send and which is not a trusted CA.
+        issuer: String,
+    },
+    /// The server sent its whole chain, up to a self-signed root that is not trusted.
+    UntrustedRoot {
+        /// The root's subject.
+        root: String,
+    },
+    /// The server's certificate is self-signed and not trusted.
+    SelfSigned {
+        /// Its subject.
+        subject: String,
+    },
+}
+
+impl CertificateProblem {
+    fn hint(&self) -> &'static str {
+        match self {
+            CertificateProblem::Dates {
+                now, not_before, ..
+            } if now < not_before => {
+                "check this machine's clock, or wait until the certificate's start date"
+            }
+            CertificateProblem::Dates { .. } => {
+                "the server's certificate must be renewed; if the dates look wrong, check this machine's clock"
+            }
+            CertificateProblem::NameMismatch { .. } => {
+                "connect by a name the certificate holds, or set --servername to one of them"
+            }
+            CertificateProblem::IncompleteChain { .. } => {
+                "if that issuer is an intermediate CA, the server must send it too; if it is a CA you trust, pass it with --ca-file PEM"
+            }
+            CertificateProblem::UntrustedRoot { .. } | CertificateProblem::SelfSigned { .. } => {
+                "if you trust it, pass it with --ca-file PEM; or --insecure to skip verification (unsafe)"
+            }
+        }
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>, target: &str, reason: &str) -> fmt::Result {
+        match self {
+            CertificateProblem::Dates {
+                depth,
+                subject,
+                not_before,
+                not_after,
+                now,
+            } => {
+                let whose = if *depth == 0 {
+                    format!("certificate of {target}")
+                } else {
+                    format!("the CA certificate \"{subject}\" in the chain of {target}")
+                };
+                let (nb, na, now_text) = (utc(*not_before), utc(*not_after), utc(*now));
+                if now < not_before {
+                    write!(
+                        f,
+                        "{whose} is not yet valid: it is valid from {nb} until {na}, and it is now {now_text}"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "{whose} has expired: it was valid from {nb} until {na}, and it is now {now_text}"
+                    )
+                }
+            }
+            CertificateProblem::NameMismatch {
+                expected,
+                names,
+                common_name,
+            } => {
+                write!(
+                    f,
+                    "certificate of {target} does not match the name {expected}"
+                )?;
+                match (names.is_empty(), common_name) {
+                    (false, _) => write!(f, ": it holds {}", names.join(", ")),
+                    (true, Some(cn)) => write!(
+                        f,
+                        ": it holds no subject alternative names, only the common name {cn}"
+                    ),
+                    (true, None) => write!(f, " ({reason})"),
+                }
+            }
+            CertificateProblem::IncompleteChain {
+                depth,
+                subject,
+                issuer,
+            } => {
+                let which = if *depth == 0 {
+                    format!("its certificate \"{subject}\"")
+                } else {
+                    format!("the last certificate it sent, \"{subject}\",")
+                };
+                write!(
+                    f,
+                    "certificate of {target} is not trusted: the server sent an incomplete chain: {which} is issued by \"{issuer}\", which the server did not send and which is not a trusted CA"
+                )
+            }
+            CertificateProblem::UntrustedRoot { root } => write!(
+                f,
+                "certificate of {target} is not trusted: self-signed certificate in certificate chain: the server sent its chain up to the root \"{root}\", which is not a trusted CA"
+            ),
+            CertificateProblem::SelfSigned { subject } => write!(
+                f,
+                "certificate of {target} is not trusted: it is self-signed (\"{subject}\") and not a trusted certificate"
+            ),
+        }
+    }
+}
+
+/// `2021-01-01 00:00:00 UTC`.
+fn utc(t: SystemTime) -> String {
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
 }
 
 impl fmt::Display for Error {
@@ -146,13 +367,28 @@ impl fmt::Display for Error {
                 "connect timeout: {target} did not complete TCP connect and TLS handshake within {}",
                 crate::config::format_duration(*timeout)
             ),
-            Error::Certificate { target, reason } if is_name_mismatch(reason) => write!(
+            Error::Certificate {
+                target,
+                reason,
+                problem,
+            } => match problem {
+                Some(problem) => problem.describe(f, target, reason),
+                None if is_name_mismatch(reason) => write!(
+                    f,
+                    "certificate of {target} does not match the expected name ({reason})"
+                ),
+                None => write!(f, "certificate of {target} is not trusted: {reason}"),
+            },
+            Error::ClientCertificateRequired { target, alert } => write!(
                 f,
-                "certificate of {target} does not match the expected name ({reason})"
+                "the server {target} requires a client certificate: it asked for one and, given none, ended the handshake with the alert \"{alert}\""
             ),
-            Error::Certificate { target, reason } => {
-                write!(f, "certificate of {target} is not trusted: {reason}")
-            }
+            Error::KeyMismatch { cert, key } => write!(
+                f,
+                "the client key {} does not match the client certificate {}: they hold different public keys",
+                key.display(),
+                cert.display()
+            ),
             Error::Handshake { target, reason } => {
                 write!(f, "TLS handshake with {target} failed: {reason}")
             }
@@ -169,6 +405,10 @@ impl fmt::Display for Error {
                 };
                 write!(f, "{cause} while {op} {target}")
             }
+            Error::Tls { target, reason } if is_certificate_required(reason) => write!(
+                f,
+                "the server {target} requires a client certificate: given none, it ended the connection with the alert \"certificate required\""
+            ),
             Error::Tls { target, reason } => {
                 write!(f, "TLS error on the connection to {target}: {reason}")
             }
@@ -245,7 +485,58 @@ mod tests {
         let e = Error::Certificate {
             target: "h:1".into(),
             reason: "Hostname mismatch".into(),
+            problem: None,
         };
         assert!(e.to_string().contains("does not match"));
+    }
+
+    #[test]
+    fn dates_are_utc() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(utc(at(0)), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(at(951_782_400)), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(at(1_609_459_199)), "2020-12-31 23:59:59 UTC");
+        assert_eq!(utc(at(32_503_680_000)), "3000-01-01 00:00:00 UTC");
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(utc(before), "1969-12-31 00:00:00 UTC");
+    }
+
+    #[test]
+    fn expired_certificate_gives_dates_and_no_ca_file_hint() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let e = Error::Certificate {
+            target: "h:1".into(),
+            reason: "certificate has expired".into(),
+            problem: Some(Box::new(CertificateProblem::Dates {
+                depth: 0,
+                subject: "h".into(),
+                not_before: at(1_577_836_800),
+                not_after: at(1_609_459_200),
+                now: at(1_767_225_600),
+            })),
+        };
+        assert_eq!(
+            e.to_string(),
+            "certificate of h:1 has expired: it was valid from 2020-01-01 00:00:00 UTC until \
+             2021-01-01 00:00:00 UTC, and it is now 2026-01-01 00:00:00 UTC"
+        );
+        assert!(!e.hint().unwrap_or_default().contains("--ca-file"));
+    }
+
+    #[test]
+    fn certificate_required_alert_is_named() {
+        let e = Error::Tls {
+            target: "h:1".into(),
+            reason: "tlsv13 alert certificate required".into(),
+        };
+        assert!(
+            e.to_string().contains("requires a client certificate"),
+            "{e}"
+        );
+        assert!(e.hint().unwrap_or_default().contains("--cert"));
+        assert_eq!(
+            alert_name("sslv3 alert handshake failure"),
+            "handshake failure"
+        );
     }
 }

@@ -1,19 +1,22 @@
 //! The TLS handshake over the in-memory transport, bounded by the connect deadline, and how
-//! its failures become errors a person can act on.
+//! its failures become errors a person can act on: the handshake messages that travel in the
+//! clear are watched on the way (a server that asks for a client certificate), and a rejected
+//! certificate is diagnosed (see [`crate::diagnose`]).
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use log::debug;
-use native_tls::{HandshakeError, TlsConnector, TlsStream};
+use native_tls::{HandshakeError, TlsStream};
 
-use crate::Error;
-use crate::error::tls_reason;
+use crate::config::Connector;
+use crate::error::{CertificateProblem, alert_name, is_name_mismatch, tls_reason};
 use crate::transport::MemoryTransport;
+use crate::{Error, diagnose};
 
 pub(crate) fn handshake(
-    connector: &TlsConnector,
+    connector: &Connector,
     name: &str,
     socket: &mut TcpStream,
     deadline: Instant,
@@ -25,9 +28,12 @@ pub(crate) fn handshake(
         op,
         source,
     };
+    // Asked now: once the server has closed, the socket may no longer know.
+    let peer = socket.peer_addr().ok();
     let mut buf = vec![0u8; 16 * 1024];
     let (transport, spill) = MemoryTransport::spilling();
-    let mut result = connector.connect(name, transport);
+    let mut seen = Seen::default();
+    let mut result = connector.tls.connect(name, transport);
     loop {
         let mut mid = match result {
             Ok(mut tls) => {
@@ -51,7 +57,23 @@ pub(crate) fn handshake(
                         debug!("handshake failed; alert to the server: {sent:?}");
                     }
                 }
-                return Err(classify_handshake_error(target, &e.to_string()));
+                // Then our FIN: this connection is over, and a server that waits for the
+                // client's end before it accepts the next connection (s_server waits about half
+                // a second, measured) must not hold up the diagnosis below.
+                let _ = socket.shutdown(Shutdown::Write);
+                let mut error = classify_handshake_error(target, name, &e.to_string(), &seen);
+                if let Error::Certificate {
+                    reason, problem, ..
+                } = &mut error
+                {
+                    let found = peer.and_then(|addr| {
+                        diagnose::diagnose(&connector.diagnosis, addr, name, deadline, reason)
+                    });
+                    if let Some(found) = found {
+                        *problem = Some(Box::new(found));
+                    }
+                }
+                return Err(error);
             }
             Err(HandshakeError::WouldBlock(mid)) => mid,
         };
@@ -66,6 +88,7 @@ pub(crate) fn handshake(
             )
         };
         let out = mid.get_mut().take_outbound();
+        seen.ours.feed(&out);
         if !out.is_empty() {
             socket
                 .set_write_timeout(Some(remaining))
@@ -98,19 +121,117 @@ pub(crate) fn handshake(
         if n == 0 {
             mid.get_mut().feed_eof();
         } else {
+            seen.theirs.feed(&buf[..n]);
             mid.get_mut().feed(&buf[..n]);
         }
         result = mid.handshake();
     }
 }
 
-fn classify_handshake_error(target: &str, text: &str) -> Error {
+/// The handshake messages each side sent in the clear.
+#[derive(Default)]
+struct Seen {
+    ours: Clear,
+    theirs: Clear,
+}
+
+impl Seen {
+    /// The server asked for a client certificate (TLS 1.2: its CertificateRequest is in the
+    /// clear) and ours was empty.
+    fn client_certificate_missing(&self) -> bool {
+        const CERTIFICATE: u8 = 11;
+        const CERTIFICATE_REQUEST: u8 = 13;
+        self.theirs
+            .messages
+            .iter()
+            .any(|&(t, _)| t == CERTIFICATE_REQUEST)
+            && self.ours.messages.contains(&(CERTIFICATE, 0))
+    }
+}
+
+/// Reads TLS records until encryption starts, and notes each handshake message in them.
+#[derive(Default)]
+struct Clear {
+    /// The record being read, header first.
+    record: Vec<u8>,
+    /// Handshake bytes not yet parsed into a whole message.
+    pending: Vec<u8>,
+    /// Each message's type and the 24-bit number its body starts with (for a TLS 1.2
+    /// Certificate, the length of its certificate list).
+    messages: Vec<(u8, u32)>,
+    /// Encryption started (ChangeCipherSpec, application data), or the bytes are not TLS.
+    ended: bool,
+}
+
+impl Clear {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !self.ended && !bytes.is_empty() {
+            let wanted = match self.record.get(3..5) {
+                Some(&[hi, lo]) => 5 + usize::from(u16::from_be_bytes([hi, lo])),
+                _ => 5,
+            };
+            let take = (wanted - self.record.len()).min(bytes.len());
+            self.record.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if let Some(&[hi, lo]) = self.record.get(3..5) {
+                if self.record.len() == 5 + usize::from(u16::from_be_bytes([hi, lo])) {
+                    self.end_record();
+                }
+            }
+        }
+    }
+
+    fn end_record(&mut self) {
+        const ALERT: u8 = 21;
+        const HANDSHAKE: u8 = 22;
+        match self.record[0] {
+            HANDSHAKE if self.pending.len() < 1 << 20 => {
+                self.pending.extend_from_slice(&self.record[5..]);
+                while let Some(&[t, a, b, c]) = self.pending.get(..4) {
+                    let len = u32::from_be_bytes([0, a, b, c]) as usize;
+                    let Some(body) = self.pending.get(4..4 + len) else {
+                        break;
+                    };
+                    let start = match body.get(..3) {
+                        Some(&[a, b, c]) => u32::from_be_bytes([0, a, b, c]),
+                        _ => 0,
+                    };
+                    self.messages.push((t, start));
+                    self.pending.drain(..4 + len);
+                }
+            }
+            ALERT => {}
+            _ => self.ended = true,
+        }
+        self.record.clear();
+    }
+}
+
+fn classify_handshake_error(target: &str, name: &str, text: &str, seen: &Seen) -> Error {
     let (reason, detail) = tls_reason(text);
     let target = target.to_string();
     if reason.contains("certificate verify failed") {
+        let reason = detail.unwrap_or(reason);
+        // What is known without a diagnosis: the name that was asked for.
+        let problem = is_name_mismatch(&reason).then(|| {
+            Box::new(CertificateProblem::NameMismatch {
+                expected: name.to_string(),
+                names: Vec::new(),
+                common_name: None,
+            })
+        });
         return Error::Certificate {
             target,
-            reason: detail.unwrap_or(reason),
+            reason,
+            problem,
+        };
+    }
+    if reason.contains("alert")
+        && (seen.client_certificate_missing() || reason.contains("alert certificate required"))
+    {
+        return Error::ClientCertificateRequired {
+            target,
+            alert: alert_name(&reason).to_string(),
         };
     }
     if [
@@ -138,18 +259,71 @@ mod tests {
 
     #[test]
     fn handshake_errors_are_classified() {
+        let seen = Seen::default();
         let e = classify_handshake_error(
             "h:1",
+            "h",
             "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1890: (Hostname mismatch)",
+            &seen,
         );
         assert!(
             matches!(e, Error::Certificate { ref reason, .. } if reason == "Hostname mismatch"),
             "{e:?}"
         );
+        assert_eq!(
+            e.to_string(),
+            "certificate of h:1 does not match the name h (Hostname mismatch)"
+        );
         let e = classify_handshake_error(
             "h:1",
+            "h",
             "error:0A00010B:SSL routines:ssl3_get_record:wrong version number:ssl/record/ssl3_record.c:354:",
+            &seen,
         );
         assert!(matches!(e, Error::NotTls { .. }), "{e:?}");
+    }
+
+    /// A TLS 1.2 server that asks for a client certificate, gets an empty one, and fails the
+    /// handshake: records split at odd places, as TCP may deliver them.
+    #[test]
+    fn a_missing_client_certificate_is_recognized() {
+        let record = |kind: u8, body: &[u8]| {
+            let mut r = vec![kind, 3, 3];
+            r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            r.extend_from_slice(body);
+            r
+        };
+        let message = |kind: u8, body: &[u8]| {
+            let mut m = vec![kind];
+            m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+            m.extend_from_slice(body);
+            m
+        };
+        let mut server_flight = message(2, &[7; 70]); // ServerHello
+        server_flight.extend(message(11, &[0, 0, 3, 0, 0, 0])); // Certificate
+        server_flight.extend(message(13, &[1, 1, 0, 0])); // CertificateRequest
+        server_flight.extend(message(14, &[])); // ServerHelloDone
+        let (first, second) = server_flight.split_at(50);
+        let mut theirs = record(22, first);
+        theirs.extend(record(22, second));
+        let mut ours = record(22, &message(11, &[0, 0, 0])); // an empty Certificate
+        ours.extend(record(20, &[1])); // ChangeCipherSpec: the rest is encrypted
+        ours.extend(record(22, &message(11, &[0, 0, 9])));
+        let mut seen = Seen::default();
+        for chunk in theirs.chunks(7) {
+            seen.theirs.feed(chunk);
+        }
+        seen.ours.feed(&ours);
+        assert!(seen.client_certificate_missing());
+        let e = classify_handshake_error(
+            "h:1",
+            "h",
+            "error:0A000410:SSL routines:ssl3_read_bytes:sslv3 alert handshake failure:ssl/record/rec_layer_s3.c:1605:SSL alert number 40",
+            &seen,
+        );
+        assert!(
+            matches!(e, Error::ClientCertificateRequired { ref alert, .. } if alert == "handshake failure"),
+            "{e:?}"
+        );
     }
 }

@@ -83,6 +83,7 @@
 
 pub mod config;
 pub mod connection;
+mod diagnose;
 pub mod error;
 mod handshake;
 pub mod lines;
