@@ -82,7 +82,7 @@ struct Args {
     #[arg(long, value_name = "PEM", requires = "key")]
     cert: Option<PathBuf>,
 
-    /// Client private key (PKCS#8 PEM); needs --cert.
+    /// Client private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --cert.
     #[arg(long, value_name = "PEM", requires = "cert")]
     key: Option<PathBuf>,
 

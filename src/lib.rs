@@ -82,12 +82,16 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod connect;
 pub mod connection;
 mod diagnose;
 pub mod error;
 mod handshake;
 pub mod lines;
+mod outbound;
 pub mod report;
+mod session;
+mod stream;
 mod target;
 pub mod transport;
 
@@ -95,4 +99,6 @@ pub use config::{CloseMode, Config, TlsVersion, format_duration, parse_duration}
 pub use connection::{Connection, Event};
 pub use error::Error;
 pub use report::{CloseReport, ExitReport, Outcome, Signal, Trigger};
+pub use session::Session;
+pub use stream::Stream;
 pub use target::parse_target;

@@ -15,6 +15,8 @@
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::session::HelloScan;
+
 /// A buffer pair that TLS reads ciphertext from and writes ciphertext to.
 ///
 /// `read` returns `WouldBlock` while the inbound buffer is empty and no end of stream was fed,
@@ -46,6 +48,7 @@ pub struct MemoryTransport {
     outbound: Vec<u8>,
     records: RecordCursor,
     spill: Option<Spill>,
+    hello: HelloScan,
 }
 
 /// Where the peer's byte stream stands in TLS record framing (5-byte header, then the length
@@ -147,6 +150,7 @@ impl MemoryTransport {
             self.inbound_end = 0;
         }
         self.records.advance(data);
+        self.hello.feed(data);
         let end = self.inbound_end + data.len();
         if end <= self.inbound.len() {
             self.inbound[self.inbound_end..end].copy_from_slice(data);
@@ -183,6 +187,7 @@ impl MemoryTransport {
             return;
         }
         self.records.advance(&buf[..n]);
+        self.hello.feed(&buf[..n]);
         std::mem::swap(&mut self.inbound, buf);
         self.read_pos = 0;
         self.inbound_end = n;
@@ -239,6 +244,11 @@ impl MemoryTransport {
     /// Whether [`feed_eof`](Self::feed_eof) was called.
     pub fn is_eof(&self) -> bool {
         self.eof
+    }
+
+    /// The TLS version and cipher suite the server's ServerHello chose, once it passed.
+    pub fn server_hello(&self) -> Option<(&'static str, String)> {
+        self.hello.result()
     }
 
     /// Ciphertext fed but not yet read by TLS.

@@ -556,7 +556,6 @@ fn sec1_ec_key_is_accepted() {
 
 /// Needs the `init_logging` change in src/cli.rs (gracetls's own debug lines only).
 #[test]
-#[ignore = "needs the init_logging change in src/cli.rs"]
 fn debug_log_has_no_load_verify_locations_line() {
     let files = Files::new("cert-errors");
     let ca = ca("gracetls cert_errors CA", None);

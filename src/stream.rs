@@ -1,0 +1,654 @@
+//! [`Stream`]: a TLS connection shaped like `TcpStream`: `Read` and `Write` on `&Stream`, so
+//! one thread reads while others write, and a graceful [`close`](Stream::close) callable from
+//! any thread, also while another is blocked reading. It has no thread of its own.
+//!
+//! TLS state sits behind one lock and runs over the in-memory transport; **no thread holds that
+//! lock across a socket call**. A reader reads the socket with no lock but the read side's own
+//! (one socket reader at a time), then feeds and decrypts under the TLS lock straight into the
+//! caller's buffer. A writer encrypts under the TLS lock and appends the ciphertext to the
+//! [`Outbound`] queue before releasing it, then writes the queue after. Whatever TLS writes
+//! while decrypting (a TLS 1.3 KeyUpdate reply, a TLS 1.2 renegotiation message) joins the
+//! same queue, so it reaches the wire in the order TLS made it.
+
+mod close;
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
+
+use native_tls::TlsStream;
+
+use crate::Error;
+use crate::config::{CloseMode, Config};
+use crate::connect::{connect_tcp, start_tls};
+use crate::error::tls_reason;
+use crate::outbound::Outbound;
+use crate::report::CloseReport;
+use crate::session::Session;
+use crate::transport::MemoryTransport;
+
+/// One socket read while data trickles or the connection is idle. A read that fills it
+/// means data is flowing, and the reader switches to [`LARGE_READ`].
+const SMALL_READ: usize = 4 * 1024;
+/// One socket read while data flows: several TLS records.
+const LARGE_READ: usize = 64 * 1024;
+/// Reads in a row that would have fitted the small buffer before the large one is given
+/// back: an idle connection keeps a page, not 64 KiB.
+const SHRINK_AFTER_SMALL_READS: u32 = 16;
+/// Most plaintext one `write` call encrypts: it bounds the ciphertext a writer queues.
+const MAX_WRITE: usize = 256 * 1024;
+
+/// A TLS client connection with `std::io` manners.
+///
+/// - [`Read`] and [`Write`] are implemented for `Stream` and for `&Stream` (as for
+///   `&TcpStream`): share it with an `Arc` or a scoped thread, and one thread can block in
+///   `read` while others write.
+/// - `read` returns `Ok(0)` after the server's close_notify or after our own close, and an
+///   error of kind [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) when the server's TCP
+///   stream ended without close_notify: possibly truncated data.
+/// - [`close`](Stream::close) sends close_notify from any thread, also while another thread
+///   is blocked in `read` (which then returns `Ok(0)`) or `write` (which returns an error),
+///   bounded by the close timeout; every call returns the same report. `Drop` closes too.
+/// - [`shutdown_write`](Stream::shutdown_write) is the half-close: close_notify now, the
+///   read side stays open.
+/// - [`session`](Stream::session): version, cipher suite, ALPN, certificate, addresses.
+///
+/// Each `write` sends at once, like `TcpStream`: writes from threads that come while the
+/// socket is busy go out together, and `write!`/`writeln!` make one record per call. A single
+/// thread making many tiny writes sends a record each; wrap it in a `BufWriter` then.
+///
+/// ```no_run
+/// use std::io::{BufRead, BufReader, Write};
+/// use std::sync::Arc;
+/// use gracetls::{Config, Stream};
+///
+/// let stream = Arc::new(Stream::connect(&Config::new().ca_file("ca.pem"), "localhost:4433")?);
+/// let reader = {
+///     let stream = Arc::clone(&stream);
+///     std::thread::spawn(move || {
+///         for line in BufReader::new(&*stream).lines() {
+///             println!("{}", line?);
+///         }
+///         Ok::<(), std::io::Error>(()) // Ok(0): the server's close_notify, or our close
+///     })
+/// };
+/// writeln!(&*stream, "hello")?;
+/// let report = stream.close(); // from this thread, while the reader is blocked
+/// assert!(report.close_notify_sent);
+/// reader.join().expect("reader thread")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Stream {
+    target: String,
+    socket: TcpStream,
+    tls: Mutex<TlsStream<MemoryTransport>>,
+    /// Held by the one thread reading the socket, with what it reads into.
+    reading: Mutex<ReadBuffer>,
+    out: Outbound,
+    /// Bumped whenever the read side makes progress (ciphertext fed, an end seen) or the
+    /// close starts: writers waiting for a handshake message and a waiting close watch it.
+    progress: Mutex<u64>,
+    progressed: Condvar,
+    flags: Flags,
+    counters: Counters,
+    first_error: Mutex<Option<String>>,
+    closing: Mutex<CloseState>,
+    closed: Condvar,
+    close_timeout: Duration,
+    close_mode: CloseMode,
+    session: Session,
+}
+
+#[derive(Default)]
+struct Flags {
+    /// Set before our own `shutdown(Read)`, so a read of 0 is told from the server's FIN.
+    stopping: AtomicBool,
+    /// No more application data may be encrypted: close_notify is coming or sent.
+    write_closed: AtomicBool,
+    close_notify_sent: AtomicBool,
+    close_notify_received: AtomicBool,
+    /// The server's TCP stream ended without close_notify.
+    peer_eof: AtomicBool,
+    /// The TLS session hit a fatal error: no close_notify can follow, and an end TLS reports
+    /// later is not the server's close_notify.
+    tls_failed: AtomicBool,
+}
+
+struct Counters {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    bytes_dropped: AtomicU64,
+    born: Instant,
+    /// Nanoseconds from `born` to the last application data read or written.
+    last_data: AtomicU64,
+}
+
+struct ReadBuffer {
+    buf: Vec<u8>,
+    small_reads: u32,
+}
+
+enum CloseState {
+    Open,
+    Closing,
+    Closed(CloseReport),
+}
+
+/// What one decryption pass found.
+enum Step {
+    Data(usize),
+    End { at_eof: bool, cut: bool },
+    Need,
+    Failed(String),
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("target", &self.target)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere cannot leave these half-updated in a way that matters more than
+    // closing the connection, so a poisoned lock is taken as it is.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Stream {
+    /// Connects to `target` (`HOST[:PORT]`, port 443 by default; also `https://HOST[:PORT]`),
+    /// trying every resolved address in turn, and completes the TLS handshake, all within
+    /// the connect timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gracetls::{Config, Stream};
+    ///
+    /// // Nothing listens on port 1 of the loopback.
+    /// let config = Config::new().connect_timeout(Duration::from_secs(2));
+    /// let err = Stream::connect(&config, "127.0.0.1:1").unwrap_err();
+    /// assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1: connection refused");
+    /// ```
+    pub fn connect(config: &Config, target: &str) -> Result<Stream, Error> {
+        let started = Instant::now();
+        let deadline = started + config.get_connect_timeout();
+        let mut tcp = connect_tcp(config, target, deadline)?;
+        let name = config.get_servername().unwrap_or(&tcp.host).to_string();
+        let tls = start_tls(
+            config,
+            &mut tcp.socket,
+            &name,
+            &tcp.target,
+            deadline,
+            started,
+        )?;
+        Ok(Stream::new(config, tcp.target, tcp.socket, tls))
+    }
+
+    /// Starts TLS on a connection the caller already has (after a STARTTLS exchange, through
+    /// a proxy tunnel, a socket from elsewhere), checking the certificate against
+    /// `server_name` (unless [`Config::servername`] says otherwise), within the connect
+    /// timeout. Nothing the caller read from the socket may still be unread TLS: the
+    /// handshake starts with our ClientHello.
+    pub fn from_tcp(
+        config: &Config,
+        socket: TcpStream,
+        server_name: &str,
+    ) -> Result<Stream, Error> {
+        let started = Instant::now();
+        let deadline = started + config.get_connect_timeout();
+        let mut socket = socket;
+        let target = socket.peer_addr().map_or_else(
+            |_| server_name.to_string(),
+            |addr| format!("{server_name} ({addr})"),
+        );
+        let name = config.get_servername().unwrap_or(server_name).to_string();
+        let tls = start_tls(config, &mut socket, &name, &target, deadline, started)?;
+        Ok(Stream::new(config, target, socket, tls))
+    }
+
+    fn new(
+        config: &Config,
+        target: String,
+        socket: TcpStream,
+        tls: TlsStream<MemoryTransport>,
+    ) -> Stream {
+        let (version, cipher_suite) = tls.get_ref().server_hello().unzip();
+        let session = Session {
+            version,
+            cipher_suite,
+            alpn: tls.negotiated_alpn().ok().flatten(),
+            peer_certificate: tls
+                .peer_certificate()
+                .ok()
+                .flatten()
+                .and_then(|c| c.to_der().ok()),
+            peer_addr: socket.peer_addr().ok(),
+            local_addr: socket.local_addr().ok(),
+        };
+        Stream {
+            target,
+            socket,
+            tls: Mutex::new(tls),
+            reading: Mutex::new(ReadBuffer {
+                buf: vec![0u8; SMALL_READ],
+                small_reads: 0,
+            }),
+            out: Outbound::default(),
+            progress: Mutex::new(0),
+            progressed: Condvar::new(),
+            flags: Flags::default(),
+            counters: Counters {
+                bytes_in: AtomicU64::new(0),
+                bytes_out: AtomicU64::new(0),
+                bytes_dropped: AtomicU64::new(0),
+                born: Instant::now(),
+                last_data: AtomicU64::new(0),
+            },
+            first_error: Mutex::new(None),
+            closing: Mutex::new(CloseState::Open),
+            closed: Condvar::new(),
+            close_timeout: config.get_close_timeout(),
+            close_mode: config.get_close_mode(),
+            session,
+        }
+    }
+
+    /// The server as messages name it: `host:port`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// What the handshake negotiated, and with whom.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Whether the server's close_notify was read: after `read` returned `Ok(0)`, this tells
+    /// the server's goodbye from our own close.
+    pub fn close_notify_received(&self) -> bool {
+        self.flags.close_notify_received.load(Ordering::SeqCst)
+    }
+
+    /// How long no application data has moved either way: since the last plaintext was read
+    /// or handed to the socket. Zero while ciphertext waits to be written, so a server slow
+    /// to read does not count as quiet.
+    pub fn idle_time(&self) -> Duration {
+        if self.out.pending() > 0 {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_nanos(self.counters.last_data.load(Ordering::Relaxed));
+        self.counters.born.elapsed().saturating_sub(last)
+    }
+
+    fn tls(&self) -> MutexGuard<'_, TlsStream<MemoryTransport>> {
+        lock(&self.tls)
+    }
+
+    fn note_data(&self, counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        let nanos = u64::try_from(self.counters.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.counters.last_data.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    fn stopping(&self) -> bool {
+        self.flags.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Wakes whoever waits on the read side's progress.
+    fn progressed(&self) {
+        *lock(&self.progress) += 1;
+        self.progressed.notify_all();
+    }
+
+    fn record_error(&self, error: &Error) {
+        let mut first = lock(&self.first_error);
+        if first.is_none() {
+            *first = Some(error.to_string());
+        }
+    }
+
+    /// Moves what TLS wrote into the outbound queue; call with the TLS lock held, so the
+    /// queue keeps TLS's order. Returns the mark to flush to, if anything was queued.
+    fn queue_tls_output(&self, tls: &mut TlsStream<MemoryTransport>) -> Option<u64> {
+        if !tls.get_ref().has_outbound() {
+            return None;
+        }
+        let bytes = tls.get_mut().take_outbound();
+        Some(self.out.push(&bytes))
+    }
+
+    fn io_error(&self, op: &'static str, source: io::Error) -> Error {
+        Error::Io {
+            target: self.target.clone(),
+            op,
+            source,
+        }
+    }
+
+    fn closed_error(&self) -> io::Error {
+        io::Error::new(io::ErrorKind::BrokenPipe, Error::Closed)
+    }
+
+    fn read_plain(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut reading = lock(&self.reading);
+        loop {
+            let (step, mark) = {
+                let mut tls = self.tls();
+                let result = tls.read(buf);
+                let mark = self.queue_tls_output(&mut tls);
+                let step = match result {
+                    Ok(0) => Step::End {
+                        at_eof: tls.get_ref().is_eof(),
+                        cut: tls.get_ref().inside_record(),
+                    },
+                    Ok(n) => Step::Data(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Need,
+                    Err(e) => Step::Failed(e.to_string()),
+                };
+                (step, mark)
+            };
+            if let Some(mark) = mark {
+                // Another thread may be writing: it sends these bytes too. A failure shows
+                // at the next write.
+                let _ = self.out.flush_to(&self.socket, mark, false);
+            }
+            match step {
+                Step::Data(n) => {
+                    self.note_data(&self.counters.bytes_in, n);
+                    return Ok(n);
+                }
+                Step::Need => {}
+                Step::End { .. } if self.stopping() => return Ok(0),
+                Step::End { at_eof, cut } => return self.read_ended(at_eof, cut),
+                Step::Failed(text) => {
+                    self.flags.tls_failed.store(true, Ordering::SeqCst);
+                    let error = Error::Tls {
+                        target: self.target.clone(),
+                        reason: tls_reason(&text).0,
+                    };
+                    self.record_error(&error);
+                    self.progressed();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+                }
+            }
+            if self.stopping() {
+                return Ok(0);
+            }
+            match self.read_socket(&mut reading) {
+                Ok(()) => self.progressed(),
+                Err(_) if self.stopping() => return Ok(0),
+                // A read timeout the caller set on the socket: not the connection's failure.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(e);
+                }
+                Err(e) => {
+                    let error = self.io_error("reading from", e);
+                    self.record_error(&error);
+                    self.progressed();
+                    let kind = match &error {
+                        Error::Io { source, .. } => source.kind(),
+                        _ => io::ErrorKind::Other,
+                    };
+                    return Err(io::Error::new(kind, error));
+                }
+            }
+        }
+    }
+
+    /// TLS reported the end of the server's stream. The transport shows TLS the TCP end only
+    /// after everything before it was decrypted, so an end while it is not at EOF is the
+    /// server's close_notify, and one after it a truncation.
+    fn read_ended(&self, at_eof: bool, cut: bool) -> io::Result<usize> {
+        if self.flags.tls_failed.load(Ordering::SeqCst) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                Error::Tls {
+                    target: self.target.clone(),
+                    reason: "the TLS session had already failed".into(),
+                },
+            ));
+        }
+        if !at_eof {
+            if !self
+                .flags
+                .close_notify_received
+                .swap(true, Ordering::SeqCst)
+            {
+                log::debug!("{} sent close_notify", self.target);
+                self.progressed();
+            }
+            return Ok(0);
+        }
+        let message = if cut {
+            format!(
+                "truncated: {} closed TCP in the middle of a TLS record; the last data is incomplete",
+                self.target
+            )
+        } else if self.flags.close_notify_sent.load(Ordering::SeqCst) {
+            // Seen with nginx, which never answers close_notify: everything up to the FIN
+            // was whole, but nothing says it was all the server meant to send.
+            format!(
+                "possible truncation: {} closed TCP without answering our close_notify (some servers, nginx among them, never answer)",
+                self.target
+            )
+        } else {
+            format!(
+                "possible truncation: {} closed TCP without close_notify",
+                self.target
+            )
+        };
+        if !self.flags.peer_eof.swap(true, Ordering::SeqCst) {
+            log::warn!("{message}");
+            self.progressed();
+        }
+        Err(io::Error::new(io::ErrorKind::UnexpectedEof, message))
+    }
+
+    /// One socket read, fed to TLS: data, or the end of the stream.
+    fn read_socket(&self, reading: &mut ReadBuffer) -> io::Result<()> {
+        let n = loop {
+            match (&self.socket).read(&mut reading.buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other?,
+            }
+        };
+        if n == 0 && self.stopping() {
+            // Our own shutdown(Read) reads as 0 too; the flag set before it tells them apart.
+            return Err(io::ErrorKind::ConnectionAborted.into());
+        }
+        let size = reading.buf.len();
+        {
+            let mut tls = self.tls();
+            if n == 0 {
+                tls.get_mut().feed_eof();
+            } else {
+                tls.get_mut().feed(&reading.buf[..n]);
+            }
+            if n == size && size < LARGE_READ {
+                reading.buf = vec![0u8; LARGE_READ];
+                reading.small_reads = 0;
+            } else if size > SMALL_READ && n <= SMALL_READ {
+                reading.small_reads += 1;
+                if reading.small_reads >= SHRINK_AFTER_SMALL_READS {
+                    reading.buf = vec![0u8; SMALL_READ];
+                    tls.get_mut().shrink();
+                }
+            } else {
+                reading.small_reads = 0;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_plain(&self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let chunk = &data[..data.len().min(MAX_WRITE)];
+        loop {
+            let (sent, stalled, mark, failed) = {
+                let mut tls = self.tls();
+                // Checked under the lock: the close takes it to write close_notify, so no
+                // data is encrypted after close_notify.
+                if self.flags.write_closed.load(Ordering::SeqCst) {
+                    return Err(self.closed_error());
+                }
+                let (mut sent, mut stalled, mut failed) = (0, false, None);
+                while sent < chunk.len() {
+                    match tls.write(&chunk[sent..]) {
+                        Ok(0) => {
+                            stalled = true;
+                            break;
+                        }
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            stalled = true;
+                            break;
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                (sent, stalled, self.queue_tls_output(&mut tls), failed)
+            };
+            if let Some(mark) = mark {
+                if let Err(e) = self.out.flush_to(&self.socket, mark, true) {
+                    if self.stopping() || self.flags.write_closed.load(Ordering::SeqCst) {
+                        return Err(self.closed_error());
+                    }
+                    let error = self.io_error("writing to", e);
+                    self.record_error(&error);
+                    let kind = match &error {
+                        Error::Io { source, .. } => source.kind(),
+                        _ => io::ErrorKind::Other,
+                    };
+                    return Err(io::Error::new(kind, error));
+                }
+            }
+            if let Some(e) = failed {
+                self.flags.tls_failed.store(true, Ordering::SeqCst);
+                let error = Error::Tls {
+                    target: self.target.clone(),
+                    reason: tls_reason(&e.to_string()).0,
+                };
+                self.record_error(&error);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+            }
+            if sent > 0 {
+                self.note_data(&self.counters.bytes_out, sent);
+                return Ok(sent);
+            }
+            if stalled {
+                self.await_inbound()?;
+            }
+        }
+    }
+
+    /// Encryption waits for the server's part of a handshake (a TLS 1.2 renegotiation): the
+    /// thread reading the socket feeds it; with no such thread, this one reads.
+    fn await_inbound(&self) -> io::Result<()> {
+        let seen = *lock(&self.progress);
+        match self.reading.try_lock() {
+            Ok(mut reading) => {
+                if let Err(e) = self.read_socket(&mut reading) {
+                    if self.stopping() {
+                        return Err(self.closed_error());
+                    }
+                    return Err(io::Error::new(e.kind(), self.io_error("reading from", e)));
+                }
+                self.progressed();
+            }
+            Err(TryLockError::Poisoned(p)) => drop(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                let mut progress = lock(&self.progress);
+                while *progress == seen {
+                    progress = self
+                        .progressed
+                        .wait(progress)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+        if self.flags.write_closed.load(Ordering::SeqCst) {
+            return Err(self.closed_error());
+        }
+        Ok(())
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_plain(buf)
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_plain(buf)
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_plain(buf)
+    }
+
+    /// Every `write` hands its ciphertext to the socket before it returns.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Formats into one buffer first, so `writeln!(stream, ...)` is one TLS record, not one
+    /// per piece.
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        let text = fmt::format(args);
+        self.write_all(text.as_bytes())
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_plain(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        (&*self).write_fmt(args)
+    }
+}
+
+impl Drop for Stream {
+    /// Closes gracefully with the configured mode, bounded by the close timeout.
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _assert_send_sync() {
+        fn is<T: Send + Sync>() {}
+        is::<Stream>();
+    }
+}

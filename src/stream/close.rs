@@ -1,0 +1,318 @@
+//! The close of a [`Stream`], from any thread, bounded by the close timeout: the sequence in
+//! the crate docs, with no thread of its own to join.
+
+use std::io::{self, Read};
+use std::net::Shutdown;
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+
+use super::{CloseState, Stream, lock};
+use crate::config::{CloseMode, format_duration};
+use crate::report::{CloseReport, Outcome, Trigger};
+
+impl Stream {
+    /// Closes gracefully with the configured [`CloseMode`], bounded by the close timeout, and
+    /// reports how it went. Callable from any thread, also while others are blocked in
+    /// `read` (it then returns `Ok(0)`) or `write` (it returns an error). Every call returns
+    /// the report of the first; a second caller waits for it.
+    pub fn close(&self) -> CloseReport {
+        {
+            let mut state = lock(&self.closing);
+            loop {
+                match &*state {
+                    CloseState::Closed(report) => return report.clone(),
+                    CloseState::Closing => {
+                        state = self
+                            .closed
+                            .wait(state)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                    CloseState::Open => {
+                        *state = CloseState::Closing;
+                        break;
+                    }
+                }
+            }
+        }
+        let report = self.run_close(self.close_mode);
+        *lock(&self.closing) = CloseState::Closed(report.clone());
+        self.closed.notify_all();
+        report
+    }
+
+    /// The half-close: sends close_notify and a TCP FIN now, after what was written before,
+    /// and leaves the read side open, so the server's data and its close_notify can still be
+    /// read. Writing fails from here on. Bounded by the close timeout.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        if self.flags.write_closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        debug!("half-close of {}", self.target);
+        let deadline = Instant::now() + self.close_timeout;
+        let _ = self.socket.set_write_timeout(Some(self.close_timeout));
+        match self.send_close_notify(deadline) {
+            CloseNotify::TimedOut => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "close_notify to {} not written within {}",
+                    self.target,
+                    format_duration(self.close_timeout)
+                ),
+            )),
+            CloseNotify::Sent | CloseNotify::NotNeeded => Ok(()),
+        }
+    }
+
+    fn run_close(&self, mode: CloseMode) -> CloseReport {
+        let started = Instant::now();
+        let deadline = started + self.close_timeout;
+        let step = |what: &str| {
+            debug!(
+                "close +{:.3} ms: {what}",
+                started.elapsed().as_secs_f64() * 1e3
+            )
+        };
+        step(&format!("started ({mode:?})"));
+        // Writes from now on fail; a writer waiting for the server's handshake message wakes.
+        self.flags.write_closed.store(true, Ordering::SeqCst);
+        self.progressed();
+        // Our own socket writes must not outlast the close.
+        let _ = self.socket.set_write_timeout(Some(self.close_timeout));
+        let mut timed_out = false;
+
+        // 1. What was written before the close goes out first, while readers keep reading:
+        //    a server that is writing may read only after its writes get through.
+        let mark = self.out.push(&[]);
+        match self
+            .out
+            .flush_until(&self.socket, mark, true, Some(deadline))
+        {
+            Ok(true) => step("written data sent"),
+            Ok(false) => timed_out = true,
+            Err(e) => step(&format!("written data not sent: {e}")),
+        }
+        // 2. Fast close: stop reading. The flag goes first, so a reader knows the 0 is ours.
+        if !timed_out && mode == CloseMode::Fast && !self.peer_ended() {
+            self.flags.stopping.store(true, Ordering::SeqCst);
+            let _ = self.socket.shutdown(Shutdown::Read);
+            self.progressed();
+            step("shutdown(Read) called");
+        }
+        // 3. close_notify and FIN.
+        if !timed_out {
+            match self.send_close_notify(deadline) {
+                CloseNotify::Sent => step("close_notify sent, write side shut"),
+                CloseNotify::NotNeeded => step("no close_notify to send"),
+                CloseNotify::TimedOut => timed_out = true,
+            }
+        }
+        // 4. Wait mode: the server's close_notify, its data delivered to readers meanwhile.
+        if !timed_out && mode == CloseMode::Wait && !self.peer_ended() {
+            step("waiting for the server's close_notify");
+            timed_out = !self.await_peer_end(deadline);
+        }
+        if timed_out {
+            warn!(
+                "close of {} did not finish within {}; closing the socket hard",
+                self.target,
+                format_duration(self.close_timeout)
+            );
+            self.flags.stopping.store(true, Ordering::SeqCst);
+            let _ = self.socket.shutdown(Shutdown::Both);
+            self.out
+                .fail(io::ErrorKind::BrokenPipe, "the connection was closed hard");
+            self.progressed();
+        } else if mode == CloseMode::Fast {
+            self.drain();
+            step("what had arrived was read");
+        }
+
+        let error = lock(&self.first_error).clone();
+        let outcome = if timed_out {
+            Outcome::CloseTimeout
+        } else if self.flags.tls_failed.load(Ordering::SeqCst) || error.is_some() {
+            Outcome::Error
+        } else if self.flags.peer_eof.load(Ordering::SeqCst) {
+            Outcome::Truncated
+        } else {
+            Outcome::Clean
+        };
+        let report = CloseReport {
+            trigger: Trigger::Requested,
+            outcome,
+            close_notify_sent: self.flags.close_notify_sent.load(Ordering::SeqCst),
+            close_notify_received: self.flags.close_notify_received.load(Ordering::SeqCst),
+            bytes_in: self.counters.bytes_in.load(Ordering::SeqCst),
+            bytes_out: self.counters.bytes_out.load(Ordering::SeqCst),
+            bytes_dropped: self.counters.bytes_dropped.load(Ordering::SeqCst),
+            close_duration: started.elapsed(),
+            error,
+        };
+        info!(
+            "closed {}: {}, close_notify {} / {}, in {} ms",
+            self.target,
+            outcome.name(),
+            if report.close_notify_sent {
+                "sent"
+            } else {
+                "not sent"
+            },
+            if report.close_notify_received {
+                "received"
+            } else {
+                "not received"
+            },
+            report.close_duration.as_millis()
+        );
+        report
+    }
+
+    /// Whether the server's side has ended: its close_notify, its FIN, or a failure.
+    fn peer_ended(&self) -> bool {
+        self.flags.close_notify_received.load(Ordering::SeqCst)
+            || self.flags.peer_eof.load(Ordering::SeqCst)
+            || self.flags.tls_failed.load(Ordering::SeqCst)
+            || lock(&self.first_error).is_some()
+    }
+
+    /// Queues close_notify after everything TLS wrote before it, seals the queue (RFC 8446
+    /// §6.1: nothing after close_notify, not even a KeyUpdate reply OpenSSL would still make),
+    /// writes it, and shuts the socket for writing.
+    fn send_close_notify(&self, deadline: Instant) -> CloseNotify {
+        let mark = {
+            let mut tls = self.tls();
+            if self.flags.close_notify_sent.load(Ordering::SeqCst)
+                || self.flags.tls_failed.load(Ordering::SeqCst)
+            {
+                return CloseNotify::NotNeeded;
+            }
+            if let Err(e) = tls.shutdown() {
+                debug!("close_notify not made: {e}");
+                return CloseNotify::NotNeeded;
+            }
+            let mark = self.queue_tls_output(&mut tls);
+            self.out.seal();
+            mark
+        };
+        let Some(mark) = mark else {
+            return CloseNotify::NotNeeded;
+        };
+        let sent = match self
+            .out
+            .flush_until(&self.socket, mark, true, Some(deadline))
+        {
+            Ok(true) => {
+                self.flags.close_notify_sent.store(true, Ordering::SeqCst);
+                debug!("close_notify sent to {}", self.target);
+                CloseNotify::Sent
+            }
+            Ok(false) => return CloseNotify::TimedOut,
+            // The server said goodbye first and may close as soon as it did (nginx does): a
+            // failed answer then loses nothing and is not an error.
+            Err(e) if self.close_notify_received() => {
+                debug!("close_notify answer not sent, the server had closed: {e}");
+                CloseNotify::NotNeeded
+            }
+            Err(e) => {
+                let error = self.io_error("writing close_notify to", e);
+                self.record_error(&error);
+                CloseNotify::NotNeeded
+            }
+        };
+        let _ = self.socket.shutdown(Shutdown::Write);
+        sent
+    }
+
+    /// Waits until the server's side ends or `deadline`: a thread already reading sees the
+    /// end and wakes us; with none, this thread reads, and data it reads is dropped (counted).
+    fn await_peer_end(&self, deadline: Instant) -> bool {
+        let mut scratch = vec![0u8; 16 * 1024];
+        loop {
+            if self.peer_ended() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let seen = *lock(&self.progress);
+            let reader_busy = self.reading.try_lock().is_err();
+            if reader_busy {
+                let progress = lock(&self.progress);
+                if *progress == seen {
+                    let _ = self.progressed.wait_timeout(progress, left);
+                }
+                continue;
+            }
+            let _ = self
+                .socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match self.read_plain(&mut scratch) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    self.counters
+                        .bytes_dropped
+                        .fetch_add(n as u64, Ordering::SeqCst);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// After a fast close, reads what already arrived without waiting (the read side is shut,
+    /// so an empty socket reads 0): unread bytes at close would make the kernel send a reset.
+    /// Plaintext among them is counted as dropped; a close_notify is recorded.
+    fn drain(&self) {
+        let mut reading = lock(&self.reading);
+        if self.socket.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut plain = [0u8; 4096];
+        for _ in 0..64 {
+            let n = match (&self.socket).read(&mut reading.buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let mut tls = self.tls();
+            tls.get_mut().feed(&reading.buf[..n]);
+            loop {
+                match tls.read(&mut plain) {
+                    Ok(0) => {
+                        if !self.flags.tls_failed.load(Ordering::SeqCst) && !tls.get_ref().is_eof()
+                        {
+                            self.flags
+                                .close_notify_received
+                                .store(true, Ordering::SeqCst);
+                            debug!("close: the server's close_notify had arrived");
+                        }
+                        break;
+                    }
+                    Ok(k) => {
+                        self.counters
+                            .bytes_dropped
+                            .fetch_add(k as u64, Ordering::SeqCst);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+/// What became of our close_notify.
+enum CloseNotify {
+    Sent,
+    NotNeeded,
+    TimedOut,
+}
