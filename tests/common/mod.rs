@@ -16,6 +16,7 @@ pub mod gopeer;
 pub mod jsse;
 pub mod netns;
 pub mod nginx;
+pub mod nginx_http;
 pub mod peer;
 pub mod proxy;
 pub mod rustls_peer;

@@ -256,7 +256,8 @@ impl Nginx {
     }
 }
 
-fn build_shim(dir: &TempDir) -> std::path::PathBuf {
+/// Compiles the shim (see the module docs) into `dir`; returns the `.so` path.
+pub fn build_shim(dir: &TempDir) -> std::path::PathBuf {
     let src = dir.write("no_ignore_eof.c", SHIM_C.as_bytes());
     let out = dir.path().join("no_ignore_eof.so");
     let res = Command::new("cc")
@@ -276,7 +277,8 @@ fn build_shim(dir: &TempDir) -> std::path::PathBuf {
     out
 }
 
-fn nginx_version() -> String {
+/// `nginx/1.22.1 (OpenSSL 3.0.x, IGNORE_UNEXPECTED_EOF cleared)`, for reports.
+pub fn nginx_version() -> String {
     let out = match Command::new(NGINX).arg("-V").stdin(Stdio::null()).output() {
         Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
         Err(e) => return format!("nginx ? ({e})"),
@@ -297,7 +299,7 @@ fn nginx_version() -> String {
 }
 
 /// PIDs from the master's `start worker process <pid>` lines.
-fn started_workers(log: &str) -> Vec<u32> {
+pub fn started_workers(log: &str) -> Vec<u32> {
     log.lines()
         .filter_map(|l| l.split("start worker process ").nth(1))
         .filter_map(|p| p.trim().parse().ok())
@@ -305,7 +307,7 @@ fn started_workers(log: &str) -> Vec<u32> {
 }
 
 /// Children of `pid`, from /proc (every thread's `children` list).
-fn children(pid: u32) -> Vec<u32> {
+pub fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
@@ -318,7 +320,8 @@ fn children(pid: u32) -> Vec<u32> {
     out
 }
 
-fn is_child_of(pid: u32, parent: u32) -> bool {
+/// Whether `pid` is a running child of `parent`.
+pub fn is_child_of(pid: u32, parent: u32) -> bool {
     children(parent).contains(&pid)
 }
 
