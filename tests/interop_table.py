@@ -43,18 +43,25 @@ def cell(text):
 def render(columns):
     if not columns:
         return "No results: run `cargo test --test interop` first.\n"
-    rows = [c["row"] for c in columns[0]["cells"]]
+    # Rows in the order the columns list them, matched by label: a column
+    # left over from a run with other rows shows `missing`, never a cell of
+    # another row.
+    rows = []
+    for col in columns:
+        for c in col["cells"]:
+            if c["row"] not in rows:
+                rows.append(c["row"])
     out = []
     out.append("| exit path | " + " | ".join(c["column"] for c in columns) + " |")
     out.append("|---" * (len(columns) + 1) + "|")
     notes = []
-    for i, row in enumerate(rows):
+    for row in rows:
         cells = []
         for col in columns:
-            if i >= len(col["cells"]):
+            c = next((c for c in col["cells"] if c["row"] == row), None)
+            if c is None:
                 cells.append("missing")
                 continue
-            c = col["cells"][i]
             text = cell(c["text"])
             if c.get("note"):
                 if c["note"] not in notes:
