@@ -397,8 +397,8 @@ const HALF_CLOSE_RUNS: usize = 10;
 /// too`, writes 499 in the access log, and closes without an answer.
 ///
 /// How the client sees that close is a race, so both outcomes are allowed,
-/// each with its own report (measured: exit 3 in 40 runs of 60, exit 1 in
-/// 20, with both TLS versions and both request kinds). What nginx's source
+/// each with its own report (measured: exit 3 in 64 runs of 100, exit 1 in
+/// 36, with both TLS versions and both request kinds). What nginx's source
 /// says decides it:
 /// - nginx read our close_notify together with the request (its SSL read
 ///   loop goes on after the request record while bytes are there): then its
