@@ -495,52 +495,6 @@ fn column(col: Column, tls: Tls) {
     );
 }
 
-/// A TLS client other than gracetls (socat, ncat), run by a referee check.
-struct Tool {
-    what: String,
-    proc: Proc,
-    stdin: Option<std::process::ChildStdin>,
-    out: Capture,
-    err: Capture,
-}
-
-impl Tool {
-    fn spawn(program: &str, args: &[String]) -> Tool {
-        let mut cmd = std::process::Command::new(program);
-        cmd.args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut proc = Proc::spawn(program, &mut cmd)
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        let stdin = proc.child_mut().stdin.take();
-        let out = Capture::new();
-        out.attach(proc.child_mut().stdout.take().expect("piped stdout"));
-        let err = Capture::new();
-        err.attach(proc.child_mut().stderr.take().expect("piped stderr"));
-        Tool {
-            what: format!("{program} {}", args.join(" ")),
-            proc,
-            stdin,
-            out,
-            err,
-        }
-    }
-}
-
-impl Dump for Tool {
-    fn dump(&self) -> String {
-        format!(
-            "\n\n===== {} (pid {}) =====\n{}\n----- stdout -----\n{}\n----- stderr -----\n{}\n",
-            self.what,
-            self.proc.pid(),
-            describe_status(self.proc.status()),
-            show_bytes(&self.out.bytes(), 4_000),
-            show_bytes(&self.err.bytes(), 4_000)
-        )
-    }
-}
-
 /// One session of `program` against a fresh peer: a line, then stdin EOF.
 /// Returns what the peer's referee saw.
 fn tool_session(pki: &Pki, col: &Column, tls: Tls, program: &str) -> Option<Verdict> {

@@ -1246,6 +1246,54 @@ impl Dump for Client {
     }
 }
 
+/// A TLS client other than gracetls (socat, ncat), run by a referee check:
+/// stdin piped, output captured, killed on drop like every [`Proc`].
+pub struct Tool {
+    what: String,
+    pub proc: Proc,
+    /// Dropping it is the tool's stdin EOF.
+    pub stdin: Option<ChildStdin>,
+    pub out: Capture,
+    pub err: Capture,
+}
+
+impl Tool {
+    pub fn spawn(program: &str, args: &[String]) -> Tool {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut proc = Proc::spawn(program, &mut cmd)
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let stdin = proc.child_mut().stdin.take();
+        let out = Capture::new();
+        out.attach(proc.child_mut().stdout.take().expect("piped stdout"));
+        let err = Capture::new();
+        err.attach(proc.child_mut().stderr.take().expect("piped stderr"));
+        Tool {
+            what: format!("{program} {}", args.join(" ")),
+            proc,
+            stdin,
+            out,
+            err,
+        }
+    }
+}
+
+impl Dump for Tool {
+    fn dump(&self) -> String {
+        format!(
+            "\n\n===== {} (pid {}) =====\n{}\n----- stdout -----\n{}\n----- stderr -----\n{}\n",
+            self.what,
+            self.proc.pid(),
+            describe_status(self.proc.status()),
+            show_bytes(&self.out.bytes(), 4_000),
+            show_bytes(&self.err.bytes(), 4_000)
+        )
+    }
+}
+
 /// A free-form note in a failure message.
 pub struct Note(pub String);
 
