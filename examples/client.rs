@@ -5,6 +5,8 @@
 //! cargo run --example client -- HOST:PORT CA.pem
 //! ```
 
+use std::io::Write;
+use std::sync::Arc;
 use std::thread;
 
 use gracetls::{Config, Connection, Event};
@@ -22,12 +24,12 @@ fn main() {
             std::process::exit(1);
         }
     };
-    // Send from another thread while this one reads: the reader never holds the TLS lock
-    // while it waits for the server, so neither side blocks the other.
-    let sender = conn.sender();
+    // Write from another thread while this one waits for events: the reader never holds
+    // the TLS lock while it waits for the server, so neither side blocks the other.
+    let stream = Arc::clone(conn.stream());
     let writer = thread::spawn(move || {
         for line in ["hello\n", "bye\n"] {
-            if sender.send(line.as_bytes().to_vec()).is_err() {
+            if (&*stream).write_all(line.as_bytes()).is_err() {
                 break;
             }
         }

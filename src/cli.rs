@@ -12,16 +12,15 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use crossbeam_channel::{Receiver, Sender, after, never, select, unbounded};
+use crossbeam_channel::{Receiver, after, never, select, unbounded};
 use gracetls::lines::{EscapeFilter, LineMatcher};
 use gracetls::{
-    CloseMode, CloseReport, Config, Connection, Error, Event, ExitReport, Outcome, Signal,
-    TlsVersion, Trigger, format_duration, parse_duration,
+    CloseMode, CloseReport, Config, Error, ExitReport, Outcome, Signal, Stream, TlsVersion,
+    Trigger, format_duration, parse_duration,
 };
 use log::{debug, info, warn};
 
@@ -287,12 +286,12 @@ pub fn run() -> ExitCode {
         let config = config.clone();
         let target = args.target.clone();
         thread::spawn(move || {
-            let _ = connected_tx.send(Connection::connect(&config, &target));
+            let _ = connected_tx.send(Stream::connect(&config, &target));
         });
     }
-    let conn = select! {
+    let stream = select! {
         recv(connected_rx) -> result => match result {
-            Ok(Ok(conn)) => conn,
+            Ok(Ok(stream)) => Arc::new(stream),
             Ok(Err(e)) => {
                 print_error(&e);
                 let report = not_connected(Trigger::Error, Outcome::Error, Some(e.to_string()));
@@ -310,7 +309,7 @@ pub fn run() -> ExitCode {
             return finish(&args, report, None, started, Instant::now());
         }
     };
-    Coordinator::new(args, config, conn, signals, started).run()
+    Coordinator::new(args, stream, signals, started).run()
 }
 
 fn config_from(args: &Args) -> Config {
@@ -348,10 +347,11 @@ fn config_from(args: &Args) -> Config {
 /// The state of one connection's end, driven by one `select!`.
 struct Coordinator {
     args: Args,
-    config: Config,
     started: Instant,
     signals: Receiver<Signal>,
-    conn: Option<Connection>,
+    stream: Arc<Stream>,
+    /// The close has started: a second signal ends the process at once.
+    closing: bool,
     input_rx: Receiver<Input>,
     output_rx: Receiver<Output>,
     closed_rx: Receiver<CloseReport>,
@@ -364,20 +364,11 @@ struct Coordinator {
     /// A failure of ours, not the connection's (stdout could not be written): the report
     /// says error whatever the close did.
     failure: Option<String>,
-    /// Set when the close starts: input read after it is not sent.
-    input_closed: Arc<AtomicBool>,
     error_printed: bool,
 }
 
 impl Coordinator {
-    fn new(
-        args: Args,
-        config: Config,
-        conn: Connection,
-        signals: Receiver<Signal>,
-        started: Instant,
-    ) -> Self {
-        let input_closed = Arc::new(AtomicBool::new(false));
+    fn new(args: Args, stream: Arc<Stream>, signals: Receiver<Signal>, started: Instant) -> Self {
         // As ssh does: the escape is for a person at a terminal. From a pipe or a file, a line
         // `~.` is data unless --escape asks for it.
         let escape = match args.escape {
@@ -385,17 +376,17 @@ impl Coordinator {
             None if io::stdin().is_terminal() => Some(b'~'),
             None => None,
         };
-        let input_rx = spawn_stdin(conn.sender(), escape, Arc::clone(&input_closed));
+        let input_rx = spawn_stdin(Arc::clone(&stream), escape);
         let output_rx = spawn_output(
-            conn.events().clone(),
+            Arc::clone(&stream),
             args.quit_on.as_deref().map(LineMatcher::new),
         );
         Coordinator {
             args,
-            config,
             started,
             signals,
-            conn: Some(conn),
+            stream,
+            closing: false,
             input_rx,
             output_rx,
             closed_rx: never(),
@@ -403,7 +394,6 @@ impl Coordinator {
             trigger: None,
             end: None,
             failure: None,
-            input_closed,
             error_printed: false,
         }
     }
@@ -413,14 +403,16 @@ impl Coordinator {
         let mut drained = false;
         while report.is_none() || !drained {
             select! {
-                recv(self.input_rx) -> input => match input {
-                    Ok(Input::Eof) => self.stdin_ended(),
-                    Ok(Input::Escape) => self.close(Trigger::Escape),
-                    Err(_) => self.input_rx = never(),
-                },
+                recv(self.input_rx) -> input => self.input(input.ok()),
                 recv(self.output_rx) -> output => match output {
-                    Ok(Output::PeerCloseNotify) => self.close(Trigger::PeerCloseNotify),
-                    Ok(Output::PeerEof) => self.close(Trigger::PeerEof),
+                    Ok(Output::PeerCloseNotify) => {
+                        self.input_first();
+                        self.close(Trigger::PeerCloseNotify);
+                    }
+                    Ok(Output::PeerEof) => {
+                        self.input_first();
+                        self.close(Trigger::PeerEof);
+                    }
                     Ok(Output::QuitLine) => self.close(Trigger::QuitLine),
                     Ok(Output::StdoutClosed) => self.close(Trigger::StdoutClosed),
                     Ok(Output::StdoutFailed(e)) => {
@@ -445,7 +437,7 @@ impl Coordinator {
                 recv(self.quiet_rx) -> _ => self.quiet_check(),
                 recv(self.signals) -> sig => {
                     let sig = sig.unwrap_or(Signal::Int);
-                    if self.conn.is_none() {
+                    if self.closing {
                         self.abort(sig);
                     }
                     self.close(Trigger::Signal(sig));
@@ -478,10 +470,27 @@ impl Coordinator {
         finish(&self.args, report, self.end, self.started, trigger_at)
     }
 
+    fn input(&mut self, input: Option<Input>) {
+        match input {
+            Some(Input::Eof) => self.stdin_ended(),
+            Some(Input::Escape) => self.close(Trigger::Escape),
+            None => self.input_rx = never(),
+        }
+    }
+
+    /// Takes what the stdin side already said before an end the server made: `select!`
+    /// picks among ready channels at random, and a stdin EOF that came first must stay the
+    /// trigger (the same input and server give the same report).
+    fn input_first(&mut self) {
+        if let Ok(input) = self.input_rx.try_recv() {
+            self.input(Some(input));
+        }
+    }
+
     fn stdin_ended(&mut self) {
-        let Some(conn) = &self.conn else {
+        if self.closing {
             return;
-        };
+        }
         match self.args.on_eof {
             OnEof::Wait => {
                 info!(
@@ -496,7 +505,14 @@ impl Coordinator {
                 info!("stdin ended: close_notify sent, still reading until the server closes");
                 self.trigger
                     .get_or_insert((Trigger::StdinEof, Instant::now()));
-                conn.shutdown_write();
+                // Bounded by the close timeout, but it may wait for a blocked write: not on
+                // this thread, which must keep hearing signals.
+                let stream = Arc::clone(&self.stream);
+                thread::spawn(move || {
+                    if let Err(e) = stream.shutdown_write() {
+                        warn!("half-close: {e}");
+                    }
+                });
             }
             OnEof::Close => self.close(Trigger::StdinEof),
             OnEof::Ignore => debug!("stdin ended; staying connected (--on-eof ignore)"),
@@ -508,11 +524,11 @@ impl Coordinator {
     /// time never counts from before it.
     fn quiet_check(&mut self) {
         self.quiet_rx = never();
-        let Some(conn) = &self.conn else {
+        if self.closing {
             return;
-        };
+        }
         let quiet = self.args.quiet_time;
-        let idle = conn.idle_time();
+        let idle = self.stream.idle_time();
         if idle < quiet {
             self.quiet_rx = after(quiet - idle);
             return;
@@ -527,10 +543,9 @@ impl Coordinator {
 
     /// Starts the close on its own thread, so signals are still heard while it runs.
     fn close(&mut self, trigger: Trigger) {
-        let Some(conn) = self.conn.take() else {
+        if std::mem::replace(&mut self.closing, true) {
             return;
-        };
-        self.input_closed.store(true, Ordering::SeqCst);
+        }
         self.quiet_rx = never();
         // A stdin EOF that a signal cuts short is ended by the signal; otherwise the first
         // trigger is what started the end, and this one is how it ended.
@@ -546,14 +561,16 @@ impl Coordinator {
         if !matches!(self.trigger, Some((t, _)) if t == trigger) {
             self.trigger = Some((trigger, Instant::now()));
         }
-        let mode = self.config.get_close_mode();
         match self.end {
             Some(end) => info!("closing: {}, then {end}", trigger.name()),
             None => info!("closing: {}", trigger.name()),
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
+        let stream = Arc::clone(&self.stream);
         thread::spawn(move || {
-            let _ = tx.send(conn.close_as(trigger, mode));
+            let mut report = stream.close();
+            report.trigger = trigger;
+            let _ = tx.send(report);
         });
         self.closed_rx = rx;
     }
@@ -700,17 +717,15 @@ fn watch_signals() -> io::Result<Receiver<Signal>> {
     Ok(rx)
 }
 
-/// Reads stdin in chunks into the connection's bounded queue, taking out the escape command.
-fn spawn_stdin(
-    data_tx: Sender<Vec<u8>>,
-    escape: Option<u8>,
-    closed: Arc<AtomicBool>,
-) -> Receiver<Input> {
+/// Reads stdin in chunks and writes them to the server, taking out the escape command. Once
+/// the close has begun, writes fail and the thread ends: nothing read after it is sent.
+fn spawn_stdin(stream: Arc<Stream>, escape: Option<u8>) -> Receiver<Input> {
     let (tx, rx) = unbounded();
     thread::spawn(move || {
         let mut filter = escape.map(EscapeFilter::new);
         let mut stdin = io::stdin().lock();
         let mut buf = vec![0u8; 64 * 1024];
+        let mut out = Vec::with_capacity(buf.len());
         let end = loop {
             let n = match stdin.read(&mut buf) {
                 Ok(n) => n,
@@ -720,19 +735,19 @@ fn spawn_stdin(
                     0
                 }
             };
-            let mut out = Vec::with_capacity(n);
+            out.clear();
             let escaped = match (&mut filter, n) {
                 (Some(f), 0) => f.finish(&mut out),
                 (Some(f), _) => f.feed(&buf[..n], &mut out),
-                (None, _) => {
-                    out.extend_from_slice(&buf[..n]);
-                    false
-                }
+                (None, _) => false,
             };
-            if closed.load(Ordering::SeqCst) {
-                return;
-            }
-            if !out.is_empty() && data_tx.send(out).is_err() {
+            let data = if filter.is_some() {
+                &out[..]
+            } else {
+                &buf[..n]
+            };
+            if !data.is_empty() && (&*stream).write_all(data).is_err() {
+                // The close began, or the connection failed: the output side reports which.
                 return;
             }
             if escaped {
@@ -748,9 +763,9 @@ fn spawn_stdin(
     rx
 }
 
-/// Writes the server's data to stdout, watching for the quit line, and reports how the
-/// connection's read side ended.
-fn spawn_output(events: Receiver<Event>, mut quit: Option<LineMatcher>) -> Receiver<Output> {
+/// Reads the server's data and writes it to stdout, watching for the quit line, and reports
+/// how the read side ended.
+fn spawn_output(stream: Arc<Stream>, mut quit: Option<LineMatcher>) -> Receiver<Output> {
     let (tx, rx) = unbounded();
     thread::spawn(move || {
         // Unbuffered, one write per chunk: `Stdout` is line-buffered, which splits binary data
@@ -762,11 +777,19 @@ fn spawn_output(events: Receiver<Event>, mut quit: Option<LineMatcher>) -> Recei
         // After the quit line or a closed stdout, the rest is read and dropped so the
         // connection never waits on us.
         let mut discard = false;
-        for event in events {
-            let note = match event {
-                Event::Data(_) if discard => None,
-                Event::Data(data) => {
-                    let end = quit.as_mut().and_then(|q| q.feed(&data));
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let note = match (&*stream).read(&mut buf) {
+                Ok(0) => {
+                    if stream.close_notify_received() {
+                        let _ = tx.send(Output::PeerCloseNotify);
+                    }
+                    break;
+                }
+                Ok(_) if discard => None,
+                Ok(n) => {
+                    let data = &buf[..n];
+                    let end = quit.as_mut().and_then(|q| q.feed(data));
                     let shown = &data[..end.unwrap_or(data.len())];
                     match stdout.write_all(shown).and_then(|()| stdout.flush()) {
                         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
@@ -785,10 +808,15 @@ fn spawn_output(events: Receiver<Event>, mut quit: Option<LineMatcher>) -> Recei
                         Ok(()) => None,
                     }
                 }
-                Event::PeerCloseNotify => Some(Output::PeerCloseNotify),
-                Event::PeerEof => Some(Output::PeerEof),
-                Event::Error(e) => Some(Output::Failed(e)),
-                _ => None,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    let _ = tx.send(Output::PeerEof);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+                Err(e) => {
+                    let _ = tx.send(Output::Failed(Error::from_io(e, stream.target())));
+                    break;
+                }
             };
             if let Some(note) = note {
                 let _ = tx.send(note);

@@ -87,6 +87,7 @@ pub mod connection;
 mod diagnose;
 pub mod error;
 mod handshake;
+mod io_error;
 pub mod lines;
 mod outbound;
 pub mod report;

@@ -28,6 +28,10 @@ struct State {
     /// Bytes ever appended and ever written, so a writer can wait for its own bytes.
     queued_total: u64,
     written_total: u64,
+    /// The plaintext those bytes carry: counted as sent in the same step that counts the
+    /// ciphertext written, so a report after a flush misses none of it.
+    queued_plain: u64,
+    written_plain: u64,
     /// The socket write failed: the error's kind and text, for every later flush.
     failed: Option<(io::ErrorKind, String)>,
 }
@@ -44,15 +48,22 @@ impl Outbound {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends ciphertext; call it with the TLS lock held. Returns the total queued after it,
-    /// the mark [`flush_to`](Self::flush_to) waits for.
-    pub(crate) fn push(&self, bytes: &[u8]) -> u64 {
+    /// Appends ciphertext that carries `plain` bytes of application data; call it with the
+    /// TLS lock held. Returns the total queued after it, the mark
+    /// [`flush_to`](Self::flush_to) waits for.
+    pub(crate) fn push(&self, bytes: &[u8], plain: usize) -> u64 {
         let mut st = self.lock();
         if !bytes.is_empty() && !st.sealed {
             st.queue.extend_from_slice(bytes);
             st.queued_total += bytes.len() as u64;
+            st.queued_plain += plain as u64;
         }
         st.queued_total
+    }
+
+    /// Application data whose ciphertext is on the socket.
+    pub(crate) fn plain_written(&self) -> u64 {
+        self.lock().written_plain
     }
 
     /// From now on appends are dropped: our close_notify was queued.
@@ -115,6 +126,7 @@ impl Outbound {
                 continue;
             }
             st.flushing = true;
+            let plain = st.queued_plain - st.written_plain;
             let spare = std::mem::take(&mut st.spare);
             let mut batch = std::mem::replace(&mut st.queue, spare);
             drop(st);
@@ -122,6 +134,9 @@ impl Outbound {
             st = self.lock();
             st.flushing = false;
             st.written_total += batch.len() as u64;
+            if result.is_ok() {
+                st.written_plain += plain;
+            }
             if batch.capacity() <= KEEP_CAPACITY && st.spare.capacity() == 0 {
                 batch.clear();
                 st.spare = batch;
@@ -172,13 +187,14 @@ mod tests {
     fn writes_in_order_and_seals() {
         let (a, mut b) = pair();
         let out = Outbound::default();
-        out.push(b"one ");
-        let mark = out.push(b"two");
+        out.push(b"one ", 2);
+        let mark = out.push(b"two", 1);
         out.flush_to(&a, mark, true).unwrap();
         out.seal();
-        let mark = out.push(b"after close_notify");
+        let mark = out.push(b"after close_notify", 5);
         out.flush_to(&a, mark, true).unwrap();
         assert_eq!(out.pending(), 0);
+        assert_eq!(out.plain_written(), 3);
         drop(a);
         let mut got = Vec::new();
         b.read_to_end(&mut got).unwrap();
@@ -191,7 +207,7 @@ mod tests {
         drop(b);
         let out = Outbound::default();
         out.fail(io::ErrorKind::BrokenPipe, "gone");
-        let mark = out.push(b"x");
+        let mark = out.push(b"x", 1);
         assert_eq!(
             out.flush_to(&a, mark, true).unwrap_err().kind(),
             io::ErrorKind::BrokenPipe

@@ -108,6 +108,8 @@ struct Flags {
     stopping: AtomicBool,
     /// No more application data may be encrypted: close_notify is coming or sent.
     write_closed: AtomicBool,
+    /// Our close_notify is made and queued; a server may answer it before our write returns.
+    close_notify_queued: AtomicBool,
     close_notify_sent: AtomicBool,
     close_notify_received: AtomicBool,
     /// The server's TCP stream ended without close_notify.
@@ -119,7 +121,6 @@ struct Flags {
 
 struct Counters {
     bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
     bytes_dropped: AtomicU64,
     born: Instant,
     /// Nanoseconds from `born` to the last application data read or written.
@@ -129,6 +130,10 @@ struct Counters {
 struct ReadBuffer {
     buf: Vec<u8>,
     small_reads: u32,
+    /// Plaintext a waiting close read while no other thread was reading, kept for the next
+    /// `read` (`stash[stash_pos..]`): a close never takes data from a reader.
+    stash: Vec<u8>,
+    stash_pos: usize,
 }
 
 enum CloseState {
@@ -238,6 +243,8 @@ impl Stream {
             reading: Mutex::new(ReadBuffer {
                 buf: vec![0u8; SMALL_READ],
                 small_reads: 0,
+                stash: Vec::new(),
+                stash_pos: 0,
             }),
             out: Outbound::default(),
             progress: Mutex::new(0),
@@ -245,7 +252,6 @@ impl Stream {
             flags: Flags::default(),
             counters: Counters {
                 bytes_in: AtomicU64::new(0),
-                bytes_out: AtomicU64::new(0),
                 bytes_dropped: AtomicU64::new(0),
                 born: Instant::now(),
                 last_data: AtomicU64::new(0),
@@ -290,8 +296,12 @@ impl Stream {
         lock(&self.tls)
     }
 
-    fn note_data(&self, counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+    /// Counts `n` bytes (sent bytes are counted by the outbound queue as it writes them) and
+    /// remembers when data last moved.
+    fn note_data(&self, counter: Option<&AtomicU64>, n: usize) {
+        if let Some(counter) = counter {
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        }
         let nanos = u64::try_from(self.counters.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.counters.last_data.fetch_max(nanos, Ordering::Relaxed);
     }
@@ -316,11 +326,17 @@ impl Stream {
     /// Moves what TLS wrote into the outbound queue; call with the TLS lock held, so the
     /// queue keeps TLS's order. Returns the mark to flush to, if anything was queued.
     fn queue_tls_output(&self, tls: &mut TlsStream<MemoryTransport>) -> Option<u64> {
+        self.queue_tls_data(tls, 0)
+    }
+
+    /// Like [`queue_tls_output`](Self::queue_tls_output), for ciphertext that carries
+    /// `plain` bytes of application data.
+    fn queue_tls_data(&self, tls: &mut TlsStream<MemoryTransport>, plain: usize) -> Option<u64> {
         if !tls.get_ref().has_outbound() {
             return None;
         }
         let bytes = tls.get_mut().take_outbound();
-        Some(self.out.push(&bytes))
+        Some(self.out.push(&bytes, plain))
     }
 
     fn io_error(&self, op: &'static str, source: io::Error) -> Error {
@@ -340,6 +356,22 @@ impl Stream {
             return Ok(0);
         }
         let mut reading = lock(&self.reading);
+        if reading.stash_pos < reading.stash.len() {
+            let n = buf.len().min(reading.stash.len() - reading.stash_pos);
+            buf[..n].copy_from_slice(&reading.stash[reading.stash_pos..reading.stash_pos + n]);
+            reading.stash_pos += n;
+            if reading.stash_pos == reading.stash.len() {
+                reading.stash = Vec::new();
+                reading.stash_pos = 0;
+            }
+            return Ok(n);
+        }
+        self.read_locked(&mut reading, buf)
+    }
+
+    /// Decrypts into `buf`, reading the socket when TLS needs more; the caller holds the
+    /// read side's lock.
+    fn read_locked(&self, reading: &mut ReadBuffer, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let (step, mark) = {
                 let mut tls = self.tls();
@@ -363,7 +395,7 @@ impl Stream {
             }
             match step {
                 Step::Data(n) => {
-                    self.note_data(&self.counters.bytes_in, n);
+                    self.note_data(Some(&self.counters.bytes_in), n);
                     return Ok(n);
                 }
                 Step::Need => {}
@@ -383,7 +415,7 @@ impl Stream {
             if self.stopping() {
                 return Ok(0);
             }
-            match self.read_socket(&mut reading) {
+            match self.read_socket(reading) {
                 Ok(()) => self.progressed(),
                 Err(_) if self.stopping() => return Ok(0),
                 // A read timeout the caller set on the socket: not the connection's failure.
@@ -438,7 +470,7 @@ impl Stream {
                 "truncated: {} closed TCP in the middle of a TLS record; the last data is incomplete",
                 self.target
             )
-        } else if self.flags.close_notify_sent.load(Ordering::SeqCst) {
+        } else if self.flags.close_notify_queued.load(Ordering::SeqCst) {
             // Seen with nginx, which never answers close_notify: everything up to the FIN
             // was whole, but nothing says it was all the server meant to send.
             format!(
@@ -525,7 +557,7 @@ impl Stream {
                         }
                     }
                 }
-                (sent, stalled, self.queue_tls_output(&mut tls), failed)
+                (sent, stalled, self.queue_tls_data(&mut tls, sent), failed)
             };
             if let Some(mark) = mark {
                 if let Err(e) = self.out.flush_to(&self.socket, mark, true) {
@@ -551,7 +583,7 @@ impl Stream {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, error));
             }
             if sent > 0 {
-                self.note_data(&self.counters.bytes_out, sent);
+                self.note_data(None, sent);
                 return Ok(sent);
             }
             if stalled {

@@ -119,8 +119,8 @@ fn data_both_ways_then_close_tls12() {
     let data = recv_until(&conn, |_, d| d.ends_with(b"greetings\n"));
     assert_eq!(data, b"greetings\n");
     // From another thread, while this one could be reading.
-    let sender = conn.sender();
-    thread::spawn(move || sender.send(b"from a thread\n".to_vec()).unwrap())
+    let stream = Arc::clone(conn.stream());
+    thread::spawn(move || (&*stream).write_all(b"from a thread\n").unwrap())
         .join()
         .unwrap();
     server.expect_log("from a thread", WAIT, &[]);
@@ -166,14 +166,14 @@ fn half_close_keeps_reading_until_the_server_closes() {
     let server = SServer::start(&pki, Tls::V12);
     let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).unwrap();
     conn.send(b"last words\n").unwrap();
-    conn.shutdown_write();
+    conn.shutdown_write().unwrap();
     assert!(matches!(
         conn.send(b"too late"),
         Err(gracetls::Error::Closed)
     ));
     // s_server answers our close_notify with its own.
     recv_until(&conn, |e, _| matches!(e, Event::PeerCloseNotify));
-    let report = conn.close_as(Trigger::StdinEof, CloseMode::Fast);
+    let report = conn.close();
     assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
     assert!(report.close_notify_sent && report.close_notify_received);
     server.assert_client_closed_cleanly(&[]);
@@ -191,7 +191,7 @@ fn server_close_notify_is_answered(tls: Tls) {
     let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
     let data = recv_until(&conn, |e, _| matches!(e, Event::PeerCloseNotify));
     assert_eq!(data.len(), 300_000);
-    let report = conn.close_as(Trigger::PeerCloseNotify, CloseMode::Fast);
+    let report = conn.close();
     assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
     assert!(
         report.close_notify_received && report.close_notify_sent,
@@ -211,7 +211,7 @@ fn server_vanishing_is_a_truncation(tls: Tls) {
     let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
     let data = recv_until(&conn, |e, _| matches!(e, Event::PeerEof));
     assert_eq!(data.len(), 5000);
-    let report = conn.close_as(Trigger::PeerEof, CloseMode::Fast);
+    let report = conn.close();
     assert_eq!(report.outcome, Outcome::Truncated, "{report:?}");
     assert!(!report.close_notify_received);
 }
@@ -230,7 +230,7 @@ fn killed_server_is_a_truncation() {
     recv_until(&conn, |_, d| d.ends_with(b"then silence\n"));
     server.proc.kill();
     recv_until(&conn, |e, _| matches!(e, Event::PeerEof));
-    let report = conn.close_as(Trigger::PeerEof, CloseMode::Fast);
+    let report = conn.close();
     assert_eq!(report.outcome, Outcome::Truncated, "{report:?}");
 }
 
@@ -383,7 +383,7 @@ fn drop_scenario_alone() {
     let mut server = SServer::start(&pki, Tls::V13);
     let before = task_count();
     let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).unwrap();
-    assert_eq!(task_count(), before + 2, "a reader and a writer thread");
+    assert_eq!(task_count(), before + 1, "one reader thread");
     server.send_line("ping");
     recv_until(&conn, |_, d| d.ends_with(b"ping\n"));
     // After delivering the line, the reader is back in read(), blocked.

@@ -3,8 +3,8 @@
 
 use std::io::{self, Read};
 use std::net::Shutdown;
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
+use std::sync::{PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -12,6 +12,9 @@ use log::{debug, info, warn};
 use super::{CloseState, Stream, lock};
 use crate::config::{CloseMode, format_duration};
 use crate::report::{CloseReport, Outcome, Trigger};
+
+/// Most plaintext a waiting close keeps for readers that have not taken it yet.
+const STASH_LIMIT: usize = 1024 * 1024;
 
 impl Stream {
     /// Closes gracefully with the configured [`CloseMode`], bounded by the close timeout, and
@@ -85,7 +88,7 @@ impl Stream {
 
         // 1. What was written before the close goes out first, while readers keep reading:
         //    a server that is writing may read only after its writes get through.
-        let mark = self.out.push(&[]);
+        let mark = self.out.push(&[], 0);
         match self
             .out
             .flush_until(&self.socket, mark, true, Some(deadline))
@@ -146,7 +149,7 @@ impl Stream {
             close_notify_sent: self.flags.close_notify_sent.load(Ordering::SeqCst),
             close_notify_received: self.flags.close_notify_received.load(Ordering::SeqCst),
             bytes_in: self.counters.bytes_in.load(Ordering::SeqCst),
-            bytes_out: self.counters.bytes_out.load(Ordering::SeqCst),
+            bytes_out: self.out.plain_written(),
             bytes_dropped: self.counters.bytes_dropped.load(Ordering::SeqCst),
             close_duration: started.elapsed(),
             error,
@@ -195,6 +198,7 @@ impl Stream {
             }
             let mark = self.queue_tls_output(&mut tls);
             self.out.seal();
+            self.flags.close_notify_queued.store(true, Ordering::SeqCst);
             mark
         };
         let Some(mark) = mark else {
@@ -226,8 +230,9 @@ impl Stream {
         sent
     }
 
-    /// Waits until the server's side ends or `deadline`: a thread already reading sees the
-    /// end and wakes us; with none, this thread reads, and data it reads is dropped (counted).
+    /// Waits until the server's side ends or `deadline`. A thread that is reading sees the end
+    /// and wakes us; while none is, this thread reads, and keeps what it reads for the next
+    /// `read` (up to [`STASH_LIMIT`]; past it, it stops reading and the server waits).
     fn await_peer_end(&self, deadline: Instant) -> bool {
         let mut scratch = vec![0u8; 16 * 1024];
         loop {
@@ -239,23 +244,27 @@ impl Stream {
                 return false;
             }
             let seen = *lock(&self.progress);
-            let reader_busy = self.reading.try_lock().is_err();
-            if reader_busy {
-                let progress = lock(&self.progress);
-                if *progress == seen {
-                    let _ = self.progressed.wait_timeout(progress, left);
+            let mut reading = match self.reading.try_lock() {
+                Ok(reading) if reading.stash.len() < STASH_LIMIT => reading,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                _ => {
+                    let progress = lock(&self.progress);
+                    if *progress == seen {
+                        let wait = left.min(Duration::from_millis(100));
+                        let _ = self.progressed.wait_timeout(progress, wait);
+                    }
+                    continue;
                 }
-                continue;
-            }
+            };
             let _ = self
                 .socket
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))));
-            match self.read_plain(&mut scratch) {
+            match self.read_locked(&mut reading, &mut scratch) {
                 Ok(0) => return true,
                 Ok(n) => {
-                    self.counters
-                        .bytes_dropped
-                        .fetch_add(n as u64, Ordering::SeqCst);
+                    reading.stash.extend_from_slice(&scratch[..n]);
+                    drop(reading);
+                    self.progressed();
                 }
                 Err(e)
                     if matches!(

@@ -1017,13 +1017,27 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Client::spawn_inner(&[], args, StdoutTo::Capture)
+        Client::spawn_inner(&[], args, StdoutTo::Capture, None)
+    }
+
+    /// Like [`Client::spawn`], with `input` as the whole of stdin, end included, from the
+    /// first read on, as `printf ... | gracetls` gives it (a pipe written and then closed by
+    /// the test could let the server answer between the write and the close).
+    pub fn spawn_with_input<I, S>(args: I, input: &[u8]) -> Client
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let dir = TempDir::new("stdin");
+        let path = dir.write("stdin", input);
+        let file = std::fs::File::open(&path).expect("open the stdin file");
+        Client::spawn_inner(&[], args, StdoutTo::Capture, Some(file))
     }
 
     /// Like [`Client::spawn`], with stdout on `/dev/full`: every write to it fails with
     /// ENOSPC.
     pub fn spawn_stdout_full(args: Vec<String>) -> Client {
-        Client::spawn_inner(&[], args, StdoutTo::DevFull)
+        Client::spawn_inner(&[], args, StdoutTo::DevFull, None)
     }
 
     /// Like [`Client::spawn`], under a command `prefix` such as
@@ -1033,7 +1047,7 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Client::spawn_inner(prefix, args, StdoutTo::Capture)
+        Client::spawn_inner(prefix, args, StdoutTo::Capture, None)
     }
 
     /// Like `spawn`, but the test reads stdout itself from `stdout_pipe`.
@@ -1042,10 +1056,15 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Client::spawn_inner(&[], args, StdoutTo::Raw)
+        Client::spawn_inner(&[], args, StdoutTo::Raw, None)
     }
 
-    fn spawn_inner<I, S>(prefix: &[&str], args: I, stdout_to: StdoutTo) -> Client
+    fn spawn_inner<I, S>(
+        prefix: &[&str],
+        args: I,
+        stdout_to: StdoutTo,
+        stdin_file: Option<std::fs::File>,
+    ) -> Client
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -1055,8 +1074,11 @@ impl Client {
         cmd.args(args.iter().map(OsStr::new))
             .env_remove("RUST_LOG")
             .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::piped())
             .stderr(Stdio::piped());
+        match stdin_file {
+            Some(file) => cmd.stdin(file),
+            None => cmd.stdin(Stdio::piped()),
+        };
         match stdout_to {
             StdoutTo::DevFull => cmd.stdout(
                 std::fs::OpenOptions::new()
