@@ -9,14 +9,14 @@
 //! cargo run --example demo_server -- [--addr 127.0.0.1:0] [--ca-out demo-ca.pem] [--port-file FILE]
 //! ```
 //!
-//! Like the client, it runs TLS over `gracetls::transport::MemoryTransport`: native-tls alone
+//! Like the client, it runs TLS over `gracetls::unversioned::MemoryTransport`: native-tls alone
 //! cannot tell a client's close_notify from a vanished client.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread;
 
-use gracetls::transport::MemoryTransport;
+use gracetls::unversioned::MemoryTransport;
 use native_tls::{HandshakeError, Identity, TlsAcceptor, TlsStream};
 
 #[path = "support/local_pki.rs"]

@@ -25,7 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use gracetls::{Config, Connection, Event, Outcome, parse_duration};
+use gracetls::{Config, Connection, Event, Outcome};
 
 /// Open N TLS connections, hold them idle, close them all with close_notify.
 #[derive(Parser, Debug)]
@@ -459,4 +459,17 @@ fn ended(stats: &BTreeMap<String, u64>) -> u64 {
         .iter()
         .map(|k| stats.get(*k).unwrap_or(&0))
         .sum()
+}
+
+/// `10s`, `500ms` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, scale) = match text.strip_suffix("ms") {
+        Some(ms) => (ms, 0.001),
+        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .and_then(|n| Duration::try_from_secs_f64(n * scale).ok())
+        .ok_or_else(|| format!("invalid duration {text:?}: e.g. 500ms or 10s"))
 }

@@ -80,10 +80,10 @@ pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Config {
-    ca_files: Vec<PathBuf>,
+    ca_files: Vec<Source>,
     insecure: bool,
     servername: Option<String>,
-    identity: Option<(PathBuf, PathBuf)>,
+    identity: Option<(Source, Source)>,
     alpn: Vec<String>,
     min_version: Option<TlsVersion>,
     max_version: Option<TlsVersion>,
@@ -139,10 +139,23 @@ impl Config {
     /// Default: none. The file is read when the first connection is made with this `Config`
     /// (or a clone of it); later connections share what was read then.
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_files.push(path.into());
+        self.ca_files.push(Source::File(path.into()));
         self.connector = Arc::default();
         self
     }
+
+    /// Adds the certificates of PEM text to the trusted roots, like
+    /// [`ca_file`](Self::ca_file) without a file. Default: none.
+    ///
+    /// ```
+    /// let config = gracetls::Config::new().ca_pem(b"-----BEGIN CERTIFICATE-----\n...".to_vec());
+    /// ```
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_files.push(Source::Pem(pem.into().into()));
+        self.connector = Arc::default();
+        self
+    }
+
     /// Whether the system's root certificates are trusted, besides those of
     /// [`ca_file`](Self::ca_file). Default: `true`.
     ///
@@ -179,7 +192,18 @@ impl Config {
     /// must not be encrypted, and it must belong to the chain's first certificate: both are
     /// checked when the first connection is made.
     pub fn identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.identity = Some((cert.into(), key.into()));
+        self.identity = Some((Source::File(cert.into()), Source::File(key.into())));
+        self.connector = Arc::default();
+        self
+    }
+
+    /// A client certificate chain and its private key as PEM text, like
+    /// [`identity`](Self::identity) without files. Default: none.
+    pub fn identity_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        self.identity = Some((
+            Source::Pem(cert.into().into()),
+            Source::Pem(key.into().into()),
+        ));
         self.connector = Arc::default();
         self
     }
@@ -285,8 +309,9 @@ impl Config {
             max_version: self.max_version,
             ..Default::default()
         };
-        for path in &self.ca_files {
-            let pem = read_file(path, "CA file")?;
+        for source in &self.ca_files {
+            let pem = source.read("CA file")?;
+            let path = &source.label();
             let certs = Certificate::stack_from_pem(&pem).map_err(|e| setup(path, "CA file", e))?;
             if certs.is_empty() {
                 return Err(setup(path, "CA file", "no certificate in it"));
@@ -299,8 +324,9 @@ impl Config {
             }
         }
         if let Some((cert, key)) = &self.identity {
-            let cert_pem = read_file(cert, "client certificate")?;
-            let key_pem = read_file(key, "client key")?;
+            let cert_pem = cert.read("client certificate")?;
+            let key_pem = key.read("client key")?;
+            let (cert, key) = (&cert.label(), &key.label());
             let key_pem = pkcs8_key(cert, &cert_pem, key, &key_pem)?;
             let identity = Identity::from_pkcs8(&cert_pem, &key_pem)
                 .map_err(|e| setup(key, "client certificate and key", e))?;
@@ -324,6 +350,41 @@ impl Config {
             tls,
             diagnosis: Arc::new(diagnosis),
         })
+    }
+}
+
+/// Where a certificate or key comes from: a file read when the first connection is made, or
+/// PEM text given in memory.
+#[derive(Clone)]
+enum Source {
+    File(PathBuf),
+    Pem(Arc<[u8]>),
+}
+
+impl std::fmt::Debug for Source {
+    /// Never prints the PEM itself: it may be a private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Pem(pem) => write!(f, "PEM ({} bytes)", pem.len()),
+        }
+    }
+}
+
+impl Source {
+    fn read(&self, what: &str) -> Result<Vec<u8>, Error> {
+        match self {
+            Source::File(path) => read_file(path, what),
+            Source::Pem(pem) => Ok(pem.to_vec()),
+        }
+    }
+
+    /// How messages name it: the file's path, or `(PEM in memory)`.
+    fn label(&self) -> PathBuf {
+        match self {
+            Source::File(path) => path.clone(),
+            Source::Pem(_) => PathBuf::from("(PEM in memory)"),
+        }
     }
 }
 
@@ -431,38 +492,7 @@ fn setup(path: &Path, what: &str, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Parses a duration such as `500ms`, `2s`, `1.5s` or `1m`; a bare number is seconds.
-///
-/// ```
-/// use std::time::Duration;
-/// assert_eq!(gracetls::parse_duration("500ms"), Ok(Duration::from_millis(500)));
-/// assert_eq!(gracetls::parse_duration("1m"), Ok(Duration::from_secs(60)));
-/// assert!(gracetls::parse_duration("5 parsecs").is_err());
-/// ```
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 2s, 1m"))?;
-    let scale = match unit {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        _ => {
-            return Err(format!(
-                "invalid duration {text:?}: unit must be ms, s or m"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(value * scale)
-        .map_err(|_| format!("invalid duration {text:?}: out of range"))
-}
-
-/// Formats a duration the way [`parse_duration`] reads it.
+/// Formats a duration for a message: `2s`, `500ms`.
 pub fn format_duration(d: Duration) -> String {
     if d.subsec_millis() == 0 && d.as_secs() > 0 {
         format!("{}s", d.as_secs())
@@ -477,12 +507,6 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("1h").is_err());
         assert_eq!(format_duration(Duration::from_secs(10)), "10s");
         assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
     }

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 /// Everything that can go wrong while connecting, talking or closing.
 ///
-/// Each message names the cause and the peer; [`Error::hint`] says what to do about it.
+/// Each message names the cause and the peer. What to do about it depends on the program:
+/// the `gracetls` command adds a hint naming its options.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -108,58 +109,6 @@ pub enum Error {
     Closed,
 }
 
-impl Error {
-    /// One short sentence on what to do about the error, for a person.
-    pub fn hint(&self) -> Option<&'static str> {
-        match self {
-            Error::InvalidTarget { .. } => {
-                Some("give HOST[:PORT], e.g. example.com:443 or [::1]:8443")
-            }
-            Error::Resolve { .. } => Some("check the host name"),
-            Error::Connect { source, .. } if source.kind() == io::ErrorKind::ConnectionRefused => {
-                Some("is the server running and listening on that port?")
-            }
-            Error::Connect { .. } => Some("check the address and the network"),
-            Error::ConnectTimeout { .. } => Some(
-                "the server did not answer in time; check that it speaks TLS, or raise --connect-timeout",
-            ),
-            Error::Certificate {
-                problem: Some(problem),
-                ..
-            } => Some(problem.hint()),
-            Error::Certificate { reason, .. } if is_name_mismatch(reason) => {
-                Some("connect by a name the certificate holds, or set --servername to one of them")
-            }
-            Error::Certificate { .. } => Some(
-                "pass the issuing CA with --ca-file PEM, or --insecure to skip verification (unsafe)",
-            ),
-            Error::ClientCertificateRequired { .. } => {
-                Some("pass a client certificate and its key with --cert PEM --key PEM")
-            }
-            Error::KeyMismatch { .. } => {
-                Some("pass the key that was made with that certificate (--cert and --key)")
-            }
-            Error::Handshake { .. } => {
-                Some("check --tls-min/--tls-max, --alpn and client certificate options")
-            }
-            Error::NotTls { .. } => Some("check the port: the server there does not speak TLS"),
-            // The reason already gives the command that converts the file.
-            Error::Setup { reason, .. } if reason.contains("`openssl ") => None,
-            Error::Setup { .. } => Some("check the file's path and that it is PEM"),
-            Error::Io { .. } => {
-                Some("the server or the network dropped the connection; see the server's log")
-            }
-            Error::Tls { reason, .. } if is_certificate_required(reason) => {
-                Some("pass a client certificate and its key with --cert PEM --key PEM")
-            }
-            Error::Tls { .. } => Some(
-                "the server sent bytes that are not valid TLS for this session; see the server's log",
-            ),
-            Error::Closed => None,
-        }
-    }
-}
-
 pub(crate) fn is_name_mismatch(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     r.contains("hostname mismatch") || r.contains("ip address mismatch")
@@ -228,28 +177,6 @@ pub enum CertificateProblem {
 }
 
 impl CertificateProblem {
-    fn hint(&self) -> &'static str {
-        match self {
-            CertificateProblem::Dates {
-                now, not_before, ..
-            } if now < not_before => {
-                "check this machine's clock, or wait until the certificate's start date"
-            }
-            CertificateProblem::Dates { .. } => {
-                "the server's certificate must be renewed; if the dates look wrong, check this machine's clock"
-            }
-            CertificateProblem::NameMismatch { .. } => {
-                "connect by a name the certificate holds, or set --servername to one of them"
-            }
-            CertificateProblem::IncompleteChain { .. } => {
-                "if that issuer is an intermediate CA, the server must send it too; if it is a CA you trust, pass it with --ca-file PEM"
-            }
-            CertificateProblem::UntrustedRoot { .. } | CertificateProblem::SelfSigned { .. } => {
-                "if you trust it, pass it with --ca-file PEM; or --insecure to skip verification (unsafe)"
-            }
-        }
-    }
-
     fn describe(&self, f: &mut fmt::Formatter<'_>, target: &str, reason: &str) -> fmt::Result {
         match self {
             CertificateProblem::Dates {
@@ -481,7 +408,6 @@ mod tests {
             e.to_string(),
             "cannot connect to 127.0.0.1:9: connection refused"
         );
-        assert!(e.hint().is_some());
         let e = Error::Certificate {
             target: "h:1".into(),
             reason: "Hostname mismatch".into(),
@@ -520,7 +446,6 @@ mod tests {
             "certificate of h:1 has expired: it was valid from 2020-01-01 00:00:00 UTC until \
              2021-01-01 00:00:00 UTC, and it is now 2026-01-01 00:00:00 UTC"
         );
-        assert!(!e.hint().unwrap_or_default().contains("--ca-file"));
     }
 
     #[test]
@@ -533,7 +458,6 @@ mod tests {
             e.to_string().contains("requires a client certificate"),
             "{e}"
         );
-        assert!(e.hint().unwrap_or_default().contains("--cert"));
         assert_eq!(
             alert_name("sslv3 alert handshake failure"),
             "handshake failure"

@@ -1,34 +1,51 @@
 //! # gracetls
 //!
-//! A blocking, thread-per-connection TLS client whose connections always end with a proper
-//! TLS goodbye: close_notify on the wire, no error in the server's log, no byte lost, and a
-//! [`CloseReport`] that says exactly how the connection ended. For synchronous programs: no
-//! async runtime.
+//! A blocking TLS client whose connections always end with a proper TLS goodbye:
+//! close_notify on the wire, no error in the server's log, no byte lost, and a
+//! [`CloseReport`] that says exactly how the connection ended. For synchronous programs and
+//! platforms without an async runtime.
+//!
+//! [`Stream`] speaks `std::io` the way `TcpStream` does: `Read` and `Write` on `&Stream`, so
+//! one thread reads while others write, and [`Stream::close`] works from any thread, also
+//! while another is blocked reading:
 //!
 //! ```no_run
-//! use std::time::Duration;
-//! use gracetls::{Config, Connection, Event};
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::sync::Arc;
+//! use gracetls::{Config, Stream};
 //!
-//! let config = Config::new().ca_file("ca.pem").close_timeout(Duration::from_secs(2));
-//! let conn = Connection::connect(&config, "localhost:4433")?;
-//! conn.send(b"hello\n")?;
-//! if let Ok(Event::Data(bytes)) = conn.events().recv() {
-//!     println!("{}", String::from_utf8_lossy(&bytes));
-//! }
-//! let report = conn.close(); // close_notify, bounded by the close timeout
+//! let config = Config::new().ca_file("ca.pem");
+//! let stream = Arc::new(Stream::connect(&config, "localhost:4433")?);
+//! let reader = {
+//!     let stream = Arc::clone(&stream);
+//!     std::thread::spawn(move || {
+//!         // Ends with Ok(0): the server's close_notify, or our own close below.
+//!         for line in BufReader::new(&*stream).lines() {
+//!             println!("{}", line?);
+//!         }
+//!         Ok::<(), std::io::Error>(())
+//!     })
+//! };
+//! writeln!(&*stream, "hello")?;
+//! let report = stream.close(); // close_notify, bounded by the close timeout
 //! assert!(report.close_notify_sent);
-//! # Ok::<(), gracetls::Error>(())
+//! reader.join().expect("reader thread")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! [`Stream::from_tcp`] starts TLS on a socket the program already has (after a STARTTLS
+//! exchange, through a proxy tunnel). [`Connection`] is a `Stream` with one reader thread that
+//! delivers [`Event`]s on a channel, for programs that wait on channels rather than in `read`.
 //!
 //! Errors name the cause and the peer:
 //!
 //! ```
 //! use std::time::Duration;
-//! use gracetls::{Config, Connection};
+//! use gracetls::{Config, Stream};
 //!
 //! // Nothing listens on port 1 of the loopback.
 //! let config = Config::new().connect_timeout(Duration::from_secs(2));
-//! let err = Connection::connect(&config, "127.0.0.1:1").unwrap_err();
+//! let err = Stream::connect(&config, "127.0.0.1:1").unwrap_err();
 //! assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1: connection refused");
 //! ```
 //!
@@ -36,38 +53,43 @@
 //!
 //! native-tls's `TlsStream` cannot be split, and a `Mutex<TlsStream<TcpStream>>` deadlocks:
 //! the reader blocks inside `read()` holding the lock, and the first write waits forever.
-//! Here TLS runs over a [`transport::MemoryTransport`] and **the TLS lock is never held
-//! across a blocking socket call**. Each connection has two threads:
+//! Here TLS runs over an in-memory transport and **the TLS lock is never held across a
+//! blocking socket call**. A `Stream` has no thread of its own; the caller's threads do the
+//! work:
 //!
-//! - the reader blocks in `read()` on the socket (one descriptor, shared); under the lock it feeds the
-//!   ciphertext in and decrypts until `WouldBlock`; outside it, it delivers [`Event`]s;
-//! - the writer takes plaintext from a bounded queue, encrypts under the lock and writes the
-//!   ciphertext outside it. It is the only thread that writes to the socket.
+//! - a reader reads the socket holding only the read side's lock (one socket reader at a
+//!   time), then feeds the ciphertext to TLS and decrypts straight into its buffer under the
+//!   TLS lock;
+//! - a writer encrypts under the TLS lock and appends the ciphertext to one outbound queue
+//!   before releasing it; the queue is written to the socket after, by whichever thread gets
+//!   there first. What TLS writes while decrypting (a TLS 1.3 KeyUpdate reply, a TLS 1.2
+//!   renegotiation message) joins the same queue, so ciphertext reaches the wire in the order
+//!   TLS made it.
 //!
 //! Owning the transport is also how a clean close is told from a truncation: the end of the
 //! TCP stream is shown to TLS only after everything received before it was decrypted, so TLS
-//! reporting the end before that is the server's close_notify ([`Event::PeerCloseNotify`]),
-//! and after it a truncation ([`Event::PeerEof`]).
+//! reporting the end before that is the server's close_notify (`read` returns `Ok(0)`), and
+//! after it a truncation (`read` fails with `UnexpectedEof`).
 //!
 //! ## The close, step by step
 //!
-//! A fast close ([`CloseMode::Fast`]), all within the close timeout:
+//! A fast close ([`CloseMode::Fast`]), from any thread, all within the close timeout:
 //!
 //! ```text
-//! t0  trigger (stdin EOF, ~., a signal, a quit line, the server's close_notify, ...)
-//!     writer sends everything queued          reader keeps reading (skipped if nothing is)
-//!     flag "stopping" set, shutdown(Read)     reader's blocked read() returns 0: it exits
-//!     reader joined
-//!     close_notify encrypted, written         shutdown(Write): TCP FIN follows it
+//! t0  close() called; writes fail from now on
+//!     the outbound queue is written           readers keep reading meanwhile
+//!     flag "stopping" set, shutdown(Read)     a blocked read() returns Ok(0)
+//!     close_notify queued, the queue sealed   (nothing may follow close_notify on the wire)
+//!     close_notify written, shutdown(Write)   TCP FIN follows it
 //!     bytes that already arrived are read     (unread bytes at close make the kernel send RST)
-//! t1  socket closed                           t1 - t0 is about the time to write the queue
+//! t1  report                                  t1 - t0 is about the time to write the queue
 //! ```
 //!
-//! [`CloseMode::Wait`] and the half-close ([`Connection::shutdown_write`]) keep the read side
-//! open instead and wait for the server's close_notify while still delivering data: on Linux
-//! a socket shut for reading returns 0 at once on every later read, so a reader that must go
-//! on reading cannot use `shutdown(Read)`. The flag set before our own `shutdown(Read)` is how
-//! the reader tells it from the server's FIN.
+//! [`CloseMode::Wait`] and the half-close ([`Stream::shutdown_write`]) keep the read side
+//! open instead and wait for the server's close_notify while readers still get data: on
+//! Linux a socket shut for reading returns 0 at once on every later read, so a reader that
+//! must go on reading cannot use `shutdown(Read)`. The flag set before our own
+//! `shutdown(Read)` is how a reader tells it from the server's FIN.
 //!
 //! If the close timeout passes, the socket is shut both ways (unblocking every thread) and the
 //! outcome is [`Outcome::CloseTimeout`].
@@ -77,6 +99,12 @@
 //! With the `log` crate: `info` says how each connection was made and how it ended; `debug`
 //! gives every step of the close with its time since the start of the close; `warn` reports a
 //! possible truncation and a close that timed out.
+//!
+//! # Features
+//!
+//! `cli` (on by default) builds the `gracetls` command. A program that uses only the library
+//! depends on it with `default-features = false` and compiles none of the command line's
+//! crates (clap, env_logger, signal-hook).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -88,18 +116,18 @@ mod diagnose;
 pub mod error;
 mod handshake;
 mod io_error;
-pub mod lines;
 mod outbound;
 pub mod report;
 mod session;
 mod stream;
 mod target;
-pub mod transport;
+mod transport;
+pub mod unversioned;
 
-pub use config::{CloseMode, Config, TlsVersion, format_duration, parse_duration};
+pub use config::{CloseMode, Config, TlsVersion};
 pub use connection::{Connection, Event};
 pub use error::Error;
-pub use report::{CloseReport, ExitReport, Outcome, Signal, Trigger};
+pub use report::{CloseReport, Outcome};
 pub use session::Session;
 pub use stream::Stream;
 pub use target::parse_target;

@@ -24,7 +24,7 @@ use crate::session::HelloScan;
 ///
 /// ```
 /// use std::io::{ErrorKind, Read, Write};
-/// use gracetls::transport::MemoryTransport;
+/// use gracetls::unversioned::MemoryTransport;
 ///
 /// let mut t = MemoryTransport::new();
 /// let mut buf = [0u8; 8];
@@ -117,7 +117,7 @@ impl MemoryTransport {
     ///
     /// ```
     /// use std::io::Write;
-    /// use gracetls::transport::MemoryTransport;
+    /// use gracetls::unversioned::MemoryTransport;
     ///
     /// let (mut t, spill) = MemoryTransport::spilling();
     /// t.write_all(b"alert").unwrap();
@@ -169,7 +169,7 @@ impl MemoryTransport {
     ///
     /// ```
     /// use std::io::Read;
-    /// use gracetls::transport::MemoryTransport;
+    /// use gracetls::unversioned::MemoryTransport;
     ///
     /// let mut t = MemoryTransport::new();
     /// let mut buf = b"abcdef".to_vec();
@@ -199,7 +199,7 @@ impl MemoryTransport {
     ///
     /// ```
     /// use std::io::Read;
-    /// use gracetls::transport::MemoryTransport;
+    /// use gracetls::unversioned::MemoryTransport;
     ///
     /// let mut t = MemoryTransport::new();
     /// t.feed(&vec![1u8; 65536]);
@@ -223,7 +223,7 @@ impl MemoryTransport {
     /// incomplete). After [`feed_eof`](Self::feed_eof) this means the peer's data was cut.
     ///
     /// ```
-    /// use gracetls::transport::MemoryTransport;
+    /// use gracetls::unversioned::MemoryTransport;
     ///
     /// let mut t = MemoryTransport::new();
     /// t.feed(&[23, 3, 3, 0, 4, b'a', b'b']);
@@ -272,7 +272,7 @@ impl MemoryTransport {
     ///
     /// ```
     /// use std::io::Write;
-    /// use gracetls::transport::MemoryTransport;
+    /// use gracetls::unversioned::MemoryTransport;
     ///
     /// let mut t = MemoryTransport::new();
     /// t.lend_outbound(Vec::with_capacity(64), 32);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{PyPeer, SServer, Tls, WAIT};
 use crossbeam_channel::RecvTimeoutError;
-use gracetls::{CloseMode, Config, Connection, Event, Outcome, Trigger};
+use gracetls::{CloseMode, Config, Connection, Event, Outcome};
 
 fn config(pki: &common::Pki) -> Config {
     Config::new()
@@ -125,7 +125,6 @@ fn data_both_ways_then_close_tls12() {
         .unwrap();
     server.expect_log("from a thread", WAIT, &[]);
     let report = conn.close();
-    assert_eq!(report.trigger, Trigger::Requested);
     assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
     assert_eq!((report.bytes_in, report.bytes_out), (10, 14));
     server.assert_client_closed_cleanly(&[]);

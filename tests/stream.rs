@@ -28,6 +28,7 @@ per_version! {
     from_tcp_after_plaintext => from_tcp_after_plaintext;
     session_is_known => session_is_known;
     shutdown_write_keeps_reading => shutdown_write_keeps_reading;
+    pem_in_memory => pem_in_memory;
 }
 
 /// A `BufRead::lines()` loop blocked on the next line; another thread closes: the server
@@ -241,5 +242,27 @@ fn shutdown_write_keeps_reading(tls: Tls) {
     let report = stream.close();
     assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
     assert!(report.close_notify_received);
+    server.assert_verdict("client_close_notify", &[]);
+}
+
+/// CA certificates and a client identity given as PEM bytes, not paths: the Python peer in
+/// `alert` mode requires a client certificate signed by the test CA, and echoes.
+fn pem_in_memory(tls: Tls) {
+    let pki = common::Pki::new();
+    let ca = pki.ca.display().to_string();
+    let server = PyPeer::start(&pki.server, tls, "alert", &["--ca", &ca]);
+    let read = |path: &std::path::Path| std::fs::read(path).expect("PEM file");
+    let config = Config::new()
+        .ca_pem(read(&pki.ca))
+        .identity_pem(read(&pki.client.cert), read(&pki.client.key))
+        .close_timeout(Duration::from_secs(5));
+    let mut stream =
+        Stream::connect(&config, &format!("127.0.0.1:{}", server.port)).expect("connect");
+    stream.write_all(b"pem\n").expect("write");
+    let mut got = [0u8; 4];
+    stream.read_exact(&mut got).expect("the echo");
+    assert_eq!(&got, b"pem\n");
+    let report = stream.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
     server.assert_verdict("client_close_notify", &[]);
 }

@@ -11,7 +11,7 @@ use log::{debug, info, warn};
 
 use super::{CloseState, Stream, lock};
 use crate::config::{CloseMode, format_duration};
-use crate::report::{CloseReport, Outcome, Trigger};
+use crate::report::{CloseReport, Outcome};
 
 /// Most plaintext a waiting close keeps for readers that have not taken it yet.
 const STASH_LIMIT: usize = 1024 * 1024;
@@ -144,7 +144,6 @@ impl Stream {
             Outcome::Clean
         };
         let report = CloseReport {
-            trigger: Trigger::Requested,
             outcome,
             close_notify_sent: self.flags.close_notify_sent.load(Ordering::SeqCst),
             close_notify_received: self.flags.close_notify_received.load(Ordering::SeqCst),

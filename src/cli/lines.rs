@@ -10,17 +10,6 @@
 ///
 /// The line must be ended by `\n`, `\r\n` or the end of input. Bytes that might start the
 /// command are held back until the next byte settles it.
-///
-/// ```
-/// use gracetls::lines::EscapeFilter;
-///
-/// let mut filter = EscapeFilter::new(b'~');
-/// let mut out = Vec::new();
-/// assert!(!filter.feed(b"ls\n~", &mut out));
-/// assert_eq!(out, b"ls\n");
-/// assert!(filter.feed(b".\nignored", &mut out));
-/// assert_eq!(out, b"ls\n");
-/// ```
 #[derive(Debug, Clone)]
 pub struct EscapeFilter {
     escape: u8,
@@ -120,14 +109,6 @@ impl EscapeFilter {
 ///
 /// Only a few bytes past the text are kept for each line, so memory stays bounded on an
 /// endless line: a line with more than 8 `\r`s after the text does not count.
-///
-/// ```
-/// use gracetls::lines::LineMatcher;
-///
-/// let mut m = LineMatcher::new("quit");
-/// assert_eq!(m.feed(b"data\nqu"), None);
-/// assert_eq!(m.feed(b"it\r\nmore"), Some(4));
-/// ```
 #[derive(Debug, Clone)]
 pub struct LineMatcher {
     line: Vec<u8>,
@@ -254,6 +235,23 @@ mod tests {
             offset += c.len();
         }
         None
+    }
+
+    #[test]
+    fn escape_held_back_until_settled() {
+        let mut filter = EscapeFilter::new(b'~');
+        let mut out = Vec::new();
+        assert!(!filter.feed(b"ls\n~", &mut out));
+        assert_eq!(out, b"ls\n");
+        assert!(filter.feed(b".\nignored", &mut out));
+        assert_eq!(out, b"ls\n");
+    }
+
+    #[test]
+    fn quit_line_offset_is_past_its_newline() {
+        let mut m = LineMatcher::new("quit");
+        assert_eq!(m.feed(b"data\nqu"), None);
+        assert_eq!(m.feed(b"it\r\nmore"), Some(4));
     }
 
     #[test]

@@ -1,0 +1,226 @@
+//! The command line's arguments: what clap parses, what it cannot check, and the `Config`
+//! they make.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use gracetls::{CloseMode, Config, TlsVersion};
+
+use super::duration::parse_duration;
+
+const EXIT_CODES: &str = "\
+At stdin EOF (--on-eof):
+  wait        the default: send nothing, keep printing the server's data, and end when the
+              server sends close_notify (answered, exit 0), drops TCP (exit 3), or when no
+              data has moved either way for --quiet-time (close_notify, exit 0)
+  half-close  send close_notify and a TCP FIN at once, keep reading until the server closes;
+              many servers (nginx among them) take that as the client leaving and cancel
+              or cut the answer
+  close       close at once (close_notify); what the server sends later is not read
+  ignore      stay connected until the server closes or a signal
+
+Exit codes:
+  0    clean: close_notify sent (and received where the close waited for it)
+  1    error: connect, certificate, handshake, reset, TLS failure, writing stdout
+  2    usage: bad arguments (nothing was sent)
+  3    the server's stream ended without close_notify (possible truncation), or data
+       arrived just as the quiet time ended and was dropped
+  4    the close did not finish within --close-timeout; the socket was closed hard
+  SIGINT, SIGTERM, SIGHUP, SIGQUIT: the goodbye is sent, then gracetls ends by that same
+  signal (a shell shows 130, 143, 129, 131). A second signal, or one before the TLS session
+  is up, ends it at once.
+
+Local command: ~. alone on a line closes the connection, when stdin is a terminal (see --escape).";
+
+/// A TLS client that always says goodbye: stdin to the server, the server to stdout, and
+/// close_notify on every way out.
+#[derive(Debug, Parser)]
+#[command(name = "gracetls", version, after_help = EXIT_CODES)]
+pub(crate) struct Args {
+    /// The server, HOST[:PORT]; port 443 by default, IPv6 as [::1]:8443; https://HOST[:PORT] too.
+    #[arg(value_name = "HOST[:PORT]")]
+    pub(crate) target: String,
+
+    /// Anything after the target: refused with a hint (`HOST PORT` is one word, `HOST:PORT`).
+    #[arg(hide = true)]
+    pub(crate) extra: Vec<String>,
+
+    /// Trust the CA certificates in this PEM file instead of the system roots (repeatable).
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca_file: Vec<PathBuf>,
+
+    /// With --ca-file: trust the system roots as well.
+    #[arg(long, requires = "ca_file")]
+    pub(crate) system_roots: bool,
+
+    /// Accept any certificate and any name (unsafe: no protection against interception).
+    #[arg(long)]
+    pub(crate) insecure: bool,
+
+    /// The name sent as SNI and checked against the certificate [default: HOST].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) servername: Option<String>,
+
+    /// Client certificate chain (PEM); needs --key.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// Client private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --cert.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub(crate) key: Option<PathBuf>,
+
+    /// ALPN protocols to offer, comma-separated (e.g. h2,http/1.1).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub(crate) alpn: Vec<String>,
+
+    /// Lowest TLS version: 1.2 or 1.3.
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) tls_min: Option<TlsVersion>,
+
+    /// Highest TLS version: 1.2 or 1.3.
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) tls_max: Option<TlsVersion>,
+
+    /// Bound on TCP connect plus TLS handshake (e.g. 500ms, 2s, 1m).
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true)]
+    pub(crate) connect_timeout: Duration,
+
+    /// Bound on the whole close; past it the socket is closed hard (exit 4).
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout, allow_hyphen_values = true)]
+    pub(crate) close_timeout: Duration,
+
+    /// After sending close_notify, wait for the server's (delivering its data meanwhile).
+    #[arg(long)]
+    pub(crate) close_wait: bool,
+
+    /// What stdin EOF does (see "At stdin EOF" below).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "wait")]
+    pub(crate) on_eof: OnEof,
+
+    /// With --on-eof wait: after stdin EOF, close once no data has moved either way this long.
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout, allow_hyphen_values = true)]
+    pub(crate) quiet_time: Duration,
+
+    /// Escape character of the local command (CHAR then '.' alone on a line), or 'none'
+    /// [default: '~' when stdin is a terminal, none when it is a pipe or a file].
+    #[arg(long, value_name = "CHAR|none", value_parser = parse_escape)]
+    pub(crate) escape: Option<Escape>,
+
+    /// Close after the server sends a line equal to LINE (CR/LF stripped); it is delivered.
+    #[arg(long, value_name = "LINE")]
+    pub(crate) quit_on: Option<String>,
+
+    /// One line on stderr at exit saying how the connection ended.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "none")]
+    pub(crate) report: ReportFormat,
+
+    /// -v: how the connection ended; -vv: every shutdown step with its time. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnEof {
+    /// Send nothing; keep delivering the server's data; end when it closes or goes quiet.
+    Wait,
+    /// Send close_notify at once, keep delivering the server's data until it closes.
+    HalfClose,
+    /// Close at once.
+    Close,
+    /// Stay connected until the server closes or a signal.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportFormat {
+    None,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Escape(pub(crate) Option<u8>);
+
+fn parse_escape(text: &str) -> Result<Escape, String> {
+    match text.as_bytes() {
+        b"none" => Ok(Escape(None)),
+        [b] if b.is_ascii() && *b != b'\n' && *b != b'.' => Ok(Escape(Some(*b))),
+        _ => Err(format!(
+            "invalid escape {text:?}: one ASCII character (not '.') or 'none'"
+        )),
+    }
+}
+
+/// A duration that bounds something: more than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    if text.trim_start().starts_with('-') {
+        return Err("must be more than zero, e.g. 500ms, 2s, 1m".into());
+    }
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than zero, e.g. 500ms, 2s, 1m".into()),
+        d => Ok(d),
+    }
+}
+
+/// Checks what clap cannot, before anything touches the network: a usage error is exit 2
+/// with nothing sent.
+pub(crate) fn check_usage(args: &Args) -> Result<(), String> {
+    if let Some(word) = args.extra.first() {
+        if word.parse::<u16>().is_ok() && !args.target.contains(':') {
+            return Err(format!(
+                "unexpected argument {word:?}: HOST and PORT are one argument, {}:{word}",
+                args.target
+            ));
+        }
+        return Err(format!(
+            "unexpected argument {word:?}: gracetls takes one HOST[:PORT]; data comes from stdin"
+        ));
+    }
+    if let (Some(min), Some(max)) = (args.tls_min, args.tls_max) {
+        if min == TlsVersion::Tls13 && max == TlsVersion::Tls12 {
+            return Err(
+                "--tls-min 1.3 is above --tls-max 1.2: no TLS version is left to use".into(),
+            );
+        }
+    }
+    if args.servername.as_deref().is_some_and(str::is_empty) {
+        return Err(
+            "--servername is empty: give the name to send as SNI and to check the certificate against"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn config_from(args: &Args) -> Config {
+    let mut config = Config::new()
+        .insecure(args.insecure)
+        .alpn(args.alpn.iter().cloned())
+        .connect_timeout(args.connect_timeout)
+        .close_timeout(args.close_timeout)
+        .close_mode(if args.close_wait {
+            CloseMode::Wait
+        } else {
+            CloseMode::Fast
+        });
+    for ca in &args.ca_file {
+        config = config.ca_file(ca);
+    }
+    if !args.ca_file.is_empty() {
+        config = config.system_roots(args.system_roots);
+    }
+    if let Some(name) = &args.servername {
+        config = config.servername(name);
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        config = config.identity(cert, key);
+    }
+    if let Some(v) = args.tls_min {
+        config = config.min_version(v);
+    }
+    if let Some(v) = args.tls_max {
+        config = config.max_version(v);
+    }
+    config
+}

@@ -1,0 +1,138 @@
+//! What to do about an error, in the command line's words: each hint names the option that
+//! helps. The library's messages say what went wrong; only the command knows its flags.
+
+use std::io;
+
+use gracetls::Error;
+use gracetls::error::CertificateProblem;
+
+/// One short sentence on what to do about `error`, for a person at the terminal.
+pub(crate) fn hint(error: &Error) -> Option<&'static str> {
+    match error {
+        Error::InvalidTarget { .. } => Some("give HOST[:PORT], e.g. example.com:443 or [::1]:8443"),
+        Error::Resolve { .. } => Some("check the host name"),
+        Error::Connect { source, .. } if source.kind() == io::ErrorKind::ConnectionRefused => {
+            Some("is the server running and listening on that port?")
+        }
+        Error::Connect { .. } => Some("check the address and the network"),
+        Error::ConnectTimeout { .. } => Some(
+            "the server did not answer in time; check that it speaks TLS, or raise --connect-timeout",
+        ),
+        Error::Certificate {
+            problem: Some(problem),
+            ..
+        } => Some(problem_hint(problem)),
+        Error::Certificate { reason, .. } if is_name_mismatch(reason) => {
+            Some("connect by a name the certificate holds, or set --servername to one of them")
+        }
+        Error::Certificate { .. } => Some(
+            "pass the issuing CA with --ca-file PEM, or --insecure to skip verification (unsafe)",
+        ),
+        Error::ClientCertificateRequired { .. } => {
+            Some("pass a client certificate and its key with --cert PEM --key PEM")
+        }
+        Error::KeyMismatch { .. } => {
+            Some("pass the key that was made with that certificate (--cert and --key)")
+        }
+        Error::Handshake { .. } => {
+            Some("check --tls-min/--tls-max, --alpn and client certificate options")
+        }
+        Error::NotTls { .. } => Some("check the port: the server there does not speak TLS"),
+        // The reason already gives the command that converts the file.
+        Error::Setup { reason, .. } if reason.contains("`openssl ") => None,
+        Error::Setup { .. } => Some("check the file's path and that it is PEM"),
+        Error::Io { .. } => {
+            Some("the server or the network dropped the connection; see the server's log")
+        }
+        Error::Tls { reason, .. } if is_certificate_required(reason) => {
+            Some("pass a client certificate and its key with --cert PEM --key PEM")
+        }
+        Error::Tls { .. } => Some(
+            "the server sent bytes that are not valid TLS for this session; see the server's log",
+        ),
+        Error::Closed => None,
+        _ => None,
+    }
+}
+
+fn problem_hint(problem: &CertificateProblem) -> &'static str {
+    match problem {
+        CertificateProblem::Dates {
+            now, not_before, ..
+        } if now < not_before => {
+            "check this machine's clock, or wait until the certificate's start date"
+        }
+        CertificateProblem::Dates { .. } => {
+            "the server's certificate must be renewed; if the dates look wrong, check this machine's clock"
+        }
+        CertificateProblem::NameMismatch { .. } => {
+            "connect by a name the certificate holds, or set --servername to one of them"
+        }
+        CertificateProblem::IncompleteChain { .. } => {
+            "if that issuer is an intermediate CA, the server must send it too; if it is a CA you trust, pass it with --ca-file PEM"
+        }
+        CertificateProblem::UntrustedRoot { .. } | CertificateProblem::SelfSigned { .. } => {
+            "if you trust it, pass it with --ca-file PEM; or --insecure to skip verification (unsafe)"
+        }
+        _ => "see the certificate's details above",
+    }
+}
+
+fn is_name_mismatch(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    r.contains("hostname mismatch") || r.contains("ip address mismatch")
+}
+
+/// The TLS 1.3 alert of a server that wanted a client certificate and got none.
+fn is_certificate_required(reason: &str) -> bool {
+    reason.contains("alert certificate required")
+}
+
+/// Prints `error` as one line on stderr, with its hint.
+pub(crate) fn print_error(e: &Error) {
+    match hint(e) {
+        Some(hint) => eprintln!("gracetls: error: {e}; {hint}"),
+        None => eprintln!("gracetls: error: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn refused_connection_asks_whether_the_server_runs() {
+        let e = Error::Connect {
+            target: "127.0.0.1:9".into(),
+            source: io::ErrorKind::ConnectionRefused.into(),
+        };
+        assert!(hint(&e).is_some_and(|h| h.contains("listening")));
+    }
+
+    #[test]
+    fn expired_certificate_does_not_suggest_a_ca_file() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let e = Error::Certificate {
+            target: "h:1".into(),
+            reason: "certificate has expired".into(),
+            problem: Some(Box::new(CertificateProblem::Dates {
+                depth: 0,
+                subject: "h".into(),
+                not_before: at(1_577_836_800),
+                not_after: at(1_609_459_200),
+                now: at(1_767_225_600),
+            })),
+        };
+        assert!(!hint(&e).unwrap_or_default().contains("--ca-file"));
+    }
+
+    #[test]
+    fn certificate_required_names_cert_and_key() {
+        let e = Error::Tls {
+            target: "h:1".into(),
+            reason: "tlsv13 alert certificate required".into(),
+        };
+        assert!(hint(&e).unwrap_or_default().contains("--cert"));
+    }
+}

@@ -1,0 +1,138 @@
+//! The `gracetls` command: arguments, the stdin and stdout threads, signals, the coordinator
+//! whose one `select!` reads like the table of exit paths, and the report with its exit
+//! code. Everything here is the command line's; the library knows none of it.
+//!
+//! Data never passes through the coordinator: the stdin thread writes to the stream (after
+//! taking out the escape command), and the output thread reads it and writes stdout
+//! (watching for the quit line). Both tell the coordinator only how their side ended, so it
+//! never blocks on anything but its `select!`, and a server that stops reading or a stdout
+//! that stops draining cannot make signals unresponsive.
+
+mod args;
+mod coordinator;
+mod duration;
+mod hints;
+mod io;
+mod lines;
+mod report;
+mod signals;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use clap::Parser;
+use crossbeam_channel::select;
+use gracetls::{Outcome, Stream};
+use log::{debug, warn};
+
+use args::{Args, check_usage, config_from};
+use coordinator::Coordinator;
+use hints::print_error;
+use report::{Trigger, finish, not_connected};
+use signals::{Signal, watch_signals};
+
+/// Keeps OpenSSL from parsing the system CA bundle when this run does not trust it.
+///
+/// Building a native-tls connector parses the system bundle twice (OpenSSL's default paths,
+/// then openssl-probe's), about 60 ms of the 70 ms a short session took; the connector then
+/// drops those roots anyway when `--ca-file` replaces them. OpenSSL reads the bundle's path
+/// from `SSL_CERT_FILE`, and setting it is the only way in.
+#[allow(unsafe_code)]
+fn skip_system_bundle() {
+    // SAFETY: `run` calls this first, before this process has started any thread (logging,
+    // the signal watcher and the connection come later), so nothing reads the environment
+    // while it changes.
+    unsafe { std::env::set_var("SSL_CERT_FILE", "/dev/null") };
+}
+
+/// Runs the command line and returns its exit code; ends the process by a signal instead
+/// where one ended the connection.
+pub fn run() -> ExitCode {
+    let started = Instant::now();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    if !args.system_roots && (!args.ca_file.is_empty() || args.insecure) {
+        skip_system_bundle();
+    }
+    init_logging(args.verbose);
+    if let Err(message) = check_usage(&args) {
+        eprintln!("gracetls: error: {message}");
+        return ExitCode::from(2);
+    }
+    // A target that cannot be parsed is a usage error, like any other bad argument.
+    if let Err(e) = gracetls::parse_target(&args.target) {
+        print_error(&e);
+        return ExitCode::from(2);
+    }
+    let signals = match watch_signals() {
+        Ok(rx) => rx,
+        Err(e) => {
+            eprintln!("gracetls: error: cannot watch signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.insecure {
+        warn!(
+            "--insecure: the server's certificate and name are not checked; anyone on the path can read and change this connection"
+        );
+    }
+    let config = config_from(&args);
+
+    // Connect on a helper thread so a signal during a stalled handshake ends us at once.
+    let (connected_tx, connected_rx) = crossbeam_channel::bounded(1);
+    {
+        let config = config.clone();
+        let target = args.target.clone();
+        thread::spawn(move || {
+            let _ = connected_tx.send(Stream::connect(&config, &target));
+        });
+    }
+    let stream = select! {
+        recv(connected_rx) -> result => match result {
+            Ok(Ok(stream)) => Arc::new(stream),
+            Ok(Err(e)) => {
+                print_error(&e);
+                let report = not_connected(Outcome::Error, Some(e.to_string()));
+                return finish(&args, Trigger::Error, report, None, started, started);
+            }
+            Err(_) => {
+                eprintln!("gracetls: error: the connect thread ended without an answer");
+                return ExitCode::from(1);
+            }
+        },
+        recv(signals) -> sig => {
+            let sig = sig.unwrap_or(Signal::Int);
+            debug!("{} before the TLS session was up: ending at once", sig.name());
+            let report = not_connected(Outcome::Aborted, None);
+            return finish(&args, Trigger::Signal(sig), report, None, started, Instant::now());
+        }
+    };
+    Coordinator::new(args, stream, signals, started).run()
+}
+
+fn init_logging(verbose: u8) {
+    // Other crates' debug lines (native-tls logs a failed `load_verify_locations` for every
+    // connector) are not ours to show: -vv is gracetls's steps only. RUST_LOG overrides.
+    let level = match verbose {
+        0 => "warn",
+        1 => "warn,gracetls=info",
+        _ => "warn,gracetls=debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format(|buf, record| {
+            let level = match record.level() {
+                log::Level::Warn => "warning".to_string(),
+                l => l.as_str().to_ascii_lowercase(),
+            };
+            writeln!(buf, "gracetls: {level}: {}", record.args())
+        })
+        .init();
+}

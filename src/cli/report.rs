@@ -1,0 +1,292 @@
+//! How the session ended, said in one line of text or JSON, and the exit code that goes with
+//! it.
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use gracetls::{CloseReport, Outcome};
+
+use super::args::{Args, ReportFormat};
+use super::signals::{Signal, die};
+
+/// What started the end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// Local input ended.
+    StdinEof,
+    /// The local escape command (`~.`).
+    Escape,
+    /// A signal.
+    Signal(Signal),
+    /// The server sent the configured quit line.
+    QuitLine,
+    /// The server sent close_notify.
+    PeerCloseNotify,
+    /// The server's TCP stream ended without close_notify.
+    PeerEof,
+    /// Local output was closed.
+    StdoutClosed,
+    /// The connection failed.
+    Error,
+}
+
+impl Trigger {
+    /// The name used in reports: `stdin-eof`, `escape`, `signal`, ...
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Trigger::StdinEof => "stdin-eof",
+            Trigger::Escape => "escape",
+            Trigger::Signal(_) => "signal",
+            Trigger::QuitLine => "quit-line",
+            Trigger::PeerCloseNotify => "peer-close-notify",
+            Trigger::PeerEof => "peer-eof",
+            Trigger::StdoutClosed => "stdout-closed",
+            Trigger::Error => "error",
+        }
+    }
+}
+
+/// The process exit code for an outcome when no signal ends the process: 0 clean, 1 error,
+/// 3 truncated, 4 close timed out. An aborted close ends by a signal; 1 stands for it where a
+/// code is needed anyway.
+pub(crate) fn exit_code(outcome: Outcome) -> i32 {
+    match outcome {
+        Outcome::Clean => 0,
+        Outcome::Truncated => 3,
+        Outcome::CloseTimeout => 4,
+        _ => 1,
+    }
+}
+
+/// A [`CloseReport`] with what only the program knows: its exit code and running time.
+#[derive(Debug, Clone)]
+pub(crate) struct ExitReport {
+    /// What started the end.
+    pub(crate) trigger: Trigger,
+    /// How the connection ended.
+    pub(crate) close: CloseReport,
+    /// What finished an end that the trigger only began: after stdin EOF,
+    /// `server-close-notify`, `server-eof` or `quiet` (nothing moved for the quiet time).
+    pub(crate) end: Option<&'static str>,
+    /// From the trigger to the exit.
+    pub(crate) close_duration: Duration,
+    /// From start to exit.
+    pub(crate) duration: Duration,
+    /// As a shell shows it: 128 + the signal's number when the process ends by a signal.
+    pub(crate) exit_code: i32,
+}
+
+impl ExitReport {
+    fn signal(&self) -> Option<Signal> {
+        match self.trigger {
+            Trigger::Signal(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// One JSON object on one line.
+    pub(crate) fn to_json(&self) -> String {
+        let c = &self.close;
+        let mut s = String::with_capacity(256);
+        let _ = write!(
+            s,
+            r#"{{"trigger":"{}","end":{},"outcome":"{}","signal":{},"close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"bytes_dropped":{},"close_ms":{},"duration_ms":{},"exit_code":{},"error":{}}}"#,
+            self.trigger.name(),
+            self.end.map_or("null".to_string(), json_string),
+            c.outcome.name(),
+            self.signal()
+                .map_or("null".to_string(), |s| json_string(s.name())),
+            c.close_notify_sent,
+            c.close_notify_received,
+            c.bytes_in,
+            c.bytes_out,
+            c.bytes_dropped,
+            self.close_duration.as_millis(),
+            self.duration.as_millis(),
+            self.exit_code,
+            c.error.as_deref().map_or("null".to_string(), json_string),
+        );
+        s
+    }
+
+    /// One line for a person.
+    pub(crate) fn to_text(&self) -> String {
+        let c = &self.close;
+        let mut by = match self.signal() {
+            Some(s) => format!("signal {}", s.name()),
+            None => self.trigger.name().to_string(),
+        };
+        if let Some(end) = self.end {
+            let _ = write!(by, ", then {end}");
+        }
+        let yes = |b: bool| if b { "sent" } else { "not sent" };
+        let mut line = format!(
+            "gracetls: {} close after {by}: close_notify {}, {}; {} bytes in, {} bytes out; close {} ms, total {} ms; exit {}",
+            c.outcome.name(),
+            yes(c.close_notify_sent),
+            if c.close_notify_received {
+                "received"
+            } else {
+                "not received"
+            },
+            c.bytes_in,
+            c.bytes_out,
+            self.close_duration.as_millis(),
+            self.duration.as_millis(),
+            self.exit_code,
+        );
+        if c.bytes_dropped > 0 {
+            let _ = write!(line, "; {} bytes dropped", c.bytes_dropped);
+        }
+        if let Some(e) = &c.error {
+            let _ = write!(line, "; error: {e}");
+        }
+        line
+    }
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The report of a session that never got to a close.
+pub(crate) fn not_connected(outcome: Outcome, error: Option<String>) -> CloseReport {
+    CloseReport {
+        outcome,
+        close_notify_sent: false,
+        close_notify_received: false,
+        bytes_in: 0,
+        bytes_out: 0,
+        bytes_dropped: 0,
+        close_duration: Duration::ZERO,
+        error,
+    }
+}
+
+/// Writes the report and ends: by the signal that ended the connection, or with the
+/// outcome's exit code.
+pub(crate) fn finish(
+    args: &Args,
+    trigger: Trigger,
+    report: CloseReport,
+    end: Option<&'static str>,
+    started: Instant,
+    trigger_at: Instant,
+) -> ExitCode {
+    match trigger {
+        Trigger::Signal(sig) => {
+            let code = 128 + sig.number();
+            emit_report(args, trigger, &report, end, started, trigger_at, code);
+            die(sig)
+        }
+        _ => {
+            let code = exit_code(report.outcome);
+            emit_report(args, trigger, &report, end, started, trigger_at, code);
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+pub(crate) fn emit_report(
+    args: &Args,
+    trigger: Trigger,
+    close: &CloseReport,
+    end: Option<&'static str>,
+    started: Instant,
+    trigger_at: Instant,
+    exit_code: i32,
+) {
+    let report = ExitReport {
+        trigger,
+        close: close.clone(),
+        end,
+        close_duration: trigger_at.elapsed(),
+        duration: started.elapsed(),
+        exit_code,
+    };
+    let line = match args.report {
+        ReportFormat::None => return,
+        ReportFormat::Text => report.to_text(),
+        ReportFormat::Json => report.to_json(),
+    };
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(trigger: Trigger, error: Option<&str>) -> ExitReport {
+        ExitReport {
+            trigger,
+            close: CloseReport {
+                outcome: Outcome::Clean,
+                close_notify_sent: true,
+                close_notify_received: false,
+                bytes_in: 1,
+                bytes_out: 2,
+                bytes_dropped: 0,
+                close_duration: Duration::from_millis(3),
+                error: error.map(str::to_string),
+            },
+            end: None,
+            close_duration: Duration::from_millis(4),
+            duration: Duration::from_millis(5),
+            exit_code: 130,
+        }
+    }
+
+    #[test]
+    fn json_starts_with_trigger_and_end() {
+        let mut r = report(Trigger::StdinEof, None);
+        r.end = Some("quiet");
+        assert!(
+            r.to_json().starts_with(
+                r#"{"trigger":"stdin-eof","end":"quiet","outcome":"clean","signal":null,"#
+            ),
+            "{}",
+            r.to_json()
+        );
+    }
+
+    #[test]
+    fn json_names_the_signal_and_escapes_errors() {
+        let j = report(Trigger::Signal(Signal::Int), Some("a \"b\"\n\u{1}")).to_json();
+        assert!(j.contains(r#""signal":"SIGINT""#), "{j}");
+        assert!(j.contains(r#""error":"a \"b\"\n\u0001""#), "{j}");
+        assert!(j.contains(r#""exit_code":130"#), "{j}");
+        assert!(!j.contains('\n'));
+    }
+
+    #[test]
+    fn text_is_one_line() {
+        let t = report(Trigger::Escape, None).to_text();
+        assert!(t.starts_with("gracetls: clean close after escape"), "{t}");
+        assert!(!t.contains('\n'));
+    }
+
+    #[test]
+    fn signal_numbers_round_trip() {
+        for s in [Signal::Int, Signal::Term, Signal::Hup, Signal::Quit] {
+            assert_eq!(Signal::from_number(s.number()), Some(s));
+        }
+    }
+}

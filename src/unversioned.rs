@@ -1,0 +1,6 @@
+//! Plumbing that the `gracetls` command, the examples and the tests use from the inside. **Not
+//! covered by semver**: anything here may change or go in any release. A program that uses
+//! the library needs none of it.
+
+pub use crate::config::format_duration;
+pub use crate::transport::{MemoryTransport, Spill};
