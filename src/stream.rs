@@ -40,6 +40,9 @@ const LARGE_READ: usize = 64 * 1024;
 const SHRINK_AFTER_SMALL_READS: u32 = 16;
 /// Most plaintext one `write` call encrypts: it bounds the ciphertext a writer queues.
 const MAX_WRITE: usize = 256 * 1024;
+/// Ciphertext waiting for the socket past which a reader that made more (TLS's answers to
+/// the server) waits for it to be written instead of reading on.
+const OUTBOUND_LIMIT: usize = 1024 * 1024;
 
 /// A TLS client connection with `std::io` manners.
 ///
@@ -389,9 +392,13 @@ impl Stream {
                 (step, mark)
             };
             if let Some(mark) = mark {
-                // Another thread may be writing: it sends these bytes too. A failure shows
-                // at the next write.
-                let _ = self.out.flush_to(&self.socket, mark, false);
+                // Another thread may be writing: it sends these bytes too, and the reader
+                // goes on reading. But a server that makes us answer while it never reads (a
+                // KeyUpdate flood) must not grow the queue without bound: past the limit the
+                // reader waits for the socket, so it stops reading and the server's writes
+                // wait in turn. A failure shows at the next write.
+                let wait = self.out.pending() > OUTBOUND_LIMIT;
+                let _ = self.out.flush_to(&self.socket, mark, wait);
             }
             match step {
                 Step::Data(n) => {
