@@ -201,28 +201,10 @@ impl Nginx {
                 backend.port
             );
             let conf_path = dir.write("nginx.conf", conf.as_bytes());
-            let mut cmd = Command::new(NGINX);
-            cmd.arg("-p")
-                .arg(dir.path())
-                .arg("-c")
-                .arg(&conf_path)
-                .args(["-e", "stderr", "-g", "daemon off;"])
-                .env("LD_PRELOAD", &shim)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut master = Proc::spawn("nginx master", &mut cmd)
-                .unwrap_or_else(|e| panic!("cannot start {NGINX}: {e}"));
             let log = Capture::new();
-            log.attach(master.child_mut().stdout.take().expect("piped stdout"));
-            log.attach(master.child_mut().stderr.take().expect("piped stderr"));
-            let mut worker = None;
-            log.wait_until(WAIT, |b, eof| {
-                worker = started_workers(&String::from_utf8_lossy(b)).last().copied();
-                worker.is_some() || eof
-            });
+            let (mut master, worker) = start_master(&dir, &conf_path, &shim, &log, &log);
             match worker {
-                Some(w) if is_child_of(w, master.pid()) => {
+                Some(w) => {
                     return Some(Nginx {
                         master,
                         port,
@@ -257,6 +239,40 @@ impl Nginx {
 }
 
 /// Compiles the shim (see the module docs) into `dir`; returns the `.so` path.
+/// Starts an nginx master on `conf_path` under the shim, its stdout into `out` and its stderr
+/// into `err` (the same capture for both is fine), and waits for its first worker: the master
+/// binds before it forks, so a worker of this master means it listens. `None` as the worker
+/// when none appeared (the port was taken, say): the caller kills the master and retries.
+pub fn start_master(
+    dir: &TempDir,
+    conf_path: &Path,
+    shim: &Path,
+    out: &Capture,
+    err: &Capture,
+) -> (Proc, Option<u32>) {
+    let mut cmd = Command::new(NGINX);
+    cmd.arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(conf_path)
+        .args(["-e", "stderr", "-g", "daemon off;"])
+        .env("LD_PRELOAD", shim)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut master = Proc::spawn("nginx master", &mut cmd)
+        .unwrap_or_else(|e| panic!("cannot start {NGINX}: {e}"));
+    out.attach(master.child_mut().stdout.take().expect("piped stdout"));
+    err.attach(master.child_mut().stderr.take().expect("piped stderr"));
+    let mut worker = None;
+    err.wait_until(WAIT, |b, eof| {
+        worker = started_workers(&String::from_utf8_lossy(b)).last().copied();
+        worker.is_some() || eof
+    });
+    let worker = worker.filter(|&w| is_child_of(w, master.pid()));
+    (master, worker)
+}
+
 pub fn build_shim(dir: &TempDir) -> std::path::PathBuf {
     let src = dir.write("no_ignore_eof.c", SHIM_C.as_bytes());
     let out = dir.path().join("no_ignore_eof.so");

@@ -30,13 +30,13 @@
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use super::nginx::{NGINX, build_shim, children, is_child_of, nginx_version, started_workers};
+use super::nginx::{NGINX, build_shim, children, nginx_version, start_master};
 use super::{
     Capture, CertFiles, Dump, Proc, SIGKILL, SIGTERM, TempDir, WAIT, describe_status, dumps,
     free_port, have_tool, show_bytes,
@@ -226,30 +226,10 @@ impl NginxHttp {
             let port = free_port();
             let conf = config(&dir, cert, port, upstream.port);
             let conf_path = dir.write("nginx.conf", conf.as_bytes());
-            let mut cmd = Command::new(NGINX);
-            cmd.arg("-p")
-                .arg(dir.path())
-                .arg("-c")
-                .arg(&conf_path)
-                .args(["-e", "stderr", "-g", "daemon off;"])
-                .env("LD_PRELOAD", &shim)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut master = Proc::spawn("nginx master", &mut cmd)
-                .unwrap_or_else(|e| panic!("cannot start {NGINX}: {e}"));
-            let access = Capture::new();
-            access.attach(master.child_mut().stdout.take().expect("piped stdout"));
-            let log = Capture::new();
-            log.attach(master.child_mut().stderr.take().expect("piped stderr"));
-            // The master binds before it forks: a started worker means listening.
-            let mut worker = None;
-            log.wait_until(WAIT, |b, eof| {
-                worker = started_workers(&String::from_utf8_lossy(b)).last().copied();
-                worker.is_some() || eof
-            });
+            let (access, log) = (Capture::new(), Capture::new());
+            let (mut master, worker) = start_master(&dir, &conf_path, &shim, &access, &log);
             match worker {
-                Some(w) if is_child_of(w, master.pid()) => {
+                Some(_) => {
                     return Some(NginxHttp {
                         master: Mutex::new(master),
                         port,
