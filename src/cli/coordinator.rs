@@ -42,12 +42,14 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
+    /// Starts the stdin and stdout threads. If one cannot start, the stream is closed (with
+    /// close_notify) and the error says so.
     pub(crate) fn new(
         args: Args,
         stream: Arc<Stream>,
         signals: Receiver<Signal>,
         started: Instant,
-    ) -> Self {
+    ) -> io::Result<Self> {
         // As ssh does: the escape is for a person at a terminal. From a pipe or a file, a line
         // `~.` is data unless --escape asks for it.
         let escape = match args.escape {
@@ -55,12 +57,19 @@ impl Coordinator {
             None if io::stdin().is_terminal() => Some(b'~'),
             None => None,
         };
-        let input_rx = spawn_stdin(Arc::clone(&stream), escape);
-        let output_rx = spawn_output(
-            Arc::clone(&stream),
-            args.quit_on.as_deref().map(LineMatcher::new),
-        );
-        Coordinator {
+        let threads = spawn_stdin(Arc::clone(&stream), escape).and_then(|input_rx| {
+            let quit = args.quit_on.as_deref().map(LineMatcher::new);
+            Ok((input_rx, spawn_output(Arc::clone(&stream), quit)?))
+        });
+        let (input_rx, output_rx) = match threads {
+            Ok(rxs) => rxs,
+            Err(e) => {
+                // A stdin thread that did start ends when its next write fails.
+                stream.close();
+                return Err(e);
+            }
+        };
+        Ok(Coordinator {
             args,
             started,
             signals,
@@ -74,7 +83,7 @@ impl Coordinator {
             end: None,
             failure: None,
             error_printed: false,
-        }
+        })
     }
 
     pub(crate) fn run(mut self) -> ExitCode {
@@ -193,11 +202,15 @@ impl Coordinator {
                 // Bounded by the close timeout, but it may wait for a blocked write: not on
                 // this thread, which must keep hearing signals.
                 let stream = Arc::clone(&self.stream);
-                thread::spawn(move || {
+                let half_close = move || {
                     if let Err(e) = stream.shutdown_write() {
                         warn!("half-close: {e}");
                     }
-                });
+                };
+                if let Err(e) = thread::Builder::new().spawn(half_close) {
+                    warn!("no thread for the half-close ({e}); closing instead");
+                    self.close(Trigger::StdinEof);
+                }
             }
             OnEof::Close => self.close(Trigger::StdinEof),
             OnEof::Ignore => debug!("stdin ended; staying connected (--on-eof ignore)"),
@@ -252,9 +265,18 @@ impl Coordinator {
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         let stream = Arc::clone(&self.stream);
-        thread::spawn(move || {
-            let _ = tx.send(stream.close());
+        let spawned = thread::Builder::new().spawn({
+            let tx = tx.clone();
+            move || {
+                let _ = tx.send(stream.close());
+            }
         });
+        if let Err(e) = spawned {
+            // Without a thread of its own the close runs here: signals wait for it, and it
+            // is bounded by the close timeout all the same.
+            warn!("no thread for the close ({e}); closing on the main thread");
+            let _ = tx.send(self.stream.close());
+        }
         self.closed_rx = rx;
     }
 

@@ -91,9 +91,13 @@ pub fn run() -> ExitCode {
     {
         let config = config.clone();
         let target = args.target.clone();
-        thread::spawn(move || {
+        let connect = move || {
             let _ = connected_tx.send(Stream::connect(&config, &target));
-        });
+        };
+        if let Err(e) = thread::Builder::new().spawn(connect) {
+            eprintln!("gracetls: error: cannot start a thread to connect: {e}");
+            return ExitCode::from(1);
+        }
     }
     let stream = select! {
         recv(connected_rx) -> result => match result {
@@ -115,7 +119,15 @@ pub fn run() -> ExitCode {
             return finish(&args, Trigger::Signal(sig), report, None, started, Instant::now());
         }
     };
-    Coordinator::new(args, stream, signals, started).run()
+    match Coordinator::new(args, Arc::clone(&stream), signals, started) {
+        Ok(coordinator) => coordinator.run(),
+        Err(e) => {
+            eprintln!(
+                "gracetls: error: cannot start the stdin and stdout threads: {e}; the connection was closed"
+            );
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn init_logging(verbose: u8) {
