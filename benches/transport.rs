@@ -1,7 +1,12 @@
-//! The cost of gracetls's concurrency design, in process: the same bytes through a
-//! [`gracetls::Connection`] (reader and writer threads, TLS over the in-memory transport,
-//! bounded queues) and through a plain blocking native-tls `TlsStream<TcpStream>`, both
-//! against one rustls server thread on 127.0.0.1, both directions.
+//! The cost of gracetls's concurrency design, in process: the same bytes through gracetls and
+//! through a plain blocking native-tls `TlsStream<TcpStream>`, both against one rustls server
+//! thread on 127.0.0.1, both directions.
+//!
+//! - `upload` / `download`: a [`gracetls::Connection`] (its reader thread, events) in 64 KiB
+//!   writes, against `TlsStream` in the same writes.
+//! - `copy_upload` / `copy_download`: a [`gracetls::Stream`] used as `std::io` code uses it,
+//!   `io::copy` through `&Stream` with 8 KiB writes and 8 KiB reads, against `TlsStream` with
+//!   the same calls.
 //!
 //! Per iteration: upload sends `CHUNK` bytes and waits for the server's one-byte receipt;
 //! download asks with one byte and reads `CHUNK` bytes. The connection stays up across
@@ -18,7 +23,7 @@ use std::thread;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gracetls::{Config, Connection, Event};
+use gracetls::{Config, Connection, Event, Stream};
 use native_tls::{Certificate, TlsConnector, TlsStream};
 use rcgen::{CertificateParams, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -28,6 +33,8 @@ use rustls::{ServerConfig, ServerConnection};
 const CHUNK: usize = 8 * 1024 * 1024;
 /// What a client hands over per call, as the command line does with stdin.
 const WRITE: usize = 64 * 1024;
+/// The `copy_*` groups' writes and reads: `std::io::copy`'s own buffer size.
+const SMALL_IO: usize = 8 * 1024;
 
 struct Server {
     port: u16,
@@ -151,6 +158,14 @@ fn gracetls_connect(server: &Server, mode: u8) -> Connection {
     conn
 }
 
+fn stream_connect(server: &Server, mode: u8) -> Stream {
+    let config = Config::new().ca_file(&server.ca_file);
+    let stream =
+        Stream::connect(&config, &format!("localhost:{}", server.port)).expect("gracetls connect");
+    (&stream).write_all(&[mode]).expect("send mode");
+    stream
+}
+
 fn native_connect(server: &Server, mode: u8) -> TlsStream<TcpStream> {
     let ca = Certificate::from_pem(&server.ca_pem).expect("CA");
     let connector = TlsConnector::builder()
@@ -174,6 +189,38 @@ fn gracetls_receive(conn: &Connection, n: usize) {
         }
     }
     assert_eq!(got, n, "gracetls received more than asked");
+}
+
+/// `n` bytes of 0xa5, at most [`SMALL_IO`] per read: `io::copy` then writes 8 KiB at a time.
+struct Source {
+    left: usize,
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(SMALL_IO).min(self.left);
+        buf[..n].fill(0xa5);
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+/// `CHUNK` bytes up with `io::copy`, then the server's receipt.
+fn copy_up(mut writer: impl Read + Write) {
+    let sent = io::copy(&mut Source { left: CHUNK }, &mut writer).expect("copy up");
+    assert_eq!(sent, CHUNK as u64);
+    writer.read_exact(&mut [0u8; 1]).expect("receipt");
+}
+
+/// Asks for `CHUNK` bytes and reads them in 8 KiB reads.
+fn copy_down(mut reader: impl Read + Write, buf: &mut [u8; SMALL_IO]) {
+    reader.write_all(b"g").expect("request");
+    let mut got = 0;
+    while got < CHUNK {
+        let n = reader.read(buf).expect("read");
+        assert!(n > 0, "the stream ended early");
+        got += black_box(n);
+    }
 }
 
 /// Both directions measure the same way: CHUNK bytes per iteration, few long samples.
@@ -246,6 +293,33 @@ fn transport(c: &mut Criterion) {
                 }
             })
         });
+        let _ = tls.shutdown();
+    }
+    down.finish();
+
+    let mut up = group(c, "copy_upload");
+    {
+        let stream = stream_connect(&server, b'U');
+        up.bench_function("stream", |b| b.iter(|| copy_up(&stream)));
+        stream.close();
+    }
+    {
+        let mut tls = native_connect(&server, b'U');
+        up.bench_function("tlsstream", |b| b.iter(|| copy_up(&mut tls)));
+        let _ = tls.shutdown();
+    }
+    up.finish();
+
+    let mut down = group(c, "copy_download");
+    let mut buf = [0u8; SMALL_IO];
+    {
+        let stream = stream_connect(&server, b'D');
+        down.bench_function("stream", |b| b.iter(|| copy_down(&stream, &mut buf)));
+        stream.close();
+    }
+    {
+        let mut tls = native_connect(&server, b'D');
+        down.bench_function("tlsstream", |b| b.iter(|| copy_down(&mut tls, &mut buf)));
         let _ = tls.shutdown();
     }
     down.finish();

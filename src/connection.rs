@@ -109,9 +109,9 @@ impl Connection {
             Err(e) => {
                 // Nothing runs on the stream yet: close it here, with close_notify.
                 stream.close();
-                Err(Error::Setup {
-                    what: "the connection's reader thread".into(),
-                    reason: e.to_string(),
+                Err(Error::Thread {
+                    what: "the connection's reader thread",
+                    source: e,
                 })
             }
         }

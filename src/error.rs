@@ -107,6 +107,14 @@ pub enum Error {
     },
     /// Data was sent after the connection was closed.
     Closed,
+    /// A thread the connection needs could not be started (the system's limit on threads or
+    /// memory).
+    Thread {
+        /// Which thread.
+        what: &'static str,
+        /// Why it could not start.
+        source: io::Error,
+    },
 }
 
 pub(crate) fn is_name_mismatch(reason: &str) -> bool {
@@ -340,6 +348,7 @@ impl fmt::Display for Error {
                 write!(f, "TLS error on the connection to {target}: {reason}")
             }
             Error::Closed => write!(f, "the connection is closed"),
+            Error::Thread { what, source } => write!(f, "cannot start {what}: {source}"),
         }
     }
 }
@@ -349,7 +358,8 @@ impl std::error::Error for Error {
         match self {
             Error::Resolve { source, .. }
             | Error::Connect { source, .. }
-            | Error::Io { source, .. } => Some(source),
+            | Error::Io { source, .. }
+            | Error::Thread { source, .. } => Some(source),
             _ => None,
         }
     }

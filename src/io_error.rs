@@ -17,7 +17,9 @@ impl From<Error> for io::Error {
     /// ```
     fn from(error: Error) -> io::Error {
         let kind = match &error {
-            Error::Io { source, .. } | Error::Connect { source, .. } => source.kind(),
+            Error::Io { source, .. }
+            | Error::Connect { source, .. }
+            | Error::Thread { source, .. } => source.kind(),
             Error::Resolve { .. } => io::ErrorKind::NotFound,
             Error::ConnectTimeout { .. } => io::ErrorKind::TimedOut,
             Error::InvalidTarget { .. } | Error::Setup { .. } | Error::KeyMismatch { .. } => {

@@ -202,7 +202,9 @@ impl Stream {
     /// a proxy tunnel, a socket from elsewhere), checking the certificate against
     /// `server_name` (unless [`Config::servername`] says otherwise), within the connect
     /// timeout. Nothing the caller read from the socket may still be unread TLS: the
-    /// handshake starts with our ClientHello.
+    /// handshake starts with our ClientHello. Read and write timeouts the caller set on the
+    /// socket hold again after the handshake: a `read` that times out fails with `WouldBlock`
+    /// or `TimedOut`, and the connection stays usable.
     pub fn from_tcp(
         config: &Config,
         socket: TcpStream,
@@ -211,12 +213,17 @@ impl Stream {
         let started = Instant::now();
         let deadline = started + config.get_connect_timeout();
         let mut socket = socket;
+        let timeouts = (socket.read_timeout(), socket.write_timeout());
         let target = socket.peer_addr().map_or_else(
             |_| server_name.to_string(),
             |addr| format!("{server_name} ({addr})"),
         );
         let name = config.get_servername().unwrap_or(server_name).to_string();
         let tls = start_tls(config, &mut socket, &name, &target, deadline, started)?;
+        if let (Ok(read), Ok(write)) = timeouts {
+            let _ = socket.set_read_timeout(read);
+            let _ = socket.set_write_timeout(write);
+        }
         Ok(Stream::new(config, target, socket, tls))
     }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::{PyPeer, SServer, Tls, WAIT};
+use common::{PyPeer, SServer, Tls, WAIT, spin_until, task_count, thread_sleeping};
 use crossbeam_channel::RecvTimeoutError;
 use gracetls::{CloseMode, Config, Connection, Event, Outcome};
 
@@ -338,38 +338,6 @@ fn drop_from_another_thread_while_reading_leaves_no_thread() {
     );
     assert!(out.status.success(), "scenario failed:\n{text}");
     assert!(text.contains("1 passed"), "scenario did not run:\n{text}");
-}
-
-fn task_count() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .count()
-}
-
-/// Whether a thread named `name` is asleep (state `S`, blocked in a system call).
-fn thread_sleeping(name: &str) -> bool {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return false;
-    };
-    tasks.flatten().any(|task| {
-        let path = task.path();
-        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
-        comm.trim() == name && state == Some(Some('S'))
-    })
-}
-
-/// Waits, bounded and without sleeping, for `cond`.
-fn spin_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        thread::yield_now();
-    }
-    cond()
 }
 
 #[test]

@@ -1,17 +1,29 @@
 //! `Stream`, the `std::io` face of the library, against real servers: `openssl s_server
-//! -state` and the Python `ssl` peer, whose own logs say whether our close_notify arrived.
+//! -state`, the Python `ssl` peers and rustls servers in process, whose own logs and reads say
+//! whether our close_notify arrived. Also what programs build on it: a STARTTLS upgrade, a
+//! WebSocket client (tungstenite), `io::copy` both ways at once.
 
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::sync::{Arc, mpsc};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{PyPeer, SServer, Tls, WAIT};
-use gracetls::{Config, Outcome, Stream};
+use common::peer::{TlsPeer, Verdict};
+use common::rustls_peer::{RustlsPeer, load_config};
+use common::{
+    PatternStream, PyPeer, SServer, STARTTLS_PEER, Tls, WAIT, fd_count, spin_until, task_count,
+    thread_sleeping,
+};
+use gracetls::{Config, Connection, Error, Outcome, Stream};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use sha2::{Digest, Sha256};
+use tungstenite::Message;
+use tungstenite::error::{Error as WsError, ProtocolError};
 
 fn config(pki: &common::Pki) -> Config {
     Config::new()
@@ -29,6 +41,33 @@ per_version! {
     session_is_known => session_is_known;
     shutdown_write_keeps_reading => shutdown_write_keeps_reading;
     pem_in_memory => pem_in_memory;
+    starttls_upgrade_through_from_tcp => starttls_upgrade_through_from_tcp;
+    websocket_closed_from_another_thread => websocket_closed_from_another_thread;
+    io_copy_64_mib_each_way_at_once => io_copy_64_mib_each_way_at_once;
+}
+
+/// Runs `work` on a thread of its own and waits for it at most `limit`. Past that, closes
+/// `stream`, which ends every read and write blocked on it, and fails the test: a stuck
+/// transfer cannot hang the run.
+fn bounded<T: Send>(limit: Duration, stream: &Stream, work: impl FnOnce() -> T + Send) -> T {
+    thread::scope(|s| {
+        let (tx, rx) = mpsc::channel();
+        let worker = s.spawn(move || {
+            let _ = tx.send(work());
+        });
+        match rx.recv_timeout(limit) {
+            Ok(value) => value,
+            Err(RecvTimeoutError::Disconnected) => match worker.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(()) => unreachable!("the worker sends before it ends"),
+            },
+            Err(RecvTimeoutError::Timeout) => {
+                let report = stream.close();
+                let _ = worker.join();
+                panic!("not done within {limit:?}; closed the stream to end it: {report:?}")
+            }
+        }
+    })
 }
 
 /// A `BufRead::lines()` loop blocked on the next line; another thread closes: the server
@@ -265,4 +304,306 @@ fn pem_in_memory(tls: Tls) {
     let report = stream.close();
     assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
     server.assert_verdict("client_close_notify", &[]);
+}
+
+/// STARTTLS: the test speaks the clear-text part itself on a `TcpStream` (greeting, EHLO,
+/// STARTTLS), hands the socket to `Stream::from_tcp`, and exchanges a line over TLS. The
+/// Python server (`tests/peers/starttls_server.py`) echoes it and judges the close.
+fn starttls_upgrade_through_from_tcp(tls: Tls) {
+    let pki = common::Pki::new();
+    let server = PyPeer::start_script(STARTTLS_PEER, &pki.server, tls);
+    let socket = TcpStream::connect(("127.0.0.1", server.port)).expect("tcp");
+    socket.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut clear = BufReader::new(&socket);
+    let mut reply = || {
+        let mut line = String::new();
+        clear.read_line(&mut line).expect("a reply in clear");
+        line
+    };
+    assert!(reply().starts_with("220 "), "{}", common::dumps(&[&server]));
+    (&socket)
+        .write_all(b"EHLO client.example\r\n")
+        .expect("EHLO");
+    let mut ehlo = vec![reply()];
+    while ehlo.last().is_some_and(|l| l.starts_with("250-")) {
+        ehlo.push(reply());
+    }
+    assert_eq!(ehlo.last().map(String::as_str), Some("250 STARTTLS\r\n"));
+    (&socket).write_all(b"STARTTLS\r\n").expect("STARTTLS");
+    assert!(reply().starts_with("220 "));
+    // Nothing past the last reply may sit in the buffer: the server's TLS bytes are TLS's.
+    assert!(
+        clear.buffer().is_empty(),
+        "read ahead: {:?}",
+        clear.buffer()
+    );
+    drop(clear);
+
+    let stream = Stream::from_tcp(&config(&pki), socket, "localhost").expect("TLS on the socket");
+    assert_eq!(stream.session().version(), Some(tls.python_name()));
+    writeln!(&stream, "MAIL FROM:<a@example.com>").expect("write over TLS");
+    let echo = bounded(WAIT, &stream, || {
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).map(|_| line)
+    });
+    assert_eq!(echo.expect("the echo"), "MAIL FROM:<a@example.com>\n");
+    let report = stream.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent);
+    server.assert_verdict("client_close_notify", &[]);
+    server.expect_line(&format!("HANDSHAKE {}", tls.python_name()), WAIT, &[]);
+}
+
+/// What a rustls server's plaintext reads ended with: `Ok(0)` is the client's close_notify,
+/// `UnexpectedEof` a TCP FIN without it (rustls is the referee).
+struct Referee<S> {
+    inner: S,
+    end: Arc<Mutex<Option<String>>>,
+}
+
+impl<S: Read> Read for Referee<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = self.inner.read(buf);
+        let end = match &result {
+            Ok(0) if !buf.is_empty() => Some("close_notify".to_string()),
+            Err(e) => Some(format!("{:?}: {e}", e.kind())),
+            Ok(_) => None,
+        };
+        if let Some(end) = end {
+            self.end.lock().unwrap().get_or_insert(end);
+        }
+        result
+    }
+}
+
+impl<S: Write> Write for Referee<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A WebSocket echo server: rustls, then `tungstenite::accept`; one message echoed, then it
+/// reads until the connection ends. Returns how rustls saw the end and tungstenite's error.
+fn websocket_server(listener: TcpListener, config: Arc<ServerConfig>) -> (Option<String>, String) {
+    let (socket, _) = listener.accept().expect("accept");
+    // Bounded: a client that never closes shows as a timeout, not a hung test.
+    socket.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let conn = ServerConnection::new(config).expect("rustls server connection");
+    let end = Arc::new(Mutex::new(None));
+    let referee = Referee {
+        inner: StreamOwned::new(conn, socket),
+        end: Arc::clone(&end),
+    };
+    let mut ws = tungstenite::accept(referee).expect("WebSocket handshake");
+    let message = ws.read().expect("the client's message");
+    ws.send(message).expect("echo");
+    let error = ws.read().expect_err("the client closed");
+    let end = end.lock().unwrap().clone();
+    (end, format!("{error:?}"))
+}
+
+/// tungstenite over `&Stream`: a message each way, then another thread closes the stream while
+/// the client thread is blocked in `read`. The read ends at once (gracetls's `Ok(0)`, which
+/// tungstenite reports as a reset without its closing handshake), and rustls on the server
+/// reads the close_notify.
+fn websocket_closed_from_another_thread(tls: Tls) {
+    let pki = common::Pki::new();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let server_config = load_config(&pki.server, tls);
+    let server = thread::spawn(move || websocket_server(listener, server_config));
+    let stream = Stream::connect(&config(&pki), &format!("localhost:{port}")).expect("connect");
+    let (blocked, after, report) = thread::scope(|s| {
+        let (echo_tx, echo_rx) = mpsc::channel();
+        let client = thread::Builder::new()
+            .name("ws-client".into())
+            .spawn_scoped(s, {
+                let stream = &stream;
+                move || {
+                    let (mut ws, response) =
+                        tungstenite::client("ws://localhost/echo", stream).expect("handshake");
+                    assert_eq!(response.status(), 101);
+                    ws.send(Message::text("hello over gracetls")).expect("send");
+                    let echo = ws.read().expect("the echo");
+                    echo_tx.send(echo).expect("report the echo");
+                    let blocked = ws.read(); // ends when the other thread closes
+                    (blocked, ws.read())
+                }
+            })
+            .expect("client thread");
+        let echo = echo_rx.recv_timeout(WAIT).expect("the echo within WAIT");
+        assert_eq!(echo.to_text().expect("text"), "hello over gracetls");
+        assert!(
+            spin_until(WAIT, || thread_sleeping("ws-client")),
+            "the client never blocked in read"
+        );
+        let report = stream.close();
+        let (blocked, after) = client.join().expect("client thread");
+        (blocked, after, report)
+    });
+    assert!(
+        matches!(
+            blocked,
+            Err(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            ))
+        ),
+        "the blocked read: {blocked:?}"
+    );
+    assert!(
+        matches!(after, Err(WsError::AlreadyClosed)),
+        "a read after it: {after:?}"
+    );
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent, "{report:?}");
+    let (end, error) = server.join().expect("server thread");
+    assert_eq!(
+        end.as_deref(),
+        Some("close_notify"),
+        "rustls's read ended otherwise; tungstenite said {error}"
+    );
+}
+
+/// Set in the child process that runs [`thread_start_failure_alone`].
+const THREAD_CHILD_ENV: &str = "GRACETLS_THREAD_FAILURE_CHILD";
+
+/// `Connection::with_stream` whose reader thread cannot start (a stack size `pthread`
+/// refuses: `usize::MAX` fails with EINVAL): `Error::Thread`, the server still gets
+/// close_notify, and no thread or descriptor is left. Thread counts are exact only with
+/// nothing else running in the process, so the scenario runs in a child process (this test
+/// binary again, with only that test).
+#[test]
+fn failed_reader_thread_start_leaks_nothing() {
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "thread_start_failure_alone",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(THREAD_CHILD_ENV, "1")
+        .output()
+        .expect("run the scenario in a child process");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "scenario failed:\n{text}");
+    assert!(text.contains("1 passed"), "scenario did not run:\n{text}");
+}
+
+#[test]
+#[ignore = "run by failed_reader_thread_start_leaks_nothing in its own process"]
+fn thread_start_failure_alone() {
+    if std::env::var_os(THREAD_CHILD_ENV).is_none() {
+        return; // thread counts are only exact when nothing else runs in the process
+    }
+    let pki = common::Pki::new();
+    let server = SServer::start(&pki, Tls::V13);
+    let config = config(&pki).thread_stack_size(usize::MAX);
+    let (threads, fds) = (task_count(), fd_count());
+    let stream = Stream::connect(&config, &format!("localhost:{}", server.port)).expect("connect");
+    let err = Connection::with_stream(&config, stream).expect_err("no thread can start");
+    assert!(
+        matches!(&err, Error::Thread { what, .. } if what.contains("reader thread")),
+        "{err:?}"
+    );
+    server.assert_client_closed_cleanly(&[]);
+    assert!(
+        spin_until(WAIT, || task_count() == threads && fd_count() == fds),
+        "left behind: {threads} threads and {fds} fds before, {} and {} after",
+        task_count(),
+        fd_count()
+    );
+}
+
+/// Bytes per direction for [`io_copy_64_mib_each_way_at_once`].
+const COPY_BYTES: u64 = 64 << 20;
+
+/// `COPY_BYTES` of deterministic pseudo-random data, hashed as it is read.
+struct Source {
+    pattern: PatternStream,
+    left: u64,
+    hash: Sha256,
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        self.pattern.fill(&mut buf[..n]);
+        self.hash.update(&buf[..n]);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Hashes and counts what is written to it.
+#[derive(Default)]
+struct Sink {
+    hash: Sha256,
+    bytes: u64,
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.hash.update(buf);
+        self.bytes += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `io::copy` through `&Stream` both ways at once against the rustls echo: one thread copies
+/// 64 MiB up and half-closes, another copies the echo down until the server's close_notify
+/// (its answer to ours). Same length and SHA-256 both ways; the server saw our close_notify.
+fn io_copy_64_mib_each_way_at_once(tls: Tls) {
+    let pki = common::Pki::new();
+    let mut peer = RustlsPeer::start(&pki.server, tls);
+    let stream =
+        Stream::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port())).expect("connect");
+    let ((sent, sent_hash), got) = bounded(Duration::from_secs(300), &stream, || {
+        thread::scope(|s| {
+            let up = s.spawn(|| {
+                let mut source = Source {
+                    pattern: PatternStream::new(15),
+                    left: COPY_BYTES,
+                    hash: Sha256::new(),
+                };
+                let n = io::copy(&mut source, &mut &stream).expect("copy up");
+                stream.shutdown_write().expect("half-close");
+                (n, source.hash.finalize())
+            });
+            let mut sink = Sink::default();
+            let n = io::copy(&mut &stream, &mut sink).expect("copy down to Ok(0)");
+            assert_eq!(n, sink.bytes);
+            (up.join().expect("up"), sink)
+        })
+    });
+    assert_eq!(sent, COPY_BYTES);
+    assert_eq!(got.bytes, COPY_BYTES, "the echo's length");
+    assert_eq!(got.hash.finalize(), sent_hash, "the echo's SHA-256");
+    assert!(
+        stream.close_notify_received(),
+        "the down copy ended otherwise"
+    );
+    let report = stream.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(
+        (report.bytes_in, report.bytes_out),
+        (COPY_BYTES, COPY_BYTES)
+    );
+    let verdict = peer.next_verdict(WAIT);
+    assert_eq!(verdict, Verdict::CloseNotify, "{}", common::dumps(&[&peer]));
 }

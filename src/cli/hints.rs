@@ -51,6 +51,7 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
             "the server sent bytes that are not valid TLS for this session; see the server's log",
         ),
         Error::Closed => None,
+        Error::Thread { .. } => Some("the system is out of threads or memory; see ulimit -u"),
         _ => None,
     }
 }

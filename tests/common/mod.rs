@@ -58,6 +58,11 @@ macro_rules! per_version {
 pub const GRACETLS: &str = env!("CARGO_BIN_EXE_gracetls");
 /// Path of the Python peer.
 pub const TLS_PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/tls_peer.py");
+/// Path of the Python STARTTLS server (clear-text EHLO/STARTTLS, then TLS and an echo).
+pub const STARTTLS_PEER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/peers/starttls_server.py"
+);
 /// The referee.
 pub const OPENSSL: &str = "/usr/bin/openssl";
 
@@ -901,18 +906,32 @@ impl PyPeer {
         mode: &str,
         extra: &[&str],
     ) -> PyPeer {
-        let mut args: Vec<String> = vec![TLS_PEER.into()];
-        args.extend(cert_args(cert, tls));
+        let mut args: Vec<String> = cert_args(cert, tls).into();
         args.extend(["--mode".into(), mode.into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
+        PyPeer::spawn(prefix, TLS_PEER, args)
+    }
+
+    /// Another Python server of the same conventions (`LISTENING <port>`, one connection, a
+    /// `VERDICT` line), such as [`STARTTLS_PEER`], with its `--cert`, `--key` and `--tls`.
+    pub fn start_script(script: &str, cert: &CertFiles, tls: Tls) -> PyPeer {
+        PyPeer::spawn(&[], script, cert_args(cert, tls).into())
+    }
+
+    fn spawn(prefix: &[&str], script: &str, script_args: Vec<String>) -> PyPeer {
+        let mut args = vec![script.to_string()];
+        args.extend(script_args);
+        let name = Path::new(script)
+            .file_name()
+            .map_or_else(|| script.to_string(), |n| n.to_string_lossy().into_owned());
         let mut cmd = command_in(prefix, "python3");
         cmd.args(&args)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut proc = Proc::spawn("tls_peer.py", &mut cmd)
-            .unwrap_or_else(|e| panic!("cannot start python3: {e}"));
+        let mut proc =
+            Proc::spawn(&name, &mut cmd).unwrap_or_else(|e| panic!("cannot start python3: {e}"));
         let out = Capture::new();
         out.attach(proc.child_mut().stdout.take().unwrap());
         let err = Capture::new();
@@ -927,7 +946,7 @@ impl PyPeer {
         };
         match wait_listening(&peer.out, WAIT) {
             Some(p) => peer.port = p,
-            None => panic!("tls_peer.py did not print LISTENING{}", peer.dump()),
+            None => panic!("{name} did not print LISTENING{}", peer.dump()),
         }
         peer
     }
@@ -946,7 +965,8 @@ impl PyPeer {
         });
         found.unwrap_or_else(|| {
             panic!(
-                "tls_peer.py printed no line starting with {prefix:?} within {timeout:?}{}{}",
+                "{} printed no line starting with {prefix:?} within {timeout:?}{}{}",
+                self.proc.name,
                 dumps(ctx),
                 self.dump()
             )
@@ -1606,6 +1626,46 @@ pub fn voluntary_ctxt_switches(pid: u32) -> io::Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// How many threads this process has (`/proc/self/task`).
+pub fn task_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .count()
+}
+
+/// Whether a thread named `name` is asleep (state `S`, blocked in a system call).
+pub fn thread_sleeping(name: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+        comm.trim() == name && state == Some(Some('S'))
+    })
+}
+
+/// Waits, bounded and without sleeping, for `cond`.
+pub fn spin_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        thread::yield_now();
+    }
+    cond()
+}
+
+/// How many file descriptors this process has open (`/proc/self/fd`).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
 }
 
 /// Waits on a channel with a bound, panicking with `what` and `ctx`.

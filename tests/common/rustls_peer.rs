@@ -56,7 +56,8 @@ pub struct RustlsPeer {
     acceptor: Option<JoinHandle<()>>,
 }
 
-fn load_config(cert: &CertFiles, tls: Tls) -> Arc<ServerConfig> {
+/// A rustls server configuration for `cert` and exactly the TLS version `tls`.
+pub fn load_config(cert: &CertFiles, tls: Tls) -> Arc<ServerConfig> {
     let cert_pem = std::fs::read(&cert.cert)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", cert.cert.display()));
     let key_pem = std::fs::read(&cert.key)
