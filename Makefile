@@ -7,7 +7,7 @@ APT_PACKAGES := openssl libssl-dev pkg-config python3 \
 	nftables iproute2 socat ncat gcc \
 	hyperfine time gnuplot-nox
 
-.PHONY: all build demo test interop test-faults fanout soak bench lint doc ci deps clean
+.PHONY: all build demo test interop test-faults fanout soak bench lint doc ci deps clean fuzz fuzz-ci fuzz-deps
 
 all: build
 
@@ -72,8 +72,27 @@ lint:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
 
+## fuzz: each libFuzzer target (fuzz/fuzz_targets) for FUZZ_SECONDS, growing fuzz/corpus;
+## anything found is left in fuzz/artifacts/TARGET. Needs the nightly toolchain and cargo-fuzz.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := transport target lines duration pem
+fuzz: fuzz-deps
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		SSL_CERT_FILE=/dev/null $(CARGO) +nightly fuzz run $$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
+
+## fuzz-ci: the short pass CI runs: every target over the committed corpus, then 15 s more
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=15
+
+fuzz-deps:
+	@$(CARGO) +nightly --version >/dev/null 2>&1 || { echo "fuzz: needs the nightly toolchain (rustup toolchain install nightly)"; exit 1; }
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
 ## ci: what .ci/run runs
-ci: deps lint doc test
+ci: deps lint doc fuzz-ci test
 
 ## bench: gracetls against s_client, socat, gnutls-cli and ncat on one server and cipher,
 ## plus the in-process criterion comparison; writes BENCHMARKS.md and docs/bench.png.

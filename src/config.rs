@@ -291,6 +291,19 @@ impl Config {
         self.reader_stack_size
     }
 
+    /// Reads and checks everything this configuration names (CA certificates, the client
+    /// certificate and key) and builds its TLS setup, without connecting: a program can report
+    /// a bad file when it starts rather than at its first connection. The result is kept for
+    /// the connections made with this `Config` and its clones.
+    ///
+    /// ```
+    /// let err = gracetls::Config::new().ca_pem(b"not a certificate".to_vec()).check().unwrap_err();
+    /// assert!(err.to_string().contains("CA file"), "{err}");
+    /// ```
+    pub fn check(&self) -> Result<(), Error> {
+        self.connector().map(|_| ())
+    }
+
     /// The connector for this configuration, built on first use and then shared.
     pub(crate) fn connector(&self) -> Result<Connector, Error> {
         if let Some(connector) = self.connector.get() {
