@@ -13,6 +13,7 @@
 pub mod echo_peer;
 pub mod gnutls;
 pub mod gopeer;
+pub mod hostile;
 pub mod jsse;
 pub mod netns;
 pub mod nginx;
