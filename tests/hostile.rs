@@ -257,12 +257,10 @@ fn keyupdate_flood_while_never_reading() {
     );
 }
 
-/// The report's `bytes_in` is what reached stdout. Fails: the reader that waits for the full
-/// socket holds the plaintext of the record it just decrypted, and after the hard close it
-/// still delivers that and what the transport held, after the report was made.
+/// The report's `bytes_in` is what reached stdout. (It used to miss what a reader released
+/// by the hard close delivered after the report was made: the close now waits for that
+/// reader and counts what the transport still held as dropped.)
 #[test]
-#[ignore = "issue 16: after a close-timeout, plaintext delivered to stdout after the report \
-            is missing from bytes_in (e.g. 2401 bytes on stdout, bytes_in 2293)"]
 fn keyupdate_flood_report_counts_what_reached_stdout() {
     let f = cli_flood(Duration::from_secs(4));
     let report = f.c.report(&[&f.srv]);
@@ -412,11 +410,8 @@ fn keyupdate_flood_against_the_library() {
     );
 }
 
-/// The report's `bytes_in` is what `read` returned. Fails like its command-line twin: reads
-/// that return after the close's report was made are not counted.
+/// The report's `bytes_in` is what `read` returned, as for its command-line twin.
 #[test]
-#[ignore = "issue 16: after a close-timeout, reads that return after the report are missing \
-            from bytes_in (e.g. read 2310 bytes, bytes_in 2286)"]
 fn keyupdate_flood_library_report_counts_what_was_read() {
     let f = library_flood(Duration::from_secs(4));
     let read = match &f.read {

@@ -128,6 +128,7 @@ impl Stream {
             self.out
                 .fail(io::ErrorKind::BrokenPipe, "the connection was closed hard");
             self.progressed();
+            self.drain();
         } else if mode == CloseMode::Fast {
             self.drain();
             step("what had arrived was read");
@@ -280,39 +281,45 @@ impl Stream {
 
     /// After a fast close, reads what already arrived without waiting (the read side is shut,
     /// so an empty socket reads 0): unread bytes at close would make the kernel send a reset.
-    /// Plaintext among them is counted as dropped; a close_notify is recorded.
+    /// Plaintext among them, and what the transport still held, is counted as dropped; a
+    /// close_notify is recorded. It takes the read side's lock, so a reader still inside
+    /// `read` (one a timed-out close just released) finishes, and is counted, before the
+    /// report is made.
     fn drain(&self) {
         let mut reading = lock(&self.reading);
-        if self.socket.set_nonblocking(true).is_err() {
-            return;
-        }
-        let mut plain = [0u8; 4096];
+        let _ = self.socket.set_nonblocking(true);
         for _ in 0..64 {
+            self.drop_decrypted();
             let n = match (&self.socket).read(&mut reading.buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let mut tls = self.tls();
-            tls.get_mut().feed(&reading.buf[..n]);
-            loop {
-                match tls.read(&mut plain) {
-                    Ok(0) => {
-                        if !self.flags.tls_failed.load(Ordering::SeqCst) && !tls.get_ref().is_eof()
-                        {
-                            self.flags
-                                .close_notify_received
-                                .store(true, Ordering::SeqCst);
-                            debug!("close: the server's close_notify had arrived");
-                        }
-                        break;
+            self.tls().get_mut().feed(&reading.buf[..n]);
+        }
+        self.drop_decrypted();
+    }
+
+    /// Decrypts what the transport holds, counting the plaintext as dropped.
+    fn drop_decrypted(&self) {
+        let mut plain = [0u8; 4096];
+        let mut tls = self.tls();
+        loop {
+            match tls.read(&mut plain) {
+                Ok(0) => {
+                    if !self.flags.tls_failed.load(Ordering::SeqCst) && !tls.get_ref().is_eof() {
+                        self.flags
+                            .close_notify_received
+                            .store(true, Ordering::SeqCst);
+                        debug!("close: the server's close_notify had arrived");
                     }
-                    Ok(k) => {
-                        self.counters
-                            .bytes_dropped
-                            .fetch_add(k as u64, Ordering::SeqCst);
-                    }
-                    Err(_) => break,
+                    return;
                 }
+                Ok(k) => {
+                    self.counters
+                        .bytes_dropped
+                        .fetch_add(k as u64, Ordering::SeqCst);
+                }
+                Err(_) => return,
             }
         }
     }
