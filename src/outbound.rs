@@ -61,6 +61,23 @@ impl Outbound {
         st.queued_total
     }
 
+    /// Like [`push`](Self::push), taking the ciphertext out of `bytes` (left empty): when
+    /// nothing waits, the two buffers are traded and nothing is copied.
+    pub(crate) fn push_from(&self, bytes: &mut Vec<u8>, plain: usize) -> u64 {
+        let mut st = self.lock();
+        if !bytes.is_empty() && !st.sealed {
+            st.queued_total += bytes.len() as u64;
+            st.queued_plain += plain as u64;
+            if st.queue.is_empty() {
+                std::mem::swap(&mut st.queue, bytes);
+            } else {
+                st.queue.extend_from_slice(bytes);
+            }
+        }
+        bytes.clear();
+        st.queued_total
+    }
+
     /// Application data whose ciphertext is on the socket.
     pub(crate) fn plain_written(&self) -> u64 {
         self.lock().written_plain

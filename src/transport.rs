@@ -287,6 +287,12 @@ impl MemoryTransport {
         self.outbound.reserve(additional);
     }
 
+    /// The buffer TLS writes its ciphertext to, once the handshake's spill has ended: a
+    /// caller can trade it for another instead of copying it out.
+    pub(crate) fn outbound_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.outbound
+    }
+
     /// Takes all ciphertext TLS wrote so far, in order.
     pub fn take_outbound(&mut self) -> Vec<u8> {
         match &self.spill {
