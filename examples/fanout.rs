@@ -1,22 +1,33 @@
-//! Many connections in one process: opens N connections (a reader and a writer thread each),
-//! sends a line on each and waits for its echo, holds them idle, closes them all gracefully in
-//! parallel, and prints a summary whose last line is `key=value` pairs.
+//! Many connections in one process: opens N connections, sends a line on each and waits for
+//! its echo, holds them idle, closes them all gracefully, and prints a summary whose last
+//! line is `key=value` pairs.
+//!
+//! Two modes, because they cost different things and both are the library's API:
+//!
+//! - `--mode stream` (the default): N [`Stream`]s and **no thread per connection**. A few
+//!   connector threads make the connections and end; while idle the process has one thread;
+//!   the main thread closes every stream in turn (`--closers 1`). What a connection costs
+//!   here is the TLS state and the socket, nothing else.
+//! - `--mode connection`: N [`Connection`]s, **one reader thread each** (events API); they
+//!   are closed by 8 threads in parallel. Each thread adds its stack's touched pages and 4
+//!   memory mappings (its stack and guard page, Rust's signal stack and its guard page).
 //!
 //! ```text
 //! cargo run --release --example fanout -- --ca-file ca.pem --server-stats 127.0.0.1:9001 \
-//!     127.0.0.1:9000 10000
+//!     127.0.0.1:9000 10000 [--mode stream|connection]
 //! ```
 //!
 //! `make fanout N=10000` starts the local server (`tests/peers/fanout_server.py`), runs this
-//! and stops the server. `server_saw_close_notify` and `truncated` are the server's own
-//! counts, asked on its stats port (`--server-stats`): how many connections ended with the
-//! client's close_notify, and how many with a bare TCP FIN.
+//! once per mode and stops the server. `server_saw_close_notify` and `truncated` are the
+//! server's own counts, asked on its stats port (`--server-stats`): how many connections
+//! ended with the client's close_notify, and how many with a bare TCP FIN. `threads` is the
+//! process's thread count while idle, `threads_per_conn` what the connections added to it.
 //!
 //! Only the public library API is used; `rlimit` (a dev-dependency) raises the open-file
 //! limit when N needs it.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -24,8 +35,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use gracetls::{Config, Connection, Event, Outcome};
+use clap::{Parser, ValueEnum};
+use gracetls::{CloseReport, Config, Connection, Event, Outcome, Stream};
 
 /// Open N TLS connections, hold them idle, close them all with close_notify.
 #[derive(Parser, Debug)]
@@ -34,45 +45,97 @@ struct Args {
     target: String,
     /// How many connections.
     connections: usize,
+    /// What each connection is: a `Stream` (no thread) or a `Connection` (a reader thread).
+    #[arg(long, value_enum, default_value_t = Mode::Stream)]
+    mode: Mode,
     /// Trust the CA certificates in this PEM file.
     #[arg(long)]
     ca_file: Option<String>,
     /// The name verified against the certificate (default: the target's host).
     #[arg(long)]
     servername: Option<String>,
-    /// How long to hold the connections idle (measures idle CPU over this time).
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    /// How long to hold the connections idle (measures idle CPU over this time): seconds,
+    /// or a number with `s` or `ms`.
+    #[arg(long, value_parser = parse_secs, default_value = "10s")]
     idle: Duration,
     /// Threads that connect in parallel.
     #[arg(long, default_value_t = 16)]
     connectors: usize,
-    /// Threads that close in parallel (measured at 3,000 connections on 2 cores: 8 closed
-    /// all in 566 ms, 64 in 808 ms, 512 in 845 ms).
-    #[arg(long, default_value_t = 8)]
-    closers: usize,
-    /// Stack size of each connection's threads, in bytes (default: the library's).
+    /// Threads that close in parallel (default: 1 for streams, 8 for connections; measured
+    /// for connections at 3,000 on 2 cores when each had two threads: 8 closed all in
+    /// 566 ms, 64 in 808 ms, 512 in 845 ms).
+    #[arg(long)]
+    closers: Option<usize>,
+    /// Stack size of each connection's reader thread, in bytes (default: the library's).
     #[arg(long)]
     thread_stack: Option<usize>,
     /// Bounds connect plus handshake of each connection.
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, value_parser = parse_secs, default_value = "30s")]
     connect_timeout: Duration,
     /// HOST:PORT of the server's stats port (fanout_server.py --stats-port).
     #[arg(long)]
     server_stats: Option<String>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// `gracetls::Stream`: no thread of its own.
+    Stream,
+    /// `gracetls::Connection`: one reader thread.
+    Connection,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Stream => "stream",
+            Mode::Connection => "connection",
+        }
+    }
+
+    /// Threads each connection owns.
+    fn threads(self) -> u64 {
+        match self {
+            Mode::Stream => 0,
+            Mode::Connection => 1,
+        }
+    }
+}
+
+/// One open connection of either mode.
+// A run holds one kind only, so every slot of its Vec is that kind's size anyway; boxing the
+// stream would add an allocation and a pointer per connection to what is measured.
+#[allow(clippy::large_enum_variant)]
+enum Held {
+    Stream(Stream),
+    Connection(Connection),
+}
+
+impl Held {
+    /// Closes gracefully (close_notify) and releases the socket.
+    fn close(self) -> CloseReport {
+        match self {
+            Held::Stream(stream) => stream.close(), // the drop that follows releases the socket
+            Held::Connection(conn) => conn.close(),
+        }
+    }
+}
+
 /// Descriptors the process needs besides one per connection (stdio, the runtime, the stats
 /// connection, files under /proc).
 const FD_SLACK: u64 = 64;
+/// How long each connection waits for its echo.
+const ECHO_WAIT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let n = args.connections;
+    let mode = args.mode;
     if let Err(message) = raise_fd_limit(n as u64 + FD_SLACK) {
         eprintln!("fanout: {message}");
         return ExitCode::from(2);
     }
-    if let Err(message) = check_threads(n).and_then(|()| check_map_count(n)) {
+    if let Err(message) = check_threads(n, mode).and_then(|()| check_map_count(n, mode)) {
         eprintln!("fanout: {message}");
         return ExitCode::from(2);
     }
@@ -98,9 +161,13 @@ fn main() -> ExitCode {
     };
 
     let rss_start = status_kib("VmRSS:");
+    let threads_start = status_kib("Threads:");
     eprintln!(
-        "fanout: {n} connections to {} with {} connector threads",
-        args.target, args.connectors
+        "fanout: {n} connections ({}, {} thread(s) each) to {} with {} connector threads",
+        mode.name(),
+        mode.threads(),
+        args.target,
+        args.connectors
     );
 
     // Connect: a bounded pool of threads takes the next index until N are done. The first
@@ -110,9 +177,9 @@ fn main() -> ExitCode {
     let next = AtomicUsize::new(1);
     let failures: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
     let no_echo = AtomicUsize::new(0);
-    let mut conns: Vec<Connection> = Vec::with_capacity(n);
+    let mut conns: Vec<Held> = Vec::with_capacity(n);
     if n > 0 {
-        match open_one(&config, &args.target, 0) {
+        match open_one(&config, &args.target, 0, mode) {
             Ok((conn, echoed)) => {
                 if !echoed {
                     no_echo.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +202,7 @@ fn main() -> ExitCode {
                         if i >= n {
                             break;
                         }
-                        match open_one(&config, &args.target, i) {
+                        match open_one(&config, &args.target, i, mode) {
                             Ok((conn, echoed)) => {
                                 if !echoed {
                                     no_echo.fetch_add(1, Ordering::Relaxed);
@@ -170,53 +237,36 @@ fn main() -> ExitCode {
         eprintln!("fanout:   failed {count}: {cause}");
     }
 
-    // Idle: every connection's reader is blocked in read(), its writer waits on its queue.
+    // Idle: the connector threads have ended; a Connection's reader is blocked in read(), a
+    // Stream has nobody reading it.
     let threads = status_kib("Threads:");
-    let rss_connected = status_kib("VmRSS:");
+    let threads_per_conn = threads.saturating_sub(threads_start) as f64 / connected.max(1) as f64;
+    let maps = map_count();
     let cpu_before = process_cpu_s();
     thread::sleep(args.idle);
     let idle_cpu = process_cpu_s() - cpu_before;
     let rss_idle = status_kib("VmRSS:");
     eprintln!(
-        "fanout: idle {:.0} s: {threads} threads, RSS {rss_idle} KiB ({:.1} KiB per connection \
-         above the {rss_start} KiB at start), CPU {idle_cpu:.3} s",
+        "fanout: idle {:.0} s: {threads} threads ({threads_per_conn:.2} per connection), \
+         {maps} memory mappings, RSS {rss_idle} KiB ({:.1} KiB per connection above the \
+         {rss_start} KiB at start), CPU {idle_cpu:.3} s",
         args.idle.as_secs_f64(),
         rss_idle.saturating_sub(rss_start) as f64 / connected.max(1) as f64,
     );
-    let _ = rss_connected;
 
-    // Close all, in parallel: each close sends close_notify and joins both threads.
-    let close_started = Instant::now();
-    let chunk = connected.div_ceil(args.closers.max(1)).max(1);
-    let mut batches: Vec<Vec<Connection>> = Vec::new();
-    while !conns.is_empty() {
-        let rest = conns.split_off(conns.len().min(chunk));
-        batches.push(std::mem::replace(&mut conns, rest));
-    }
-    let mut tally = Tally::default();
-    thread::scope(|s| {
-        let closers: Vec<_> = batches
-            .into_iter()
-            .map(|batch| {
-                s.spawn(move || {
-                    let mut t = Tally::default();
-                    for conn in batch {
-                        t.add(&conn.close());
-                    }
-                    t
-                })
-            })
-            .collect();
-        for c in closers {
-            if let Ok(t) = c.join() {
-                tally.merge(&t);
-            }
-        }
+    // Close all: each close sends close_notify (and joins a Connection's reader); the
+    // closers each take a share.
+    let closers = args.closers.unwrap_or(match mode {
+        Mode::Stream => 1,
+        Mode::Connection => 8,
     });
+    let close_started = Instant::now();
+    let tally = close_all(conns, closers);
     let close_all_ms = close_started.elapsed().as_millis();
     let peak_rss = status_kib("VmHWM:");
     eprintln!(
-        "fanout: closed {} in {close_all_ms} ms: close_notify sent {}, received {}, outcomes {:?}",
+        "fanout: closed {} in {close_all_ms} ms with {closers} closer thread(s): close_notify \
+         sent {}, received {}, outcomes {:?}",
         tally.closed, tally.close_notify_sent, tally.close_notify_received, tally.outcomes
     );
 
@@ -252,16 +302,20 @@ fn main() -> ExitCode {
 
     let per_conn = peak_rss as f64 / n.max(1) as f64;
     println!(
-        "fanout: {connected}/{n} connected, {failed} failed, peak RSS {peak_rss} KiB \
-         ({per_conn:.1} KiB per connection), {threads} threads, idle CPU {idle_cpu:.3} s, \
-         all closed in {close_all_ms} ms"
+        "fanout ({}): {connected}/{n} connected, {failed} failed, peak RSS {peak_rss} KiB \
+         ({per_conn:.1} KiB per connection), {threads} threads while idle \
+         ({threads_per_conn:.2} per connection), idle CPU {idle_cpu:.3} s, all closed in \
+         {close_all_ms} ms",
+        mode.name()
     );
     println!(
-        "connections={n} connected={connected} failed={failed} close_notify_sent={} \
+        "mode={} connections={n} connected={connected} failed={failed} close_notify_sent={} \
          server_saw_close_notify={server_close_notify} truncated={truncated} \
          close_notify_received={} echo_missing={} peak_rss_kib={peak_rss} \
-         peak_rss_per_conn_kib={per_conn:.1} threads={threads} idle_cpu_s={idle_cpu:.3} \
-         close_all_ms={close_all_ms} connect_rate={:.0}",
+         peak_rss_per_conn_kib={per_conn:.1} threads={threads} \
+         threads_per_conn={threads_per_conn:.2} maps={maps} idle_cpu_s={idle_cpu:.3} \
+         closers={closers} close_all_ms={close_all_ms} connect_rate={:.0}",
+        mode.name(),
         tally.close_notify_sent,
         tally.close_notify_received,
         no_echo.load(Ordering::Relaxed),
@@ -275,20 +329,77 @@ fn main() -> ExitCode {
     }
 }
 
-/// Connects, sends a line, waits (bounded) for its echo. `Err` carries the cause.
-fn open_one(config: &Config, target: &str, i: usize) -> Result<(Connection, bool), String> {
-    let conn = Connection::connect(config, target).map_err(|e| e.to_string())?;
+/// Connects, sends a line, waits for its echo (bounded for a `Connection`; a `Stream`'s read
+/// has no timeout, and the local server always answers or closes). `Err` carries the cause.
+fn open_one(config: &Config, target: &str, i: usize, mode: Mode) -> Result<(Held, bool), String> {
     let line = format!("hello from connection {i}\n");
-    conn.send(line.as_bytes()).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(10);
     let mut got = Vec::new();
-    while got.len() < line.len() {
-        match conn.events().recv_deadline(deadline) {
-            Ok(Event::Data(bytes)) => got.extend_from_slice(&bytes),
-            Ok(_) | Err(_) => break,
+    let held = match mode {
+        Mode::Stream => {
+            let stream = Stream::connect(config, target).map_err(|e| e.to_string())?;
+            (&stream)
+                .write_all(line.as_bytes())
+                .map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 256];
+            while got.len() < line.len() {
+                match (&stream).read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                }
+            }
+            Held::Stream(stream)
         }
+        Mode::Connection => {
+            let conn = Connection::connect(config, target).map_err(|e| e.to_string())?;
+            conn.send(line.as_bytes()).map_err(|e| e.to_string())?;
+            let deadline = Instant::now() + ECHO_WAIT;
+            while got.len() < line.len() {
+                match conn.events().recv_deadline(deadline) {
+                    Ok(Event::Data(bytes)) => got.extend_from_slice(&bytes),
+                    Ok(_) | Err(_) => break,
+                }
+            }
+            Held::Connection(conn)
+        }
+    };
+    Ok((held, got == line.as_bytes()))
+}
+
+/// Closes every connection, `closers` threads each taking a share (1: this thread alone).
+fn close_all(mut conns: Vec<Held>, closers: usize) -> Tally {
+    let mut tally = Tally::default();
+    if closers <= 1 {
+        for conn in conns {
+            tally.add(&conn.close());
+        }
+        return tally;
     }
-    Ok((conn, got == line.as_bytes()))
+    let chunk = conns.len().div_ceil(closers).max(1);
+    let mut batches: Vec<Vec<Held>> = Vec::new();
+    while !conns.is_empty() {
+        let rest = conns.split_off(conns.len().min(chunk));
+        batches.push(std::mem::replace(&mut conns, rest));
+    }
+    thread::scope(|s| {
+        let handles: Vec<_> = batches
+            .into_iter()
+            .map(|batch| {
+                s.spawn(move || {
+                    let mut t = Tally::default();
+                    for conn in batch {
+                        t.add(&conn.close());
+                    }
+                    t
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Ok(t) = h.join() {
+                tally.merge(&t);
+            }
+        }
+    });
+    tally
 }
 
 #[derive(Default)]
@@ -300,7 +411,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, report: &gracetls::CloseReport) {
+    fn add(&mut self, report: &CloseReport) {
         self.closed += 1;
         self.close_notify_sent += usize::from(report.close_notify_sent);
         self.close_notify_received += usize::from(report.close_notify_received);
@@ -346,10 +457,10 @@ fn raise_fd_limit(needed: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Two threads per connection, plus a few: checks the per-user and system-wide limits.
-fn check_threads(n: usize) -> Result<(), String> {
+/// The connections' threads plus a few: checks the per-user and system-wide limits.
+fn check_threads(n: usize, mode: Mode) -> Result<(), String> {
     use rlimit::Resource;
-    let needed = 2 * n as u64 + 256;
+    let needed = mode.threads() * n as u64 + 256;
     let (soft, hard) = rlimit::getrlimit(Resource::NPROC)
         .map_err(|e| format!("cannot read the process limit: {e}"))?;
     if soft < needed {
@@ -378,31 +489,52 @@ fn check_threads(n: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Memory mappings per connection, measured: each of its two threads has a stack with a
-/// guard page, and Rust gives every thread a signal stack with a guard page: 4 mappings a
-/// thread.
-const MAPS_PER_CONNECTION: u64 = 8;
+/// Memory mappings per thread, measured: its stack with a guard page, and the signal stack
+/// with a guard page that Rust gives every thread.
+const MAPS_PER_THREAD: u64 = 4;
 
 /// The kernel's per-process cap on memory mappings (65,530 by default) is what limits
-/// connections first: 10,000 connections need about 80,000.
-fn check_map_count(n: usize) -> Result<(), String> {
+/// threads first: with a reader thread per connection, about 16,000 connections fit under
+/// it. A `Stream` adds no mapping of its own (its memory comes from the heap).
+fn check_map_count(n: usize, mode: Mode) -> Result<(), String> {
     let limit: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(u64::MAX);
-    let current = std::fs::read_to_string("/proc/self/maps")
-        .map(|s| s.lines().count() as u64)
-        .unwrap_or(0);
-    let needed = current + MAPS_PER_CONNECTION * n as u64 + 1024;
+    let needed = map_count() + MAPS_PER_THREAD * mode.threads() * n as u64 + 1024;
     if needed > limit {
         return Err(format!(
-            "{n} connections need about {needed} memory mappings (4 per thread, 2 threads per \
-             connection) but vm.max_map_count is {limit}: raise it as root with `sysctl -w \
-             vm.max_map_count={}` (or a line in /etc/sysctl.d/), or use fewer connections",
+            "{n} connections in {} mode need about {needed} memory mappings ({MAPS_PER_THREAD} per \
+             thread, {} thread(s) per connection) but vm.max_map_count is {limit}: raise it as \
+             root with `sysctl -w vm.max_map_count={}` (or a line in /etc/sysctl.d/), use \
+             --mode stream, or use fewer connections",
+            mode.name(),
+            mode.threads(),
             needed.next_power_of_two()
         ));
     }
     Ok(())
+}
+
+/// The process's memory mappings now.
+fn map_count() -> u64 {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|s| s.lines().count() as u64)
+        .unwrap_or(0)
+}
+
+/// `10`, `10s`, `1.5s` or `500ms`: a duration for the command line.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let (number, scale) = match text.strip_suffix("ms") {
+        Some(ms) => (ms, 1e-3),
+        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| Duration::from_secs_f64(v * scale))
+        .ok_or_else(|| format!("{text:?} is not a duration: give seconds (10, 1.5s) or 500ms"))
 }
 
 /// A numeric field of /proc/self/status (kB for the memory fields).
@@ -459,17 +591,4 @@ fn ended(stats: &BTreeMap<String, u64>) -> u64 {
         .iter()
         .map(|k| stats.get(*k).unwrap_or(&0))
         .sum()
-}
-
-/// `10s`, `500ms` or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, scale) = match text.strip_suffix("ms") {
-        Some(ms) => (ms, 0.001),
-        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
-    };
-    number
-        .parse::<f64>()
-        .ok()
-        .and_then(|n| Duration::try_from_secs_f64(n * scale).ok())
-        .ok_or_else(|| format!("invalid duration {text:?}: e.g. 500ms or 10s"))
 }

@@ -53,7 +53,7 @@ pub enum CloseMode {
     Wait,
 }
 
-/// Stack size of each connection's reader and writer threads, unless
+/// Stack size of a [`Connection`](crate::Connection)'s reader thread, unless
 /// [`Config::thread_stack_size`] says otherwise: 64 KiB.
 ///
 /// Measured: every integration test (bulk data, a TLS 1.3 KeyUpdate, a TLS 1.2 renegotiation
@@ -255,7 +255,7 @@ impl Config {
         self
     }
 
-    /// Stack size of each connection's reader and writer threads. Default:
+    /// Stack size of a [`Connection`](crate::Connection)'s reader thread. Default:
     /// [`DEFAULT_STACK_SIZE`] (64 KiB), four times what the TLS paths were measured to need.
     pub fn thread_stack_size(mut self, bytes: usize) -> Self {
         self.reader_stack_size = bytes;

@@ -291,6 +291,14 @@ impl Stream {
         self.flags.close_notify_received.load(Ordering::SeqCst)
     }
 
+    /// Bounds how long a `read` waits for the server: past it, `read` fails with
+    /// `WouldBlock` (or `TimedOut`) and the connection stays usable, as with
+    /// `TcpStream::set_read_timeout`. `None` (the default) waits as long as it takes; a read
+    /// can also always be ended by [`close`](Self::close) from another thread.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.socket.set_read_timeout(timeout)
+    }
+
     /// How long no application data has moved either way: since the last plaintext was read
     /// or handed to the socket. Zero while ciphertext waits to be written, so a server slow
     /// to read does not count as quiet.

@@ -41,6 +41,7 @@ per_version! {
     session_is_known => session_is_known;
     shutdown_write_keeps_reading => shutdown_write_keeps_reading;
     pem_in_memory => pem_in_memory;
+    read_timeout_leaves_the_stream_usable => read_timeout_leaves_the_stream_usable;
     starttls_upgrade_through_from_tcp => starttls_upgrade_through_from_tcp;
     websocket_closed_from_another_thread => websocket_closed_from_another_thread;
     io_copy_64_mib_each_way_at_once => io_copy_64_mib_each_way_at_once;
@@ -606,4 +607,38 @@ fn io_copy_64_mib_each_way_at_once(tls: Tls) {
     );
     let verdict = peer.next_verdict(WAIT);
     assert_eq!(verdict, Verdict::CloseNotify, "{}", common::dumps(&[&peer]));
+}
+
+/// A read bounded by `set_read_timeout` fails with `WouldBlock` or `TimedOut` when the server
+/// is silent, and the stream goes on working: the next line still arrives, the close is
+/// clean.
+fn read_timeout_leaves_the_stream_usable(tls: Tls) {
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, tls);
+    let stream =
+        Stream::connect(&config(&pki), &format!("localhost:{}", server.port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("read timeout");
+    let mut buf = [0u8; 64];
+    let err = (&stream)
+        .read(&mut buf)
+        .expect_err("a silent server times the read out");
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err:?}"
+    );
+    writeln!(&stream, "still here").expect("write after a timed-out read");
+    server.expect_log("still here\n", WAIT, &[]);
+    server.send_line("and you");
+    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut got = Vec::new();
+    while !got.ends_with(b"and you\n") {
+        let n = (&stream).read(&mut buf).expect("the server's line");
+        assert!(n > 0, "end before the line");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let report = stream.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    server.assert_client_closed_cleanly(&[]);
 }
