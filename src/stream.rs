@@ -111,8 +111,10 @@ struct Flags {
     stopping: AtomicBool,
     /// No more application data may be encrypted: close_notify is coming or sent.
     write_closed: AtomicBool,
-    /// Our close_notify is made and queued; a server may answer it before our write returns.
-    close_notify_queued: AtomicBool,
+    /// Where our close_notify ends in the outbound queue, once it is made (0 before): a
+    /// server may answer it before our write returns, and a second closing thread (the half
+    /// close, then the close) waits for that same write rather than making another.
+    close_notify_mark: AtomicU64,
     close_notify_sent: AtomicBool,
     close_notify_received: AtomicBool,
     /// The server's TCP stream ended without close_notify.
@@ -493,7 +495,7 @@ impl Stream {
                 "truncated: {} closed TCP in the middle of a TLS record; the last data is incomplete",
                 self.target
             )
-        } else if self.flags.close_notify_queued.load(Ordering::SeqCst) {
+        } else if self.flags.close_notify_mark.load(Ordering::SeqCst) > 0 {
             // Seen with nginx, which never answers close_notify: everything up to the FIN
             // was whole, but nothing says it was all the server meant to send.
             format!(

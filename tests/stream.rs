@@ -642,3 +642,25 @@ fn read_timeout_leaves_the_stream_usable(tls: Tls) {
     assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);
 }
+
+/// A half-close on one thread and the close on another, at once: whichever makes the
+/// close_notify, the other waits for the same write, and the report says it was sent (it
+/// once said not, when the close came while the half-close's write was in flight).
+#[test]
+fn half_close_and_close_at_once_report_the_one_close_notify() {
+    for round in 0..10 {
+        let pki = common::Pki::new();
+        let server = PyPeer::start(&pki.server, Tls::V12, "echo", &[]);
+        let stream =
+            Stream::connect(&config(&pki), &format!("127.0.0.1:{}", server.port)).expect("connect");
+        let report = thread::scope(|s| {
+            let half = s.spawn(|| stream.shutdown_write());
+            let report = stream.close();
+            half.join().expect("half-close thread").expect("half-close");
+            report
+        });
+        assert!(report.close_notify_sent, "round {round}: {report:?}");
+        assert_eq!(report.outcome, Outcome::Clean, "round {round}: {report:?}");
+        server.assert_verdict("client_close_notify", &[]);
+    }
+}

@@ -192,17 +192,23 @@ impl Stream {
             {
                 return CloseNotify::NotNeeded;
             }
-            if let Err(e) = tls.shutdown() {
-                debug!("close_notify not made: {e}");
-                return CloseNotify::NotNeeded;
+            match self.flags.close_notify_mark.load(Ordering::SeqCst) {
+                0 => {
+                    if let Err(e) = tls.shutdown() {
+                        debug!("close_notify not made: {e}");
+                        return CloseNotify::NotNeeded;
+                    }
+                    let Some(mark) = self.queue_tls_output(&mut tls) else {
+                        return CloseNotify::NotNeeded;
+                    };
+                    self.out.seal();
+                    self.flags.close_notify_mark.store(mark, Ordering::SeqCst);
+                    mark
+                }
+                // Another thread made it (a half-close, then the close): wait for the same
+                // write below, so that both report what became of it.
+                mark => mark,
             }
-            let mark = self.queue_tls_output(&mut tls);
-            self.out.seal();
-            self.flags.close_notify_queued.store(true, Ordering::SeqCst);
-            mark
-        };
-        let Some(mark) = mark else {
-            return CloseNotify::NotNeeded;
         };
         let sent = match self
             .out
