@@ -319,25 +319,7 @@ const DROP_CHILD_ENV: &str = "GRACETLS_DROP_SCENARIO_CHILD";
 /// `/proc/self/task` is exact.
 #[test]
 fn drop_from_another_thread_while_reading_leaves_no_thread() {
-    let exe = std::env::current_exe().expect("test binary path");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "drop_scenario_alone",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DROP_CHILD_ENV, "1")
-        .output()
-        .expect("run the scenario in a child process");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "scenario failed:\n{text}");
-    assert!(text.contains("1 passed"), "scenario did not run:\n{text}");
+    common::run_alone("drop_scenario_alone", DROP_CHILD_ENV);
 }
 
 #[test]

@@ -479,25 +479,7 @@ const THREAD_CHILD_ENV: &str = "GRACETLS_THREAD_FAILURE_CHILD";
 /// binary again, with only that test).
 #[test]
 fn failed_reader_thread_start_leaks_nothing() {
-    let exe = std::env::current_exe().expect("test binary path");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "thread_start_failure_alone",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(THREAD_CHILD_ENV, "1")
-        .output()
-        .expect("run the scenario in a child process");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "scenario failed:\n{text}");
-    assert!(text.contains("1 passed"), "scenario did not run:\n{text}");
+    common::run_alone("thread_start_failure_alone", THREAD_CHILD_ENV);
 }
 
 #[test]

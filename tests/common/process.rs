@@ -119,3 +119,29 @@ pub fn describe_status(st: Option<ExitStatus>) -> String {
         },
     }
 }
+
+/// Runs `test` of this test binary alone, in a child process with `env` set, and fails unless
+/// it ran and passed: for scenarios that count the process's threads or descriptors, which are
+/// exact only with nothing else running. The test itself is `#[ignore]`d and returns at once
+/// without `env`.
+pub fn run_alone(test: &str, env: &str) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            test,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env, "1")
+        .output()
+        .expect("run the scenario in a child process");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{test} failed:\n{text}");
+    assert!(text.contains("1 passed"), "{test} did not run:\n{text}");
+}
