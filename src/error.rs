@@ -155,7 +155,8 @@ pub enum CertificateProblem {
     },
     /// The server's certificate does not hold the name that was asked for.
     NameMismatch {
-        /// The name verified: `--servername`, or else the target's host.
+        /// The name verified: [`Config::servername`](crate::Config::servername) if set, or
+        /// else the target's host.
         expected: String,
         /// Its subject alternative names, as `DNS:name` and `IP:address`.
         names: Vec<String>,
