@@ -117,6 +117,29 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The alert the server ended the connection or the handshake with, by name
+    /// (`internal error`, `handshake failure`), or `alert N` for a number TLS does not
+    /// define; `None` when the failure was not an alert from the server.
+    ///
+    /// ```
+    /// let e = gracetls::Error::Tls {
+    ///     target: "example.com:443".into(),
+    ///     reason: "tlsv1 alert internal error".into(),
+    /// };
+    /// assert_eq!(e.alert().as_deref(), Some("internal error"));
+    /// ```
+    pub fn alert(&self) -> Option<String> {
+        match self {
+            Error::Tls { reason, .. } | Error::Handshake { reason, .. } => {
+                crate::alert::received_alert(reason)
+            }
+            Error::ClientCertificateRequired { alert, .. } => Some(alert.clone()),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) fn is_name_mismatch(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     r.contains("hostname mismatch") || r.contains("ip address mismatch")
@@ -313,6 +336,10 @@ impl fmt::Display for Error {
                     f,
                     "certificate of {target} does not match the expected name ({reason})"
                 ),
+                None if reason.contains("certificate chain too long") => write!(
+                    f,
+                    "certificate chain of {target} is too long: OpenSSL follows at most 100 intermediate certificates ({reason})"
+                ),
                 None => write!(f, "certificate of {target} is not trusted: {reason}"),
             },
             Error::ClientCertificateRequired { target, alert } => write!(
@@ -325,9 +352,14 @@ impl fmt::Display for Error {
                 key.display(),
                 cert.display()
             ),
-            Error::Handshake { target, reason } => {
-                write!(f, "TLS handshake with {target} failed: {reason}")
-            }
+            Error::Handshake { target, reason } => match crate::alert::received_alert(reason) {
+                Some(alert) => write!(
+                    f,
+                    "TLS handshake with {target} failed: the server sent {}",
+                    said(&alert)
+                ),
+                None => write!(f, "TLS handshake with {target} failed: {reason}"),
+            },
             Error::NotTls { target } => {
                 write!(f, "{target} is not a TLS server (its answer is not TLS)")
             }
@@ -345,12 +377,27 @@ impl fmt::Display for Error {
                 f,
                 "the server {target} requires a client certificate: given none, it ended the connection with the alert \"certificate required\""
             ),
-            Error::Tls { target, reason } => {
-                write!(f, "TLS error on the connection to {target}: {reason}")
-            }
+            Error::Tls { target, reason } => match crate::alert::received_alert(reason) {
+                Some(alert) => write!(
+                    f,
+                    "the server {target} ended the connection with {}",
+                    said(&alert)
+                ),
+                None => write!(f, "TLS error on the connection to {target}: {reason}"),
+            },
             Error::Closed => write!(f, "the connection is closed"),
             Error::Thread { what, source } => write!(f, "cannot start {what}: {source}"),
         }
+    }
+}
+
+/// An alert as a sentence says it: `the alert "internal error"`, or, for a number TLS does
+/// not define, `alert number 247, which TLS does not define`.
+fn said(alert: &str) -> String {
+    if crate::alert::is_defined(alert) {
+        format!("the alert \"{alert}\"")
+    } else {
+        format!("{alert}, a number TLS does not define")
     }
 }
 

@@ -109,6 +109,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod alert;
 pub mod config;
 mod connect;
 pub mod connection;

@@ -52,4 +52,7 @@ pub struct CloseReport {
     pub close_duration: Duration,
     /// The error, if the connection failed.
     pub error: Option<String>,
+    /// The alert the server ended the connection with, by name, if it sent one (see
+    /// [`Error::alert`](crate::Error::alert)).
+    pub alert: Option<String>,
 }

@@ -97,7 +97,8 @@ pub struct Stream {
     progressed: Condvar,
     flags: Flags,
     counters: Counters,
-    first_error: Mutex<Option<String>>,
+    /// The first error's message and, if the server sent one, its alert.
+    first_error: Mutex<Option<(String, Option<String>)>>,
     closing: Mutex<CloseState>,
     closed: Condvar,
     close_timeout: Duration,
@@ -339,7 +340,7 @@ impl Stream {
     fn record_error(&self, error: &Error) {
         let mut first = lock(&self.first_error);
         if first.is_none() {
-            *first = Some(error.to_string());
+            *first = Some((error.to_string(), error.alert()));
         }
     }
 

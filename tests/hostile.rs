@@ -753,3 +753,119 @@ fn plaintext_data_record_then_reading() {
 fn plaintext_data_record_then_fin() {
     broken_record("plaintext_data_fin", plaintext_data(), true, PLAIN);
 }
+
+// ---------------------------------------------------------------------------
+// 4. Alerts and chains: named for a person.
+
+/// After `before\n`, the server sends an encrypted fatal alert and holds the connection: the
+/// client exits 1 with one line naming the alert as `named`, and its report says so.
+fn fatal_alert(description: u8, named: &str, report_alert: &str) {
+    let pki = Pki::new();
+    let script = vec![
+        Act::Data(b"before\n".to_vec()),
+        Act::Alert(2, description),
+        Act::Hold,
+    ];
+    let srv = HostileServer::start(&pki.server, Reads::Yes, script);
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &[]));
+    let st = c.wait_exit(WAIT, &[&srv]);
+    let lines = c.message_lines();
+    println!(
+        "HOSTILE alert_{description} exit={:?} line={:?}",
+        st.code(),
+        lines.first()
+    );
+    c.assert_no_panic(&[&srv]);
+    c.assert_code(st, 1, &[&srv]);
+    assert!(
+        lines.len() == 1
+            && lines[0].contains(&format!(
+                "127.0.0.1:{} ended the connection with {named}",
+                srv.port
+            ))
+            && lines[0].contains("the alert is the server's reason")
+            && !lines[0].contains("not valid TLS")
+            && !lines[0].contains("reason("),
+        "expected one line naming the alert as {named}: {lines:#?}{}",
+        c.dump()
+    );
+    assert_eq!(c.stdout_bytes(), b"before\n", "{}", c.dump());
+    c.assert_report(
+        &report_fields(
+            "error",
+            "error",
+            &[
+                ("close_notify_received", json!(false)),
+                ("alert", json!(report_alert)),
+                ("bytes_in", json!(7)),
+            ],
+            1,
+        ),
+        &[&srv],
+    );
+}
+
+#[test]
+fn fatal_alert_is_named() {
+    fatal_alert(80, "the alert \"internal error\"", "internal error");
+}
+
+#[test]
+fn undefined_alert_is_numbered() {
+    fatal_alert(247, "alert 247, a number TLS does not define", "alert 247");
+}
+
+/// A server chain of `sent` certificates (leaf and intermediates) under a root the client
+/// trusts: OpenSSL follows at most 100 intermediates, so 101 pass and 102 do not, and the
+/// refusal says why without suggesting --ca-file.
+fn chain(sent: usize) -> (Client, std::process::ExitStatus, HostileServer) {
+    let pki = Pki::new();
+    let (ca, files) = common::long_chain(&pki.dir, sent);
+    let script = vec![Act::Data(b"hello\n".to_vec()), Act::CloseNotify, Act::Hold];
+    let srv = HostileServer::start(&files, Reads::Yes, script);
+    let args = vec![
+        "--ca-file".to_string(),
+        ca.display().to_string(),
+        "--report".into(),
+        "json".into(),
+        format!("127.0.0.1:{}", srv.port),
+    ];
+    let mut c = Client::spawn(args);
+    let t0 = Instant::now();
+    let st = c.wait_exit(WAIT, &[&srv]);
+    println!(
+        "HOSTILE chain={sent} exit={:?} ms={} line={:?}",
+        st.code(),
+        t0.elapsed().as_millis(),
+        c.message_lines().first()
+    );
+    c.assert_no_panic(&[&srv]);
+    (c, st, srv)
+}
+
+#[test]
+fn long_chains_within_openssl_depth_are_accepted() {
+    for sent in [50, 101] {
+        let (c, st, srv) = chain(sent);
+        c.assert_code(st, 0, &[&srv]);
+        assert_eq!(c.stdout_bytes(), b"hello\n", "{}", c.dump());
+    }
+}
+
+#[test]
+fn chains_too_long_are_refused_with_the_reason() {
+    for sent in [102, 120] {
+        let (c, st, srv) = chain(sent);
+        c.assert_code(st, 1, &[&srv]);
+        let lines = c.message_lines();
+        assert!(
+            lines.len() == 1
+                && lines[0].contains("is too long")
+                && lines[0].contains("at most 100 intermediate")
+                && !lines[0].contains("--ca-file PEM"),
+            "expected one line saying the chain is too long: {lines:#?}{}",
+            c.dump()
+        );
+        assert!(c.stdout_bytes().is_empty(), "{}", c.dump());
+    }
+}

@@ -614,7 +614,8 @@ fn client_certificate_accepted() {
     peer.assert_verdict("client_close_notify", &[&c]);
 }
 
-/// Version pinning that the server cannot meet fails the handshake.
+/// Version pinning that the server cannot meet fails the handshake: the server's alert is
+/// named, and the hint points at the version options.
 #[test]
 fn tls_version_mismatch() {
     let pki = Pki::new();
@@ -625,7 +626,15 @@ fn tls_version_mismatch() {
         let srv = SServer::start(&pki, server);
         let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &flags));
         let st = c.wait_exit(WAIT, &[&srv]);
-        assert_one_line_error(&c, st, 1, &[""], &[&srv]);
+        let line = assert_one_line_error(
+            &c,
+            st,
+            1,
+            &["failed: the server sent the alert \"protocol version\"; "],
+            &[&srv],
+        );
+        assert!(line.contains("--tls-min..--tls-max"), "{line}{}", c.dump());
+        c.assert_report(&[("alert", json!("protocol version"))], &[&srv]);
     }
 }
 

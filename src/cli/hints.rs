@@ -8,6 +8,7 @@ use gracetls::error::CertificateProblem;
 
 /// One short sentence on what to do about `error`, for a person at the terminal.
 pub(crate) fn hint(error: &Error) -> Option<&'static str> {
+    let alert = error.alert();
     match error {
         Error::InvalidTarget { .. } => Some("give HOST[:PORT], e.g. example.com:443 or [::1]:8443"),
         Error::Resolve { .. } => Some("check the host name"),
@@ -25,6 +26,9 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
         Error::Certificate { reason, .. } if is_name_mismatch(reason) => {
             Some("connect by a name the certificate holds, or set --servername to one of them")
         }
+        Error::Certificate { reason, .. } if is_chain_too_long(reason) => Some(
+            "the server must send a shorter chain; --ca-file does not help, only --insecure would accept it (unsafe)",
+        ),
         Error::Certificate { .. } => Some(
             "pass the issuing CA with --ca-file PEM, or --insecure to skip verification (unsafe)",
         ),
@@ -33,6 +37,12 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
         }
         Error::KeyMismatch { .. } => {
             Some("pass the key that was made with that certificate (--cert and --key)")
+        }
+        Error::Handshake { .. } if alert.as_deref() == Some("no application protocol") => {
+            Some("the server speaks none of the --alpn protocols; check --alpn")
+        }
+        Error::Handshake { .. } if alert.as_deref() == Some("protocol version") => {
+            Some("the server speaks no TLS version in --tls-min..--tls-max; check them")
         }
         Error::Handshake { .. } => {
             Some("check --tls-min/--tls-max, --alpn and client certificate options")
@@ -46,6 +56,9 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
         }
         Error::Tls { reason, .. } if is_certificate_required(reason) => {
             Some("pass a client certificate and its key with --cert PEM --key PEM")
+        }
+        Error::Tls { .. } if alert.is_some() => {
+            Some("the alert is the server's reason for ending the connection; its log says more")
         }
         Error::Tls { .. } => Some(
             "the server sent bytes that are not valid TLS for this session; see the server's log",
@@ -82,6 +95,11 @@ fn problem_hint(problem: &CertificateProblem) -> &'static str {
 fn is_name_mismatch(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     r.contains("hostname mismatch") || r.contains("ip address mismatch")
+}
+
+/// OpenSSL's verification follows at most 100 intermediate certificates: no CA file helps.
+fn is_chain_too_long(reason: &str) -> bool {
+    reason.contains("certificate chain too long")
 }
 
 /// The TLS 1.3 alert of a server that wanted a client certificate and got none.
@@ -126,6 +144,28 @@ mod tests {
             })),
         };
         assert!(!hint(&e).unwrap_or_default().contains("--ca-file"));
+    }
+
+    #[test]
+    fn an_alert_is_not_called_invalid_tls() {
+        for reason in ["tlsv1 alert internal error", "reason(1247)"] {
+            let e = Error::Tls {
+                target: "h:1".into(),
+                reason: reason.into(),
+            };
+            let h = hint(&e).unwrap_or_default();
+            assert!(h.contains("alert") && !h.contains("not valid TLS"), "{h}");
+        }
+    }
+
+    #[test]
+    fn a_chain_too_long_does_not_suggest_a_ca_file() {
+        let e = Error::Certificate {
+            target: "h:1".into(),
+            reason: "certificate chain too long".into(),
+            problem: None,
+        };
+        assert!(hint(&e).unwrap_or_default().contains("shorter chain"));
     }
 
     #[test]

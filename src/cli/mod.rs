@@ -104,7 +104,7 @@ pub fn run() -> ExitCode {
             Ok(Ok(stream)) => Arc::new(stream),
             Ok(Err(e)) => {
                 print_error(&e);
-                let report = not_connected(Outcome::Error, Some(e.to_string()));
+                let report = not_connected(Outcome::Error, Some(&e));
                 return finish(&args, Trigger::Error, report, None, started, started);
             }
             Err(_) => {

@@ -92,7 +92,7 @@ impl ExitReport {
         let mut s = String::with_capacity(256);
         let _ = write!(
             s,
-            r#"{{"trigger":"{}","end":{},"outcome":"{}","signal":{},"close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"bytes_dropped":{},"close_ms":{},"duration_ms":{},"exit_code":{},"error":{}}}"#,
+            r#"{{"trigger":"{}","end":{},"outcome":"{}","signal":{},"close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"bytes_dropped":{},"close_ms":{},"duration_ms":{},"exit_code":{},"error":{},"alert":{}}}"#,
             self.trigger.name(),
             self.end.map_or("null".to_string(), json_string),
             c.outcome.name(),
@@ -107,6 +107,7 @@ impl ExitReport {
             self.duration.as_millis(),
             self.exit_code,
             c.error.as_deref().map_or("null".to_string(), json_string),
+            c.alert.as_deref().map_or("null".to_string(), json_string),
         );
         s
     }
@@ -168,7 +169,7 @@ fn json_string(text: &str) -> String {
 }
 
 /// The report of a session that never got to a close.
-pub(crate) fn not_connected(outcome: Outcome, error: Option<String>) -> CloseReport {
+pub(crate) fn not_connected(outcome: Outcome, error: Option<&gracetls::Error>) -> CloseReport {
     CloseReport {
         outcome,
         close_notify_sent: false,
@@ -177,7 +178,8 @@ pub(crate) fn not_connected(outcome: Outcome, error: Option<String>) -> CloseRep
         bytes_out: 0,
         bytes_dropped: 0,
         close_duration: Duration::ZERO,
-        error,
+        error: error.map(ToString::to_string),
+        alert: error.and_then(gracetls::Error::alert),
     }
 }
 
@@ -246,6 +248,7 @@ mod tests {
                 bytes_dropped: 0,
                 close_duration: Duration::from_millis(3),
                 error: error.map(str::to_string),
+                alert: None,
             },
             end: None,
             close_duration: Duration::from_millis(4),

@@ -134,7 +134,7 @@ impl Stream {
             step("what had arrived was read");
         }
 
-        let error = lock(&self.first_error).clone();
+        let (error, alert) = lock(&self.first_error).clone().unzip();
         let outcome = if timed_out {
             Outcome::CloseTimeout
         } else if self.flags.tls_failed.load(Ordering::SeqCst) || error.is_some() {
@@ -153,6 +153,7 @@ impl Stream {
             bytes_dropped: self.counters.bytes_dropped.load(Ordering::SeqCst),
             close_duration: started.elapsed(),
             error,
+            alert: alert.flatten(),
         };
         info!(
             "closed {}: {}, close_notify {} / {}, in {} ms",

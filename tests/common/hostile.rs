@@ -50,6 +50,8 @@ pub enum Act {
     KeyUpdate,
     /// An encrypted close_notify alert.
     CloseNotify,
+    /// An encrypted alert of this level (1 warning, 2 fatal) and description.
+    Alert(u8, u8),
     /// An application-data record carrying these bytes, its tag's last byte flipped.
     BadTag(Vec<u8>),
     /// This many empty application-data records (an inner plaintext of its type alone).
@@ -617,6 +619,10 @@ impl Script<'_> {
             }
             Act::CloseNotify => {
                 let record = self.keys.seal(ALERT, &[1, 0]);
+                self.send(&record)?;
+            }
+            Act::Alert(level, description) => {
+                let record = self.keys.seal(ALERT, &[level, description]);
                 self.send(&record)?;
             }
             Act::BadTag(data) => {

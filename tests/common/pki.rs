@@ -93,6 +93,59 @@ fn make_ca(common_name: &str) -> Ca {
     }
 }
 
+/// A CA signed by `parent`: an intermediate.
+fn make_intermediate(parent: &Ca, common_name: &str) -> Ca {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.distinguished_name = dn(common_name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = rcgen::KeyPair::generate().expect("intermediate key");
+    let cert = params
+        .signed_by(&key, &parent.issuer)
+        .expect("sign intermediate");
+    Ca {
+        cert_pem: cert.pem(),
+        issuer: rcgen::Issuer::new(params, key),
+    }
+}
+
+/// A server certificate chain of `sent` certificates, as the server sends it: a leaf for
+/// `localhost` and 127.0.0.1, then `sent - 1` intermediates, each issued by the next; the
+/// last is issued by a root that only the returned CA file holds. Files go into `dir`.
+pub fn long_chain(dir: &TempDir, sent: usize) -> (PathBuf, CertFiles) {
+    let root = make_ca("gracetls chain root");
+    let mut issuers = vec![root];
+    for i in 1..sent.max(1) {
+        let next = make_intermediate(&issuers[i - 1], &format!("gracetls chain intermediate {i}"));
+        issuers.push(next);
+    }
+    let last = issuers.last().expect("the root at least");
+    let (leaf, key) = make_leaf(
+        last,
+        "localhost",
+        &["localhost", "127.0.0.1"],
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let mut chain = leaf;
+    for intermediate in issuers[1..].iter().rev() {
+        chain.push_str(&intermediate.cert_pem);
+    }
+    let ca = dir.write(
+        &format!("chain{sent}-root.pem"),
+        issuers[0].cert_pem.as_bytes(),
+    );
+    let files = CertFiles {
+        cert: dir.write(&format!("chain{sent}.pem"), chain.as_bytes()),
+        key: dir.write(&format!("chain{sent}.key"), key.as_bytes()),
+    };
+    (ca, files)
+}
+
 fn make_leaf(
     ca: &Ca,
     common_name: &str,
