@@ -7,7 +7,7 @@ APT_PACKAGES := openssl libssl-dev pkg-config python3 \
 	nftables iproute2 socat ncat gcc \
 	hyperfine time gnuplot-nox
 
-.PHONY: all build demo test interop test-faults fanout soak bench lint doc ci deps clean fuzz fuzz-ci fuzz-deps
+.PHONY: all build demo test interop test-faults fanout figures soak bench lint doc ci deps clean fuzz fuzz-ci fuzz-deps
 
 all: build
 
@@ -63,6 +63,12 @@ fanout: deps
 			--server-stats 127.0.0.1:$$stats --idle $(IDLE)s 127.0.0.1:$$port $(N) || status=1; \
 	done; \
 	kill $$pid; wait $$pid; grep SUMMARY $$dir/server.log; rm -rf $$dir; exit $$status
+
+## figures: issue 16's hostile-server figures at full size in release mode (20 MiB as 1-byte
+## records, 200,000 KeyUpdates during a 100 MiB upload, 1,500 renegotiations, garbage);
+## README's "Robustness" quotes the FIGURE lines. `make test` runs the same tests small.
+figures: deps
+	GRACETLS_FIGURES=full $(CARGO) test --release --test figures -- --nocapture --test-threads=1
 
 ## soak: 100,000 connect/send/close cycles in release mode; fds, threads and RSS must not grow
 soak: deps

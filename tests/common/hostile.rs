@@ -46,6 +46,9 @@ const KEY_UPDATE: u8 = 24;
 pub enum Act {
     /// Application data, in records of at most 16 KiB.
     Data(Vec<u8>),
+    /// `len` bytes of application data (a repeating pattern, see [`pattern`]) in records of
+    /// `size` bytes.
+    Records { len: u64, size: usize },
     /// KeyUpdate(update_requested); later records use the next key.
     KeyUpdate,
     /// An encrypted close_notify alert.
@@ -71,6 +74,12 @@ pub enum Act {
     AwaitClientCloseNotify,
     /// Keeps the connection open, doing nothing, until the server is dropped.
     Hold,
+}
+
+/// `n` bytes of the pattern [`Act::Records`] sends, from offset `at`: the offset's low byte
+/// rotated, so a lost, doubled or reordered byte shows.
+pub fn pattern(at: u64, n: usize) -> Vec<u8> {
+    (at..at + n as u64).map(|i| (i % 251) as u8).collect()
 }
 
 /// Whether the server reads what the client sends.
@@ -610,6 +619,21 @@ impl Script<'_> {
                 }
                 self.send(&out)?;
                 self.watch.seen.lock().unwrap().data_sent += data.len() as u64;
+            }
+            Act::Records { len, size } => {
+                let mut batch = Vec::new();
+                let mut at = 0u64;
+                while at < len {
+                    batch.clear();
+                    while at < len && batch.len() < 64 * 1024 {
+                        let n = (size as u64).min(len - at) as usize;
+                        let chunk = pattern(at, n);
+                        batch.extend(self.keys.seal(APPLICATION_DATA, &chunk));
+                        at += n as u64;
+                    }
+                    self.send(&batch)?;
+                }
+                self.watch.seen.lock().unwrap().data_sent += len;
             }
             Act::KeyUpdate => {
                 let record = self.keys.seal(HANDSHAKE, &KEY_UPDATE_REQUESTED);
