@@ -869,3 +869,79 @@ fn chains_too_long_are_refused_with_the_reason() {
         assert!(c.stdout_bytes().is_empty(), "{}", c.dump());
     }
 }
+
+// ---------------------------------------------------------------------------
+// 5. The close's stash: a wait-mode close that nobody reads after.
+
+/// The server sends 20 MiB and then its close_notify; the caller starts a wait-mode close
+/// and never reads. The close keeps what it reads for a later `read`, up to 1 MiB, then
+/// stops reading: the server's writes block, the close ends at its timeout, and the
+/// process does not grow by the 20 MiB.
+#[test]
+fn wait_close_keeps_at_most_its_stash() {
+    const SENT: u64 = 20 * 1024 * 1024;
+    let pki = Pki::new();
+    let script = vec![
+        Act::Records {
+            len: SENT,
+            size: 16 * 1024,
+        },
+        Act::CloseNotify,
+        Act::Hold,
+    ];
+    let mut srv = HostileServer::start(&pki.server, Reads::Yes, script);
+    let me = std::process::id();
+    let config = Config::new()
+        .ca_file(&pki.ca)
+        .close_timeout(Duration::from_secs(2))
+        .close_mode(CloseMode::Wait);
+    let stream = Stream::connect(&config, &format!("127.0.0.1:{}", srv.port))
+        .unwrap_or_else(|e| panic!("connect: {e}{}", srv.dump()));
+    let rss_before = vm_kib(me, "VmRSS:").unwrap_or(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut peak = 0;
+            let started = Instant::now();
+            while !stop.load(Ordering::SeqCst) && started.elapsed() < WAIT {
+                peak = peak.max(vm_kib(me, "VmRSS:").unwrap_or(0));
+                thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+    let t0 = Instant::now();
+    let report = stream.close();
+    let took = t0.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let peak = peak.join().expect("the RSS watcher");
+    srv.stop();
+    let seen = srv.seen(WAIT, &[]);
+    let growth = peak.saturating_sub(rss_before);
+    println!(
+        "HOSTILE wait_close_stash outcome={:?} close_ms={} bytes_in={} bytes_dropped={} server_sent={} rss_growth_kib={growth}",
+        report.outcome,
+        took.as_millis(),
+        report.bytes_in,
+        report.bytes_dropped,
+        seen.data_sent
+    );
+    assert_eq!(
+        report.outcome,
+        Outcome::CloseTimeout,
+        "{report:?}\n{seen:?}"
+    );
+    assert!(
+        report.close_notify_sent && !report.close_notify_received,
+        "{report:?}"
+    );
+    assert!(
+        seen.data_sent < SENT,
+        "the server could send all {SENT} bytes: the close kept reading{seen:?}"
+    );
+    assert!(
+        growth < 8 * 1024,
+        "the process grew by {growth} KiB while the close read for nobody"
+    );
+}

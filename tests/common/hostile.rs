@@ -632,8 +632,8 @@ impl Script<'_> {
                         at += n as u64;
                     }
                     self.send(&batch)?;
+                    self.watch.seen.lock().unwrap().data_sent = at;
                 }
-                self.watch.seen.lock().unwrap().data_sent += len;
             }
             Act::KeyUpdate => {
                 let record = self.keys.seal(HANDSHAKE, &KEY_UPDATE_REQUESTED);
