@@ -111,11 +111,17 @@ pub(crate) struct Args {
     #[arg(long, value_name = "LINE")]
     pub(crate) quit_on: Option<String>,
 
+    /// Print the server's certificate as PEM on stdout, then close (close_notify) and exit;
+    /// stdin is not read. With --insecure it also shows a certificate that does not verify.
+    #[arg(long)]
+    pub(crate) show_cert: bool,
+
     /// One line on stderr at exit saying how the connection ended.
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "none")]
     pub(crate) report: ReportFormat,
 
-    /// -v: how the connection ended; -vv: every shutdown step with its time. RUST_LOG overrides.
+    /// -v: the session (version, cipher, ALPN, certificate) and how the connection ended;
+    /// -vv: every shutdown step with its time. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
 }
