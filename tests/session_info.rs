@@ -42,6 +42,13 @@ struct Known {
 }
 
 fn known_leaf(pki: &Pki) -> Known {
+    known_leaf_valid(pki, NOT_AFTER_TIME)
+}
+
+/// NOT_AFTER as rcgen takes it: days from 2051-06-07, then seconds into that day.
+const NOT_AFTER_TIME: ((i32, u8, u8), u64) = ((2051, 6, 7), 8 * 3600 + 9 * 60 + 10);
+
+fn known_leaf_valid(pki: &Pki, ((y, m, d), secs): ((i32, u8, u8), u64)) -> Known {
     use rcgen::{DnType, SanType};
     let mut params = rcgen::CertificateParams::default();
     let mut dn = rcgen::DistinguishedName::new();
@@ -60,8 +67,7 @@ fn known_leaf(pki: &Pki) -> Known {
     ];
     params.not_before =
         rcgen::date_time_ymd(2001, 2, 3) + Duration::from_secs(4 * 3600 + 5 * 60 + 6);
-    params.not_after =
-        rcgen::date_time_ymd(2051, 6, 7) + Duration::from_secs(8 * 3600 + 9 * 60 + 10);
+    params.not_after = rcgen::date_time_ymd(y, m, d) + Duration::from_secs(secs);
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
@@ -278,4 +284,43 @@ fn show_cert_into_openssl_enddate() {
     srv.assert_client_closed_cleanly(&[&sh]);
     assert_eq!(st.code(), Some(0), "{}{}", sh.dump(), srv.dump());
     assert_eq!(sh.out.text().trim_end(), ENDDATE, "{}", sh.dump());
+}
+
+/// What scripts that check expiry need most: an expired certificate is refused (exit 1,
+/// the dates named), and with `--insecure` `--show-cert` still prints it, closing cleanly.
+#[test]
+fn show_cert_of_an_expired_certificate_needs_insecure() {
+    let pki = Pki::new();
+    let known = known_leaf_valid(&pki, ((2011, 1, 2), 3 * 3600 + 4 * 60 + 5));
+    let srv = SServer::start_with(&known.files, Tls::V13, &[]);
+    let mut c = Client::spawn(client_args(&pki, "127.0.0.1", srv.port, &["--show-cert"]));
+    let st = c.wait_exit(WAIT, &[&srv]);
+    c.assert_code(st, 1, &[&srv]);
+    assert!(
+        c.stderr_text().contains("has expired")
+            && c.stderr_text().contains("until 2011-01-02 03:04:05 UTC"),
+        "the refusal names the dates{}{}",
+        c.dump(),
+        srv.dump()
+    );
+    assert!(c.stdout_bytes().is_empty(), "nothing printed{}", c.dump());
+    // A fresh s_server: this one's log holds the refused handshake's alert.
+    drop(srv);
+    let srv = SServer::start_with(&known.files, Tls::V13, &[]);
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        srv.port,
+        &["--insecure", "--show-cert"],
+    ));
+    let st = c.wait_exit(WAIT, &[&srv]);
+    c.assert_code(st, 0, &[&srv]);
+    assert_eq!(
+        c.stdout_text().replace("\r\n", "\n"),
+        known.pem.replace("\r\n", "\n"),
+        "{}",
+        c.dump()
+    );
+    c.assert_report(&clean_close("show-cert", &[]), &[&srv]);
+    srv.assert_client_closed_cleanly(&[&c]);
 }
