@@ -5,7 +5,7 @@ use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Instant;
 
-use log::{debug, info};
+use log::debug;
 use native_tls::TlsStream;
 
 use crate::Error;
@@ -86,7 +86,6 @@ pub(crate) fn start_tls(
     name: &str,
     target: &str,
     deadline: Instant,
-    started: Instant,
 ) -> Result<TlsStream<MemoryTransport>, Error> {
     let connector = config.connector()?;
     let timeout = || Error::ConnectTimeout {
@@ -104,12 +103,5 @@ pub(crate) fn start_tls(
             op: "setting up",
             source: e,
         })?;
-    info!(
-        "connected to {target} ({}) in {} ms",
-        socket
-            .peer_addr()
-            .map_or_else(|_| "?".into(), |a| a.to_string()),
-        started.elapsed().as_millis()
-    );
     Ok(tls)
 }

@@ -74,13 +74,13 @@ mod imp {
     use std::time::{Duration, Instant, SystemTime};
 
     use log::debug;
-    use openssl::asn1::{Asn1Time, Asn1TimeRef};
     use openssl::nid::Nid;
     use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslVerifyMode, SslVersion};
     use openssl::x509::store::X509StoreBuilder;
     use openssl::x509::{X509, X509NameRef, X509Ref, X509VerifyResult};
 
     use super::Settings;
+    use crate::certificate::system_time;
     use crate::config::TlsVersion;
     use crate::error::CertificateProblem;
 
@@ -338,18 +338,6 @@ mod imp {
                 Some(format!("IP:{ip}"))
             })
             .collect()
-    }
-
-    fn system_time(t: &Asn1TimeRef) -> Option<SystemTime> {
-        let epoch = Asn1Time::from_unix(0).ok()?;
-        let diff = epoch.diff(t).ok()?;
-        let secs = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
-        let magnitude = Duration::from_secs(secs.unsigned_abs());
-        if secs >= 0 {
-            SystemTime::UNIX_EPOCH.checked_add(magnitude)
-        } else {
-            SystemTime::UNIX_EPOCH.checked_sub(magnitude)
-        }
     }
 }
 

@@ -5,6 +5,8 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::utc::utc;
+
 /// Everything that can go wrong while connecting, talking or closing.
 ///
 /// Each message names the cause and the peer. What to do about it depends on the program:
@@ -281,31 +283,6 @@ impl CertificateProblem {
     }
 }
 
-/// `2021-01-01 00:00:00 UTC`.
-fn utc(t: SystemTime) -> String {
-    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    };
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3_600,
-        rest % 3_600 / 60,
-        rest % 60
-    )
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -472,17 +449,6 @@ mod tests {
             problem: None,
         };
         assert!(e.to_string().contains("does not match"));
-    }
-
-    #[test]
-    fn dates_are_utc() {
-        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
-        assert_eq!(utc(at(0)), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(at(951_782_400)), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(at(1_609_459_199)), "2020-12-31 23:59:59 UTC");
-        assert_eq!(utc(at(32_503_680_000)), "3000-01-01 00:00:00 UTC");
-        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
-        assert_eq!(utc(before), "1969-12-31 00:00:00 UTC");
     }
 
     #[test]

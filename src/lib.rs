@@ -96,7 +96,9 @@
 //!
 //! # Log levels
 //!
-//! With the `log` crate: `info` says how each connection was made and how it ended; `debug`
+//! With the `log` crate: `info` says how each connection was made (one line: the address, the
+//! time it took, and the [`Session`]: version, cipher suite, ALPN, the server's certificate)
+//! and how it ended; `debug`
 //! gives every step of the close with its time since the start of the close; `warn` reports a
 //! possible truncation and a close that timed out.
 //!
@@ -110,6 +112,7 @@
 #![deny(missing_docs)]
 
 mod alert;
+mod certificate;
 pub mod config;
 mod connect;
 pub mod connection;
@@ -124,7 +127,9 @@ mod stream;
 mod target;
 mod transport;
 pub mod unversioned;
+mod utc;
 
+pub use certificate::{Certificate, SubjectAltName};
 pub use config::{CloseMode, Config, TlsVersion};
 pub use connection::{Connection, Event};
 pub use error::Error;

@@ -1,11 +1,14 @@
 //! What was negotiated: TLS version, cipher suite, ALPN protocol, the server's certificate and
-//! the two addresses.
+//! the two addresses, and the one line that says it in a log.
 //!
 //! native-tls tells the ALPN result and the certificate but not the version or the cipher
 //! suite. Both travel in clear in the ServerHello (TLS 1.2 and 1.3 alike), and every byte the
 //! server sends passes through our transport first, so [`HelloScan`] reads them there.
 
+use std::fmt;
 use std::net::SocketAddr;
+
+use crate::certificate::Certificate;
 
 /// The facts of an established TLS session.
 ///
@@ -27,7 +30,7 @@ pub struct Session {
     pub(crate) version: Option<&'static str>,
     pub(crate) cipher_suite: Option<String>,
     pub(crate) alpn: Option<Vec<u8>>,
-    pub(crate) peer_certificate: Option<Vec<u8>>,
+    pub(crate) peer_certificate: Option<Certificate>,
     pub(crate) peer_addr: Option<SocketAddr>,
     pub(crate) local_addr: Option<SocketAddr>,
 }
@@ -49,9 +52,11 @@ impl Session {
         self.alpn.as_deref()
     }
 
-    /// The server's certificate, DER-encoded.
-    pub fn peer_certificate(&self) -> Option<&[u8]> {
-        self.peer_certificate.as_deref()
+    /// The server's certificate (the leaf: native-tls gives no chain), read: subject,
+    /// issuer, dates, names, fingerprint, DER and PEM. `None` where native-tls does not use
+    /// OpenSSL (Windows, Apple), which is what reads it.
+    pub fn peer_certificate(&self) -> Option<&Certificate> {
+        self.peer_certificate.as_ref()
     }
 
     /// The server's address.
@@ -62,6 +67,28 @@ impl Session {
     /// Our end's address.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
+    }
+}
+
+/// One line for a log: `TLSv1.3 TLS_AES_128_GCM_SHA256, ALPN h2; certificate subject
+/// "CN=example.com", ...` (the certificate as its [`Display`](Certificate#impl-Display-for-Certificate)
+/// writes it), or `...; no certificate`.
+impl fmt::Display for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}, ALPN ",
+            self.version().unwrap_or("(version unknown)"),
+            self.cipher_suite().unwrap_or("(cipher suite unknown)")
+        )?;
+        match &self.alpn {
+            Some(alpn) => write!(f, "{}", String::from_utf8_lossy(alpn).escape_debug())?,
+            None => f.write_str("none")?,
+        }
+        match &self.peer_certificate {
+            Some(cert) => write!(f, "; certificate {cert}"),
+            None => f.write_str("; no certificate"),
+        }
     }
 }
 

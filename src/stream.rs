@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use native_tls::TlsStream;
 
 use crate::Error;
+use crate::certificate::Certificate;
 use crate::config::{CloseMode, Config};
 use crate::connect::{connect_tcp, start_tls};
 use crate::error::tls_reason;
@@ -193,15 +194,8 @@ impl Stream {
         let deadline = started + config.get_connect_timeout();
         let mut tcp = connect_tcp(config, target, deadline)?;
         let name = config.get_servername().unwrap_or(&tcp.host).to_string();
-        let tls = start_tls(
-            config,
-            &mut tcp.socket,
-            &name,
-            &tcp.target,
-            deadline,
-            started,
-        )?;
-        Ok(Stream::new(config, tcp.target, tcp.socket, tls))
+        let tls = start_tls(config, &mut tcp.socket, &name, &tcp.target, deadline)?;
+        Ok(Stream::new(config, tcp.target, tcp.socket, tls, started))
     }
 
     /// Starts TLS on a connection the caller already has (after a STARTTLS exchange, through
@@ -225,12 +219,12 @@ impl Stream {
             |addr| format!("{server_name} ({addr})"),
         );
         let name = config.get_servername().unwrap_or(server_name).to_string();
-        let tls = start_tls(config, &mut socket, &name, &target, deadline, started)?;
+        let tls = start_tls(config, &mut socket, &name, &target, deadline)?;
         if let (Ok(read), Ok(write)) = timeouts {
             let _ = socket.set_read_timeout(read);
             let _ = socket.set_write_timeout(write);
         }
-        Ok(Stream::new(config, target, socket, tls))
+        Ok(Stream::new(config, target, socket, tls, started))
     }
 
     fn new(
@@ -238,6 +232,7 @@ impl Stream {
         target: String,
         socket: TcpStream,
         tls: TlsStream<MemoryTransport>,
+        started: Instant,
     ) -> Stream {
         let (version, cipher_suite) = tls.get_ref().server_hello().unzip();
         let session = Session {
@@ -248,10 +243,19 @@ impl Stream {
                 .peer_certificate()
                 .ok()
                 .flatten()
-                .and_then(|c| c.to_der().ok()),
+                .and_then(|c| c.to_der().ok())
+                .and_then(Certificate::from_der),
             peer_addr: socket.peer_addr().ok(),
             local_addr: socket.local_addr().ok(),
         };
+        // One line says how the connection was made: where, how fast, and what was agreed.
+        log::info!(
+            "connected to {target} ({}) in {} ms: {session}",
+            session
+                .peer_addr
+                .map_or_else(|| "?".into(), |a| a.to_string()),
+            started.elapsed().as_millis()
+        );
         Stream {
             target,
             socket,

@@ -4,3 +4,4 @@
 
 pub use crate::config::format_duration;
 pub use crate::transport::{MemoryTransport, Spill};
+pub use crate::utc::{rfc3339 as format_rfc3339, utc as format_utc};

@@ -251,7 +251,8 @@ fn session_is_known(tls: Tls) {
     );
     let der = session
         .peer_certificate()
-        .expect("the server's certificate");
+        .expect("the server's certificate")
+        .der();
     let pem = std::fs::read_to_string(&pki.server.cert).expect("leaf PEM");
     let leaf = native_tls::Certificate::from_pem(pem.as_bytes())
         .and_then(|c| c.to_der())

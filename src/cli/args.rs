@@ -31,7 +31,9 @@ Exit codes:
   signal (a shell shows 130, 143, 129, 131). A second signal, or one before the TLS session
   is up, ends it at once.
 
-Local command: ~. alone on a line closes the connection, when stdin is a terminal (see --escape).";
+Local command: ~. alone on a line closes the connection, when stdin is a terminal (see --escape).
+
+The server's certificate: gracetls --show-cert HOST | openssl x509 -noout -enddate";
 
 /// A TLS client that always says goodbye: stdin to the server, the server to stdout, and
 /// close_notify on every way out.
@@ -111,11 +113,20 @@ pub(crate) struct Args {
     #[arg(long, value_name = "LINE")]
     pub(crate) quit_on: Option<String>,
 
+    /// Print the server's certificate as PEM on stdout, then close (close_notify) and exit 0.
+    ///
+    /// stdin is not read. Only the server's own certificate (no chain). A certificate that does
+    /// not verify is refused as always; --insecure prints it anyway. Expiry check:
+    /// gracetls --show-cert HOST | openssl x509 -noout -enddate
+    #[arg(long)]
+    pub(crate) show_cert: bool,
+
     /// One line on stderr at exit saying how the connection ended.
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "none")]
     pub(crate) report: ReportFormat,
 
-    /// -v: how the connection ended; -vv: every shutdown step with its time. RUST_LOG overrides.
+    /// -v: the session (version, cipher, ALPN, certificate) and how the connection ended;
+    /// -vv: every shutdown step with its time. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
 }

@@ -15,7 +15,7 @@ use super::args::{Args, Escape, OnEof};
 use super::hints::print_error;
 use super::io::{Input, Output, spawn_output, spawn_stdin};
 use super::lines::LineMatcher;
-use super::report::{Trigger, emit_report, finish, not_connected};
+use super::report::{Ending, Trigger, emit_report, finish, not_connected};
 use super::signals::{Signal, die};
 
 /// The state of one connection's end, driven by one `select!`.
@@ -154,14 +154,14 @@ impl Coordinator {
             report.outcome = Outcome::Truncated;
         }
         let (trigger, trigger_at) = self.trigger.unwrap_or((Trigger::Error, self.started));
-        finish(
-            &self.args,
+        let ending = Ending {
             trigger,
-            report,
-            self.end,
-            self.started,
+            end: self.end,
+            session: Some(self.stream.session()),
+            started: self.started,
             trigger_at,
-        )
+        };
+        finish(&self.args, ending, report)
     }
 
     fn input(&mut self, input: Option<Input>) {
@@ -285,15 +285,14 @@ impl Coordinator {
         warn!("{} during the close: ending at once", sig.name());
         let report = not_connected(Outcome::Aborted, None);
         let close_from = self.trigger.map_or(self.started, |(_, at)| at);
-        emit_report(
-            &self.args,
-            Trigger::Signal(sig),
-            &report,
-            None,
-            self.started,
-            close_from,
-            128 + sig.number(),
-        );
+        let ending = Ending {
+            trigger: Trigger::Signal(sig),
+            end: None,
+            session: Some(self.stream.session()),
+            started: self.started,
+            trigger_at: close_from,
+        };
+        emit_report(&self.args, &ending, &report, 128 + sig.number());
         die(sig)
     }
 }

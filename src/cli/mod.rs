@@ -15,6 +15,7 @@ mod hints;
 mod io;
 mod lines;
 mod report;
+mod show_cert;
 mod signals;
 
 use std::io::Write as _;
@@ -31,7 +32,8 @@ use log::{debug, warn};
 use args::{Args, check_usage, config_from};
 use coordinator::Coordinator;
 use hints::print_error;
-use report::{Trigger, finish, not_connected};
+use report::{Ending, Trigger, finish, not_connected};
+use show_cert::show_cert;
 use signals::{Signal, watch_signals};
 
 /// Keeps OpenSSL from parsing the system CA bundle when this run does not trust it.
@@ -105,7 +107,8 @@ pub fn run() -> ExitCode {
             Ok(Err(e)) => {
                 print_error(&e);
                 let report = not_connected(Outcome::Error, Some(&e));
-                return finish(&args, Trigger::Error, report, None, started, started);
+                let ending = Ending::unconnected(Trigger::Error, started, started);
+                return finish(&args, ending, report);
             }
             Err(_) => {
                 eprintln!("gracetls: error: the connect thread ended without an answer");
@@ -116,9 +119,13 @@ pub fn run() -> ExitCode {
             let sig = sig.unwrap_or(Signal::Int);
             debug!("{} before the TLS session was up: ending at once", sig.name());
             let report = not_connected(Outcome::Aborted, None);
-            return finish(&args, Trigger::Signal(sig), report, None, started, Instant::now());
+            let ending = Ending::unconnected(Trigger::Signal(sig), started, Instant::now());
+            return finish(&args, ending, report);
         }
     };
+    if args.show_cert {
+        return show_cert(&args, &stream, started);
+    }
     match Coordinator::new(args, Arc::clone(&stream), signals, started) {
         Ok(coordinator) => coordinator.run(),
         Err(e) => {

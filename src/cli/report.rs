@@ -6,7 +6,8 @@ use std::io::{self, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use gracetls::{CloseReport, Outcome};
+use gracetls::unversioned::format_rfc3339;
+use gracetls::{CloseReport, Outcome, Session};
 
 use super::args::{Args, ReportFormat};
 use super::signals::{Signal, die};
@@ -30,6 +31,8 @@ pub(crate) enum Trigger {
     StdoutClosed,
     /// The connection failed.
     Error,
+    /// `--show-cert`: the certificate was printed.
+    ShowCert,
 }
 
 impl Trigger {
@@ -44,6 +47,7 @@ impl Trigger {
             Trigger::PeerEof => "peer-eof",
             Trigger::StdoutClosed => "stdout-closed",
             Trigger::Error => "error",
+            Trigger::ShowCert => "show-cert",
         }
     }
 }
@@ -76,6 +80,8 @@ pub(crate) struct ExitReport {
     pub(crate) duration: Duration,
     /// As a shell shows it: 128 + the signal's number when the process ends by a signal.
     pub(crate) exit_code: i32,
+    /// What the handshake negotiated; `None` when there was no session.
+    pub(crate) session: Option<Session>,
 }
 
 impl ExitReport {
@@ -92,7 +98,7 @@ impl ExitReport {
         let mut s = String::with_capacity(256);
         let _ = write!(
             s,
-            r#"{{"trigger":"{}","end":{},"outcome":"{}","signal":{},"close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"bytes_dropped":{},"close_ms":{},"duration_ms":{},"exit_code":{},"error":{},"alert":{}}}"#,
+            r#"{{"trigger":"{}","end":{},"outcome":"{}","signal":{},"close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"bytes_dropped":{},"close_ms":{},"duration_ms":{},"exit_code":{},"error":{},"alert":{},"session":{}}}"#,
             self.trigger.name(),
             self.end.map_or("null".to_string(), json_string),
             c.outcome.name(),
@@ -108,6 +114,9 @@ impl ExitReport {
             self.exit_code,
             c.error.as_deref().map_or("null".to_string(), json_string),
             c.alert.as_deref().map_or("null".to_string(), json_string),
+            self.session
+                .as_ref()
+                .map_or("null".to_string(), session_json),
         );
         s
     }
@@ -148,6 +157,38 @@ impl ExitReport {
     }
 }
 
+/// `{"version":"TLSv1.3","cipher_suite":...,"alpn":"h2","certificate":{"subject":...}}`;
+/// dates in RFC 3339, names as `DNS:...`, `IP:...`, the fingerprint as `openssl x509` prints
+/// it.
+fn session_json(session: &Session) -> String {
+    let opt = |text: Option<&str>| text.map_or("null".to_string(), json_string);
+    let alpn = session
+        .alpn_protocol()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let certificate = session.peer_certificate().map_or("null".into(), |cert| {
+        let names: Vec<String> = cert
+            .subject_alt_names()
+            .iter()
+            .map(|name| json_string(&name.to_string()))
+            .collect();
+        format!(
+            r#"{{"subject":{},"issuer":{},"not_before":"{}","not_after":"{}","subject_alt_names":[{}],"sha256_fingerprint":"{}"}}"#,
+            json_string(cert.subject()),
+            json_string(cert.issuer()),
+            format_rfc3339(cert.not_before()),
+            format_rfc3339(cert.not_after()),
+            names.join(","),
+            cert.sha256_fingerprint(),
+        )
+    });
+    format!(
+        r#"{{"version":{},"cipher_suite":{},"alpn":{},"certificate":{certificate}}}"#,
+        opt(session.version()),
+        opt(session.cipher_suite()),
+        opt(alpn.as_deref()),
+    )
+}
+
 fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
@@ -183,46 +224,55 @@ pub(crate) fn not_connected(outcome: Outcome, error: Option<&gracetls::Error>) -
     }
 }
 
+/// When, how and with what the connection ended: what [`finish`] and [`emit_report`] say.
+pub(crate) struct Ending<'a> {
+    pub(crate) trigger: Trigger,
+    /// What finished an end that the trigger only began (see [`ExitReport::end`]).
+    pub(crate) end: Option<&'static str>,
+    /// The session, when there was one.
+    pub(crate) session: Option<&'a Session>,
+    pub(crate) started: Instant,
+    pub(crate) trigger_at: Instant,
+}
+
+impl Ending<'_> {
+    /// An end without a session: the connection was never made.
+    pub(crate) fn unconnected(trigger: Trigger, started: Instant, trigger_at: Instant) -> Self {
+        Ending {
+            trigger,
+            end: None,
+            session: None,
+            started,
+            trigger_at,
+        }
+    }
+}
+
 /// Writes the report and ends: by the signal that ended the connection, or with the
 /// outcome's exit code.
-pub(crate) fn finish(
-    args: &Args,
-    trigger: Trigger,
-    report: CloseReport,
-    end: Option<&'static str>,
-    started: Instant,
-    trigger_at: Instant,
-) -> ExitCode {
-    match trigger {
+pub(crate) fn finish(args: &Args, ending: Ending<'_>, report: CloseReport) -> ExitCode {
+    match ending.trigger {
         Trigger::Signal(sig) => {
-            let code = 128 + sig.number();
-            emit_report(args, trigger, &report, end, started, trigger_at, code);
+            emit_report(args, &ending, &report, 128 + sig.number());
             die(sig)
         }
         _ => {
             let code = exit_code(report.outcome);
-            emit_report(args, trigger, &report, end, started, trigger_at, code);
+            emit_report(args, &ending, &report, code);
             ExitCode::from(code as u8)
         }
     }
 }
 
-pub(crate) fn emit_report(
-    args: &Args,
-    trigger: Trigger,
-    close: &CloseReport,
-    end: Option<&'static str>,
-    started: Instant,
-    trigger_at: Instant,
-    exit_code: i32,
-) {
+pub(crate) fn emit_report(args: &Args, ending: &Ending<'_>, close: &CloseReport, exit_code: i32) {
     let report = ExitReport {
-        trigger,
+        trigger: ending.trigger,
         close: close.clone(),
-        end,
-        close_duration: trigger_at.elapsed(),
-        duration: started.elapsed(),
+        end: ending.end,
+        close_duration: ending.trigger_at.elapsed(),
+        duration: ending.started.elapsed(),
         exit_code,
+        session: ending.session.cloned(),
     };
     let line = match args.report {
         ReportFormat::None => return,
@@ -254,6 +304,7 @@ mod tests {
             close_duration: Duration::from_millis(4),
             duration: Duration::from_millis(5),
             exit_code: 130,
+            session: None,
         }
     }
 
@@ -268,6 +319,12 @@ mod tests {
             "{}",
             r.to_json()
         );
+    }
+
+    #[test]
+    fn json_ends_with_the_session() {
+        let j = report(Trigger::Error, None).to_json();
+        assert!(j.ends_with(r#","session":null}"#), "{j}");
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct Pki {
     pub wrong_name: CertFiles,
     /// Client certificate (clientAuth), signed by `ca`.
     pub client: CertFiles,
+    /// Signs what [`Pki::leaf`] makes.
+    ca_issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
 struct Ca {
@@ -199,7 +201,24 @@ impl Pki {
             wrong_name,
             client,
             dir,
+            ca_issuer: ca.issuer,
         }
+    }
+
+    /// A leaf made from `params` as the test wrote them (subject, names, dates, usages),
+    /// signed by `ca`, written as NAME.pem and NAME.key; also its certificate's PEM.
+    pub fn leaf(&self, name: &str, params: rcgen::CertificateParams) -> (CertFiles, String) {
+        let key = rcgen::KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.ca_issuer).expect("sign leaf");
+        let files = CertFiles {
+            cert: self
+                .dir
+                .write(&format!("{name}.pem"), cert.pem().as_bytes()),
+            key: self
+                .dir
+                .write(&format!("{name}.key"), key.serialize_pem().as_bytes()),
+        };
+        (files, cert.pem())
     }
 
     /// `--ca-file <test CA>`, as client arguments.
