@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod echo_peer;
 pub mod gnutls;
 pub mod gopeer;
@@ -19,8 +20,11 @@ pub mod netns;
 pub mod nginx;
 pub mod nginx_http;
 pub mod peer;
+pub mod postgres;
+pub mod prosody;
 pub mod proxy;
 pub mod rustls_peer;
+pub mod vsftpd;
 
 // The harness, one file per part. Each test binary uses a different part of it, so any one
 // re-export may go unused in a given binary.

@@ -1,0 +1,169 @@
+//! What the Debian daemons the tests start (PostgreSQL, vsftpd, Prosody) have in common: a log
+//! file polled with a deadline, a system user to run as, files handed to that user, a port
+//! seen listening in `/proc/net/tcp`, and the processes a daemon forked.
+//!
+//! These daemons write their own log files (or, for PostgreSQL, stderr redirected to one), so
+//! a [`LogFile`] reads the file again on each check, up to a deadline, a few milliseconds
+//! apart: there is no pipe to block on.
+
+use super::*;
+
+/// A log file a server writes; read whole on each look.
+#[derive(Clone)]
+pub struct LogFile {
+    pub label: String,
+    pub path: PathBuf,
+}
+
+/// How long [`poll_until`] waits between looks.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Checks `cond` every 20 ms until it holds (true) or `timeout` passes (false), for states
+/// that no pipe reports: a file's contents, a listening port, a process tree.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+impl LogFile {
+    pub fn new(label: &str, path: PathBuf) -> LogFile {
+        LogFile {
+            label: label.to_string(),
+            path,
+        }
+    }
+
+    /// The whole file now (empty when it does not exist yet).
+    pub fn text(&self) -> String {
+        std::fs::read(&self.path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Looks at the file until `pred(text)` holds or `timeout` passes; returns whether it held.
+    pub fn wait_until(&self, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> bool {
+        poll_until(timeout, || pred(&self.text()))
+    }
+
+    /// Waits until `pat` appears in the file.
+    pub fn wait_for(&self, pat: &str, timeout: Duration) -> bool {
+        self.wait_until(timeout, |t| t.contains(pat))
+    }
+}
+
+impl Dump for LogFile {
+    fn dump(&self) -> String {
+        format!(
+            "\n\n===== {} log {} =====\n{}\n",
+            self.label,
+            self.path.display(),
+            show_bytes(self.text().as_bytes(), 16_000)
+        )
+    }
+}
+
+/// The uid and gid of the system user `name` (from `/etc/passwd`), which the Debian package
+/// that needs it creates.
+pub fn system_user(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < 4 || fields[0] != name {
+            return None;
+        }
+        Some((fields[2].parse().ok()?, fields[3].parse().ok()?))
+    })
+}
+
+/// `program` set to run as `(uid, gid)` (no supplementary groups) in `cwd`: the PID is the
+/// program's own, unlike under `runuser` or `su`, which fork and wait.
+pub fn command_as(program: &Path, (uid, gid): (u32, u32), cwd: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(program);
+    cmd.uid(uid).gid(gid).current_dir(cwd);
+    cmd
+}
+
+/// Hands `path` to `(uid, gid)` with `mode`, so a server running as that user can use it (a
+/// private key: 0600, as PostgreSQL insists).
+pub fn give_to(path: &Path, (uid, gid): (u32, u32), mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("cannot chown {} to {uid}:{gid}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("cannot chmod {} to {mode:o}: {e}", path.display()));
+}
+
+/// Copies the certificate and key into `dir` as `server.pem` and `server.key`, owned by
+/// `owner` (the key 0600), and returns the copies.
+pub fn server_cert_copy(cert: &CertFiles, dir: &TempDir, owner: (u32, u32)) -> CertFiles {
+    let read =
+        |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+    let copy = CertFiles {
+        cert: dir.write("server.pem", &read(&cert.cert)),
+        key: dir.write("server.key", &read(&cert.key)),
+    };
+    give_to(&copy.cert, owner, 0o644);
+    give_to(&copy.key, owner, 0o600);
+    copy
+}
+
+/// Whether something listens on 127.0.0.1:`port` (a LISTEN row in `/proc/net/tcp`); looking
+/// there does not make a connection the server would log.
+pub fn listening(port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp").is_ok_and(|t| {
+        t.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == want && f[3] == "0A"
+        })
+    })
+}
+
+/// Every process below `pid`, children before their own children.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    // A process tree of a test server is small; the bound guards against a cycle of reused PIDs.
+    while let Some(p) = todo.pop() {
+        if out.len() > 1_000 {
+            break;
+        }
+        for c in super::nginx::children(p) {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+/// Kills (SIGKILL) every process below `pid`: sessions a daemon forked, which outlive it.
+pub fn kill_descendants(pid: u32) {
+    for p in descendants(pid).into_iter().rev() {
+        sys::kill(p as i32, SIGKILL);
+    }
+}
+
+/// The first of `/usr/lib/postgresql/*/bin/NAME`, newest version first, or NAME on PATH.
+pub fn versioned_tool(base: &str, name: &str) -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(base)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_string_lossy().parse().ok()?;
+            let p = e.path().join("bin").join(name);
+            p.is_file().then_some((version, p))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p)
+}

@@ -1,0 +1,218 @@
+//! `--starttls` against real servers the tests start on 127.0.0.1: PostgreSQL (its
+//! SSLRequest), vsftpd (FTP `AUTH TLS`) and Prosody (XMPP STARTTLS).
+//!
+//! For each: a command exchanged over TLS, then each ending (stdin EOF, SIGINT, `~.`), with
+//! the exit code, the bytes both ways and the server's own log as the referee (how each
+//! server tells a close_notify from a bare TCP FIN is in its harness, `tests/common/`); a
+//! server without TLS is a one-line error and exit 1. The referees themselves are checked
+//! first with `openssl s_client -starttls`: its stdin EOF sends close_notify, SIGKILL leaves a
+//! bare FIN, and the server must tell the two apart.
+
+#[allow(unused_macros)]
+mod common;
+
+use std::time::Duration;
+
+use common::peer::Verdict;
+use common::postgres::{PgSsl, Postgres};
+use common::prosody::Prosody;
+use common::vsftpd::Vsftpd;
+use common::*;
+
+/// A server that speaks a STARTTLS protocol and judges how each session's TLS ended.
+trait StarttlsServer: Dump {
+    fn port(&self) -> u16;
+    /// How the `n`-th session (from 0) ended, once it has.
+    fn wait_verdict(&self, n: usize, timeout: Duration) -> Verdict;
+}
+
+impl StarttlsServer for Postgres {
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn wait_verdict(&self, n: usize, timeout: Duration) -> Verdict {
+        Postgres::wait_verdict(self, n, timeout)
+    }
+}
+
+impl StarttlsServer for Vsftpd {
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn wait_verdict(&self, n: usize, timeout: Duration) -> Verdict {
+        Vsftpd::wait_verdict(self, n, timeout)
+    }
+}
+
+impl StarttlsServer for Prosody {
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn wait_verdict(&self, n: usize, timeout: Duration) -> Verdict {
+        Prosody::wait_verdict(self, n, timeout)
+    }
+}
+
+/// One protocol: what to send once TLS is up and what in the answer says it was understood.
+struct Exchange {
+    /// `--starttls` and `s_client -starttls` name.
+    proto: &'static str,
+    /// Sent over TLS. Its last byte is `\n`, so that `~.` after it is alone on a line.
+    input: Vec<u8>,
+    /// Appears in the server's answer once the command was understood.
+    answer: &'static str,
+}
+
+/// PostgreSQL: StartupMessage for user and database `postgres` (trust), a simple Query
+/// `SELECT 42`, then an empty-ish CopyData, which a server not in COPY accepts and ignores:
+/// the only message a client may send in that state whose last byte can be `\n`.
+fn postgres_exchange() -> Exchange {
+    let mut input = Vec::new();
+    let mut body = 196_608_i32.to_be_bytes().to_vec(); // protocol 3.0
+    body.extend_from_slice(b"user\0postgres\0database\0postgres\0\0");
+    input.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+    input.extend_from_slice(&body);
+    let mut message = |kind: u8, body: &[u8]| {
+        input.push(kind);
+        input.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        input.extend_from_slice(body);
+    };
+    message(b'Q', b"SELECT 42 AS answer\0");
+    message(b'd', b"\n");
+    Exchange {
+        proto: "postgres",
+        input,
+        // The DataRow with the text "42", then ReadyForQuery, idle.
+        answer: "\x00\x02\x34\x32C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I",
+    }
+}
+
+/// FTP: anonymous login (no password asked: `no_anon_password`) and `PWD`.
+fn ftp_exchange() -> Exchange {
+    Exchange {
+        proto: "ftp",
+        input: b"USER anonymous\r\nPWD\r\n".to_vec(),
+        answer: "257 \"/\" is the current directory\r\n",
+    }
+}
+
+/// XMPP: the new stream header RFC 6120 wants after TLS; the answer's features now offer
+/// SASL (withheld before TLS, as encryption is required).
+fn xmpp_exchange() -> Exchange {
+    Exchange {
+        proto: "xmpp",
+        input: b"<?xml version='1.0'?><stream:stream to='localhost' version='1.0' \
+                 xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>\n"
+            .to_vec(),
+        answer: "<mechanism>PLAIN</mechanism>",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The referees, checked with openssl s_client.
+
+/// `openssl s_client -starttls PROTO` to `server`, trusting the test CA.
+fn s_client(pki: &Pki, ex: &Exchange, port: u16) -> Tool {
+    let mut args: Vec<String> = [
+        "s_client",
+        "-brief",
+        "-nocommands",
+        "-starttls",
+        ex.proto,
+        "-verify_return_error",
+        "-verify_hostname",
+        "localhost",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(["-CAfile".into(), pki.ca.display().to_string()]);
+    args.extend(["-connect".into(), format!("127.0.0.1:{port}")]);
+    if ex.proto == "xmpp" {
+        args.extend(["-xmpphost".into(), "localhost".into()]);
+    }
+    Tool::spawn(OPENSSL, &args)
+}
+
+/// s_client exchanges `ex` over TLS, then ends with stdin EOF (close_notify) as session 0
+/// and with SIGKILL (a bare FIN) as session 1; the server must log them apart.
+fn check_referee(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange) {
+    for (n, kill, want) in [
+        (0, false, Verdict::CloseNotify),
+        (1, true, Verdict::BareFin),
+    ] {
+        let mut t = s_client(pki, ex, server.port());
+        {
+            use std::io::Write;
+            let stdin = t.stdin.as_mut().expect("s_client stdin");
+            if let Err(e) = stdin.write_all(&ex.input) {
+                panic!("cannot write to s_client: {e}{}{}", t.dump(), server.dump());
+            }
+        }
+        assert!(
+            t.out.wait_for(ex.answer, WAIT),
+            "s_client -starttls {} never got {:?}{}{}",
+            ex.proto,
+            ex.answer,
+            t.dump(),
+            server.dump()
+        );
+        if kill {
+            t.proc.signal(SIGKILL);
+        } else {
+            t.stdin = None;
+        }
+        assert!(
+            t.proc.wait_timeout(WAIT).is_some(),
+            "s_client did not end{}{}",
+            t.dump(),
+            server.dump()
+        );
+        let got = server.wait_verdict(n, WAIT);
+        let how = if kill { "SIGKILL" } else { "stdin EOF" };
+        assert_eq!(
+            got,
+            want,
+            "{}: s_client ended by {how}, the server's log says {got:?}{}{}",
+            ex.proto,
+            t.dump(),
+            server.dump()
+        );
+        println!("REFEREE {} s_client {how}: {got:?}", ex.proto);
+    }
+}
+
+mod referee {
+    use super::*;
+
+    #[test]
+    fn postgres() {
+        let pki = Pki::new();
+        let Some(pg) = Postgres::start(&pki.server, PgSsl::On) else {
+            return;
+        };
+        check_referee(&pki, &pg, &postgres_exchange());
+        for n in 0..2 {
+            println!("postgres session {n}: {:#?}", pg.session_lines(n));
+        }
+    }
+
+    #[test]
+    fn ftp() {
+        let pki = Pki::new();
+        let Some(ftp) = Vsftpd::start(&pki.server, true) else {
+            return;
+        };
+        check_referee(&pki, &ftp, &ftp_exchange());
+    }
+
+    #[test]
+    fn xmpp() {
+        let pki = Pki::new();
+        let Some(xmpp) = Prosody::start(&pki.server, true) else {
+            return;
+        };
+        check_referee(&pki, &xmpp, &xmpp_exchange());
+        println!("prosody: {:#?}", xmpp.disconnect_lines());
+    }
+}
