@@ -22,8 +22,10 @@ pub(super) fn upgrade(d: &mut Dialogue<'_>) -> Result<(), Error> {
     let answer = reply(d, "234", true)?;
     match answer.code {
         234 => Ok(()),
-        // Not understood, not implemented, or not for this parameter: no TLS here.
-        500 | 502 | 504 => Err(d.not_offered(format!(
+        // Not understood, bad syntax, not implemented, or not for this parameter: no TLS
+        // here. vsftpd without TLS (`ssl_enable=NO`) answers 530 "Please login with USER and
+        // PASS", as to any command it does not take before a login.
+        500 | 501 | 502 | 504 | 530 => Err(d.not_offered(format!(
             "it answered AUTH TLS with {:?}",
             quote(&answer.last)
         ))),
