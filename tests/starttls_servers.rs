@@ -11,7 +11,7 @@
 #[allow(unused_macros)]
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::peer::Verdict;
 use common::postgres::{PgSsl, Postgres};
@@ -59,8 +59,12 @@ struct Exchange {
     proto: &'static str,
     /// Sent over TLS. Its last byte is `\n`, so that `~.` after it is alone on a line.
     input: Vec<u8>,
-    /// Appears in the server's answer once the command was understood.
+    /// How the server's answer begins.
+    first: &'static str,
+    /// How it ends once the command was understood (awaited).
     answer: &'static str,
+    /// The answer is exactly `first` then `answer` (nothing in it varies from run to run).
+    whole: bool,
 }
 
 /// PostgreSQL: StartupMessage for user and database `postgres` (trust), a simple Query
@@ -82,8 +86,11 @@ fn postgres_exchange() -> Exchange {
     Exchange {
         proto: "postgres",
         input,
-        // The DataRow with the text "42", then ReadyForQuery, idle.
+        // AuthenticationOk (trust), then parameters and the key, which vary.
+        first: "R\x00\x00\x00\x08\x00\x00\x00\x00",
+        // The DataRow's text "42", CommandComplete, then ReadyForQuery, idle.
         answer: "\x00\x02\x34\x32C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I",
+        whole: false,
     }
 }
 
@@ -92,19 +99,24 @@ fn ftp_exchange() -> Exchange {
     Exchange {
         proto: "ftp",
         input: b"USER anonymous\r\nPWD\r\n".to_vec(),
+        first: "230 Login successful.\r\n",
         answer: "257 \"/\" is the current directory\r\n",
+        whole: true,
     }
 }
 
 /// XMPP: the new stream header RFC 6120 wants after TLS; the answer's features now offer
-/// SASL (withheld before TLS, as encryption is required).
+/// SASL mechanisms (withheld before TLS, as encryption is required).
 fn xmpp_exchange() -> Exchange {
     Exchange {
         proto: "xmpp",
         input: b"<?xml version='1.0'?><stream:stream to='localhost' version='1.0' \
                  xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>\n"
             .to_vec(),
-        answer: "<mechanism>PLAIN</mechanism>",
+        first: "<?xml version='1.0'?><stream:stream ",
+        // The mechanisms come in no fixed order.
+        answer: "</mechanisms></stream:features>",
+        whole: false,
     }
 }
 
@@ -214,5 +226,220 @@ mod referee {
         };
         check_referee(&pki, &xmpp, &xmpp_exchange());
         println!("prosody: {:#?}", xmpp.disconnect_lines());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// gracetls --starttls through each ending.
+
+/// How the test ends the session once the answer is in.
+#[derive(Clone, Copy, Debug)]
+enum Ending {
+    /// stdin closed: the default `--on-eof wait` closes after `--quiet-time` (2 s).
+    StdinEof,
+    /// SIGINT: fast close, then death by SIGINT.
+    Sigint,
+    /// `~.` alone on a line, with `--escape '~'` as stdin is a pipe: fast close, exit 0.
+    Escape,
+}
+
+/// gracetls `--starttls` to `server`: `ex.input` over TLS, the answer awaited, then `ending`.
+/// Asserts the exit, the report, the bytes both ways, and the server's verdict on session `n`.
+fn check_ending(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange, ending: Ending, n: usize) {
+    let mut extra = vec!["--starttls", ex.proto];
+    if ex.proto == "xmpp" {
+        // The stream's domain and the certificate's name; the address stays 127.0.0.1.
+        extra.extend(["--servername", "localhost"]);
+    }
+    if let Ending::Escape = ending {
+        extra.extend(["--escape", "~"]);
+    }
+    let mut c = Client::spawn(client_args(pki, "127.0.0.1", server.port(), &extra));
+    c.write_stdin(&ex.input, &[server]);
+    assert!(
+        c.stdout.wait_for(ex.answer, WAIT),
+        "{}: gracetls never printed {:?}{}{}",
+        ex.proto,
+        ex.answer,
+        c.dump(),
+        server.dump()
+    );
+    let started = Instant::now();
+    let (trigger, signal) = match ending {
+        Ending::StdinEof => {
+            c.close_stdin();
+            ("stdin-eof", None)
+        }
+        Ending::Sigint => {
+            c.signal(SIGINT);
+            ("signal", Some(SIGINT))
+        }
+        Ending::Escape => {
+            c.write_stdin(b"~.\n", &[server]);
+            ("escape", None)
+        }
+    };
+    let st = c.wait_exit(WAIT, &[server]);
+    let took = started.elapsed();
+    match signal {
+        Some(sig) => c.assert_signal(st, sig, &[server]),
+        None => c.assert_code(st, 0, &[server]),
+    }
+    c.assert_no_panic(&[server]);
+    let out = c.stdout_bytes();
+    let expected = [ex.first.as_bytes(), ex.answer.as_bytes()].concat();
+    let exact = !ex.whole || out == expected;
+    assert!(
+        out.starts_with(ex.first.as_bytes()) && out.ends_with(ex.answer.as_bytes()) && exact,
+        "{} {ending:?}: stdout is not the answer: {:?} ... {:?}{}{}",
+        ex.proto,
+        ex.first,
+        ex.answer,
+        c.dump(),
+        server.dump()
+    );
+    let report = c.assert_report(
+        &[
+            ("trigger", json!(trigger)),
+            ("outcome", json!("clean")),
+            ("close_notify_sent", json!(true)),
+            ("bytes_out", json!(ex.input.len())),
+            ("bytes_in", json!(out.len())),
+            ("bytes_dropped", json!(0)),
+        ],
+        &[server],
+    );
+    let verdict = server.wait_verdict(n, WAIT);
+    assert_eq!(
+        verdict,
+        Verdict::CloseNotify,
+        "{} {ending:?}: the server's log says {verdict:?}{}{}",
+        ex.proto,
+        c.dump(),
+        server.dump()
+    );
+    println!(
+        "STARTTLS {} {ending:?}: {} in {} ms (close_ms {}), {} bytes out, {} in; server: {verdict:?}",
+        ex.proto,
+        describe_status(Some(st)),
+        took.as_millis(),
+        report["close_ms"],
+        ex.input.len(),
+        out.len()
+    );
+}
+
+/// Every ending, one session each, against one server.
+fn check_endings(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange) {
+    for (n, ending) in [Ending::StdinEof, Ending::Sigint, Ending::Escape]
+        .into_iter()
+        .enumerate()
+    {
+        check_ending(pki, server, ex, ending, n);
+    }
+}
+
+/// gracetls `--starttls` to a server that does not offer TLS: exit 1, one line that names
+/// the protocol's refusal (`want`), nothing on stdout.
+fn check_refused(pki: &Pki, server: &dyn StarttlsServer, proto: &str, want: &str) {
+    let mut extra = vec!["--starttls", proto];
+    if proto == "xmpp" {
+        extra.extend(["--servername", "localhost"]);
+    }
+    let mut c = Client::spawn(client_args(pki, "127.0.0.1", server.port(), &extra));
+    let st = c.wait_exit(WAIT, &[server]);
+    c.assert_code(st, 1, &[server]);
+    c.assert_no_panic(&[server]);
+    let lines = c.message_lines();
+    assert!(
+        lines.len() == 1 && lines[0].contains(want),
+        "{proto} without TLS: expected one line naming {want:?}, got {lines:?}{}{}",
+        c.dump(),
+        server.dump()
+    );
+    assert!(
+        c.stdout_bytes().is_empty(),
+        "{proto} without TLS: something reached stdout{}{}",
+        c.dump(),
+        server.dump()
+    );
+    println!("REFUSED {proto}: {}", lines[0]);
+}
+
+mod postgres {
+    use super::*;
+
+    #[test]
+    fn endings() {
+        let pki = Pki::new();
+        let Some(pg) = Postgres::start(&pki.server, PgSsl::On) else {
+            return;
+        };
+        check_endings(&pki, &pg, &postgres_exchange());
+        for n in 0..3 {
+            println!("postgres session {n}: {:#?}", pg.session_lines(n));
+        }
+    }
+
+    /// `ssl = off`: the server answers the SSLRequest with `N`.
+    #[test]
+    fn ssl_off_is_refused() {
+        let pki = Pki::new();
+        let Some(pg) = Postgres::start(&pki.server, PgSsl::Off) else {
+            return;
+        };
+        check_refused(&pki, &pg, "postgres", "answered N to the SSLRequest");
+    }
+}
+
+mod ftp {
+    use super::*;
+
+    #[test]
+    fn endings() {
+        let pki = Pki::new();
+        let Some(ftp) = Vsftpd::start(&pki.server, true) else {
+            return;
+        };
+        check_endings(&pki, &ftp, &ftp_exchange());
+    }
+
+    /// `ssl_enable=NO`: vsftpd answers `AUTH TLS` with a 530, as to any command before login.
+    #[test]
+    fn without_tls_is_refused() {
+        let pki = Pki::new();
+        let Some(ftp) = Vsftpd::start(&pki.server, false) else {
+            return;
+        };
+        check_refused(
+            &pki,
+            &ftp,
+            "ftp",
+            "does not offer AUTH TLS: it answered AUTH TLS with \"530 Please login with USER and PASS.\"",
+        );
+    }
+}
+
+mod xmpp {
+    use super::*;
+
+    #[test]
+    fn endings() {
+        let pki = Pki::new();
+        let Some(xmpp) = Prosody::start(&pki.server, true) else {
+            return;
+        };
+        check_endings(&pki, &xmpp, &xmpp_exchange());
+        println!("prosody: {:#?}", xmpp.disconnect_lines());
+    }
+
+    /// The TLS module off: the stream features offer no `<starttls/>`.
+    #[test]
+    fn without_starttls_is_refused() {
+        let pki = Pki::new();
+        let Some(xmpp) = Prosody::start(&pki.server, false) else {
+            return;
+        };
+        check_refused(&pki, &xmpp, "xmpp", "stream features");
     }
 }
