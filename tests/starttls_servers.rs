@@ -65,6 +65,12 @@ struct Exchange {
     answer: &'static str,
     /// The answer is exactly `first` then `answer` (nothing in it varies from run to run).
     whole: bool,
+    /// The protocol's own goodbye, after which the server ends the session.
+    goodbye: &'static [u8],
+    /// What the server sends last after it, if anything.
+    farewell: &'static str,
+    /// Whether the server then sends close_notify (exit 0) or only closes TCP (exit 3).
+    goodbye_close_notify: bool,
 }
 
 /// PostgreSQL: StartupMessage for user and database `postgres` (trust), a simple Query
@@ -91,6 +97,10 @@ fn postgres_exchange() -> Exchange {
         // The DataRow's text "42", CommandComplete, then ReadyForQuery, idle.
         answer: "\x00\x02\x34\x32C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I",
         whole: false,
+        // Terminate: the backend ends, and its exit sends close_notify.
+        goodbye: b"X\x00\x00\x00\x04",
+        farewell: "",
+        goodbye_close_notify: true,
     }
 }
 
@@ -102,6 +112,10 @@ fn ftp_exchange() -> Exchange {
         first: "230 Login successful.\r\n",
         answer: "257 \"/\" is the current directory\r\n",
         whole: true,
+        // vsftpd answers QUIT and closes the control connection without close_notify.
+        goodbye: b"QUIT\r\n",
+        farewell: "221 Goodbye.\r\n",
+        goodbye_close_notify: false,
     }
 }
 
@@ -117,6 +131,10 @@ fn xmpp_exchange() -> Exchange {
         // The mechanisms come in no fixed order.
         answer: "</mechanisms></stream:features>",
         whole: false,
+        // Prosody closes its stream too, then TLS with close_notify.
+        goodbye: b"</stream:stream>",
+        farewell: "</stream:stream>",
+        goodbye_close_notify: true,
     }
 }
 
@@ -241,6 +259,8 @@ enum Ending {
     Sigint,
     /// `~.` alone on a line, with `--escape '~'` as stdin is a pipe: fast close, exit 0.
     Escape,
+    /// The protocol's own goodbye: the server ends the session.
+    Goodbye,
 }
 
 /// gracetls `--starttls` to `server`: `ex.input` over TLS, the answer awaited, then `ending`.
@@ -265,50 +285,63 @@ fn check_ending(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange, ending: E
         server.dump()
     );
     let started = Instant::now();
-    let (trigger, signal) = match ending {
+    let mut sent = ex.input.clone();
+    let mut last = ex.answer.to_string();
+    // (trigger, outcome, exit code or the signal it dies by)
+    let (trigger, outcome, exit) = match ending {
         Ending::StdinEof => {
             c.close_stdin();
-            ("stdin-eof", None)
+            ("stdin-eof", "clean", Ok(0))
         }
         Ending::Sigint => {
             c.signal(SIGINT);
-            ("signal", Some(SIGINT))
+            ("signal", "clean", Err(SIGINT))
         }
         Ending::Escape => {
             c.write_stdin(b"~.\n", &[server]);
-            ("escape", None)
+            ("escape", "clean", Ok(0))
+        }
+        Ending::Goodbye => {
+            c.write_stdin(ex.goodbye, &[server]);
+            sent.extend_from_slice(ex.goodbye);
+            last.push_str(ex.farewell);
+            match ex.goodbye_close_notify {
+                true => ("peer-close-notify", "clean", Ok(0)),
+                false => ("peer-eof", "truncated", Ok(3)),
+            }
         }
     };
     let st = c.wait_exit(WAIT, &[server]);
     let took = started.elapsed();
-    match signal {
-        Some(sig) => c.assert_signal(st, sig, &[server]),
-        None => c.assert_code(st, 0, &[server]),
+    match exit {
+        Ok(code) => c.assert_code(st, code, &[server]),
+        Err(sig) => c.assert_signal(st, sig, &[server]),
     }
     c.assert_no_panic(&[server]);
     let out = c.stdout_bytes();
-    let expected = [ex.first.as_bytes(), ex.answer.as_bytes()].concat();
+    let expected = [ex.first.as_bytes(), last.as_bytes()].concat();
     let exact = !ex.whole || out == expected;
     assert!(
-        out.starts_with(ex.first.as_bytes()) && out.ends_with(ex.answer.as_bytes()) && exact,
-        "{} {ending:?}: stdout is not the answer: {:?} ... {:?}{}{}",
+        out.starts_with(ex.first.as_bytes()) && out.ends_with(last.as_bytes()) && exact,
+        "{} {ending:?}: stdout is not the answer: {:?} ... {last:?}{}{}",
         ex.proto,
         ex.first,
-        ex.answer,
         c.dump(),
         server.dump()
     );
     let report = c.assert_report(
         &[
             ("trigger", json!(trigger)),
-            ("outcome", json!("clean")),
+            ("outcome", json!(outcome)),
             ("close_notify_sent", json!(true)),
-            ("bytes_out", json!(ex.input.len())),
+            ("bytes_out", json!(sent.len())),
             ("bytes_in", json!(out.len())),
             ("bytes_dropped", json!(0)),
         ],
         &[server],
     );
+    // After the server's own goodbye, "close_notify" means the session ended without a TLS
+    // error in its log; otherwise it is the client's close_notify, read as such.
     let verdict = server.wait_verdict(n, WAIT);
     assert_eq!(
         verdict,
@@ -324,16 +357,21 @@ fn check_ending(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange, ending: E
         describe_status(Some(st)),
         took.as_millis(),
         report["close_ms"],
-        ex.input.len(),
+        sent.len(),
         out.len()
     );
 }
 
 /// Every ending, one session each, against one server.
 fn check_endings(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange) {
-    for (n, ending) in [Ending::StdinEof, Ending::Sigint, Ending::Escape]
-        .into_iter()
-        .enumerate()
+    for (n, ending) in [
+        Ending::StdinEof,
+        Ending::Sigint,
+        Ending::Escape,
+        Ending::Goodbye,
+    ]
+    .into_iter()
+    .enumerate()
     {
         check_ending(pki, server, ex, ending, n);
     }
@@ -376,7 +414,7 @@ mod postgres {
             return;
         };
         check_endings(&pki, &pg, &postgres_exchange());
-        for n in 0..3 {
+        for n in 0..4 {
             println!("postgres session {n}: {:#?}", pg.session_lines(n));
         }
     }

@@ -70,41 +70,54 @@ impl Dump for LogFile {
     }
 }
 
-/// The uid and gid of the system user `name` (from `/etc/passwd`), which the Debian package
-/// that needs it creates.
-pub fn system_user(name: &str) -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
+/// The uid and gid a daemon that will not run as root runs as: the system user `name` (which
+/// its Debian package creates) when the tests run as root, as they do in CI; `None`, meaning
+/// the test's own user, otherwise.
+pub fn daemon_user(name: &str) -> Option<(u32, u32)> {
+    if !super::netns::is_root() {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let found = passwd.lines().find_map(|line| {
         let fields: Vec<&str> = line.split(':').collect();
         if fields.len() < 4 || fields[0] != name {
             return None;
         }
         Some((fields[2].parse().ok()?, fields[3].parse().ok()?))
-    })
+    });
+    match found {
+        Some(ids) => Some(ids),
+        None => panic!("there is no `{name}` user in /etc/passwd: reinstall its package"),
+    }
 }
 
-/// `program` set to run as `(uid, gid)` (no supplementary groups) in `cwd`: the PID is the
-/// program's own, unlike under `runuser` or `su`, which fork and wait.
-pub fn command_as(program: &Path, (uid, gid): (u32, u32), cwd: &Path) -> Command {
+/// `program` set to run as `user` (no supplementary groups; see [`daemon_user`]) in `cwd`:
+/// the PID is the program's own, unlike under `runuser` or `su`, which fork and wait.
+pub fn command_as(program: &Path, user: Option<(u32, u32)>, cwd: &Path) -> Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(program);
-    cmd.uid(uid).gid(gid).current_dir(cwd);
+    if let Some((uid, gid)) = user {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd.current_dir(cwd);
     cmd
 }
 
-/// Hands `path` to `(uid, gid)` with `mode`, so a server running as that user can use it (a
-/// private key: 0600, as PostgreSQL insists).
-pub fn give_to(path: &Path, (uid, gid): (u32, u32), mode: u32) {
+/// Hands `path` to `user` (when there is one, see [`daemon_user`]) with `mode`, so the server
+/// can use it (a private key: 0600, as PostgreSQL insists).
+pub fn give_to(path: &Path, user: Option<(u32, u32)>, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))
-        .unwrap_or_else(|e| panic!("cannot chown {} to {uid}:{gid}: {e}", path.display()));
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("cannot chown {} to {uid}:{gid}: {e}", path.display()));
+    }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("cannot chmod {} to {mode:o}: {e}", path.display()));
 }
 
 /// Copies the certificate and key into `dir` as `server.pem` and `server.key`, owned by
 /// `owner` (the key 0600), and returns the copies.
-pub fn server_cert_copy(cert: &CertFiles, dir: &TempDir, owner: (u32, u32)) -> CertFiles {
+pub fn server_cert_copy(cert: &CertFiles, dir: &TempDir, owner: Option<(u32, u32)>) -> CertFiles {
     let read =
         |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
     let copy = CertFiles {

@@ -2,10 +2,11 @@
 //! foreground on a free 127.0.0.1 port, its Unix socket in the same directory, TLS on with the
 //! test's certificate (`ssl=on`, or off for the refusal case), everything it logs in a file.
 //!
-//! PostgreSQL refuses to run as root, and the tests run as root: both programs run as the
-//! `postgres` system user (the Debian package creates it) by uid and gid set on the command
-//! itself, so the PID the test holds is the postmaster's own. The directory and the key copy
-//! are handed to that user (the key 0600, which the server checks).
+//! PostgreSQL refuses to run as root. When the tests run as root (CI does), both programs run
+//! as the `postgres` system user (the Debian package creates it) by uid and gid set on the
+//! command itself, so the PID the test holds is the postmaster's own; otherwise as the test's
+//! own user. The directory and the key copy are handed to that user (the key 0600, which the
+//! server checks).
 //!
 //! # The referee
 //! With `log_connections`, `log_disconnections` and `log_min_messages=debug1`, each session
@@ -23,7 +24,7 @@
 //! Shutdown: SIGQUIT (immediate shutdown, which also removes its shared memory), then the
 //! [`Proc`] guard's SIGKILL if it did not exit in time.
 
-use super::daemon::{LogFile, command_as, give_to, server_cert_copy, system_user, versioned_tool};
+use super::daemon::{LogFile, command_as, daemon_user, give_to, server_cert_copy, versioned_tool};
 use super::peer::Verdict;
 use super::*;
 
@@ -60,9 +61,7 @@ impl Postgres {
             have_tool(&format!("{PG_LIB}/VERSION/bin/postgres"), "postgresql");
             return None;
         };
-        let Some(user) = system_user("postgres") else {
-            panic!("postgres is installed but there is no `postgres` user in /etc/passwd");
-        };
+        let user = daemon_user("postgres");
         let dir = TempDir::new("postgres");
         give_to(dir.path(), user, 0o755);
         let data = dir.path().join("data");

@@ -3,9 +3,10 @@
 //! test's certificate and encryption required, its data, pid file and debug log in a
 //! temporary directory.
 //!
-//! Prosody will not run as root: it runs as the `prosody` system user (the Debian package
-//! creates it) by uid and gid set on the command, so the PID the test holds is Prosody's own.
-//! The directory and the certificate copy are handed to that user.
+//! Prosody will not run as root: when the tests run as root it runs as the `prosody` system
+//! user (the Debian package creates it) by uid and gid set on the command, so the PID the test
+//! holds is Prosody's own; otherwise as the test's own user. The directory and the certificate
+//! copy are handed to that user.
 //!
 //! # The referee
 //! At `debug` level each client session logs `Client connected`, the STARTTLS exchange, `TLS
@@ -16,7 +17,7 @@
 //! - after a bare TCP FIN: `Client disconnected: unexpected eof while reading` (with `Read
 //!   error, closing (unexpected eof while reading)` at debug).
 
-use super::daemon::{LogFile, command_as, give_to, server_cert_copy, system_user};
+use super::daemon::{LogFile, command_as, daemon_user, give_to, server_cert_copy};
 use super::peer::Verdict;
 use super::*;
 
@@ -42,9 +43,7 @@ impl Prosody {
         if !have_tool(PROSODY, "prosody") {
             return None;
         }
-        let Some(user) = system_user("prosody") else {
-            panic!("prosody is installed but there is no `prosody` user in /etc/passwd");
-        };
+        let user = daemon_user("prosody");
         let dir = TempDir::new("prosody");
         give_to(dir.path(), user, 0o755);
         let d = dir.path();

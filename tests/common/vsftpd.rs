@@ -3,7 +3,7 @@
 //! config, empty chroot and anonymous root in a temporary directory, and its log in a file
 //! there (`vsftpd_log_file`, `log_ftp_protocol=YES`, `debug_ssl=YES`).
 //!
-//! vsftpd runs as root, as it is meant to (it forks a process per session and drops to the
+//! vsftpd runs as root (without root the tests that need it print SKIP), as it is meant to (it forks a process per session and drops to the
 //! `ftp` user for anonymous sessions); only the listener is our child, so the sessions it
 //! forked are killed by PID on drop, before it.
 //!
@@ -37,6 +37,15 @@ impl Vsftpd {
     /// when vsftpd is not installed outside CI.
     pub fn start(cert: &CertFiles, tls: bool) -> Option<Vsftpd> {
         if !have_tool(VSFTPD, "vsftpd") {
+            return None;
+        }
+        if !super::netns::is_root() {
+            let msg = "vsftpd must be started as root (it chroots and changes user per session)";
+            if under_ci() {
+                panic!("CI=true and {msg}");
+            }
+            eprintln!("SKIP: {msg}");
+            println!("SKIP: {msg}");
             return None;
         }
         let dir = TempDir::new("vsftpd");
