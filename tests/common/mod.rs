@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod echo_peer;
 pub mod gnutls;
 pub mod gopeer;
@@ -19,6 +20,7 @@ pub mod netns;
 pub mod nginx;
 pub mod nginx_http;
 pub mod peer;
+pub mod postfix;
 pub mod proxy;
 pub mod rustls_peer;
 
@@ -27,6 +29,7 @@ pub mod rustls_peer;
 mod capture;
 mod client;
 mod listener;
+mod logfile;
 mod pki;
 mod process;
 mod pypeer;
@@ -34,7 +37,8 @@ mod s_server;
 mod session;
 #[allow(unused_imports)]
 pub use {
-    capture::*, client::*, listener::*, pki::*, process::*, pypeer::*, s_server::*, session::*,
+    capture::*, client::*, listener::*, logfile::*, pki::*, process::*, pypeer::*, s_server::*,
+    session::*,
 };
 
 use std::ffi::OsStr;
