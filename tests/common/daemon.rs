@@ -1,22 +1,9 @@
-//! What the Debian daemons the tests start (PostgreSQL, vsftpd, Prosody) have in common: a log
-//! file polled with a deadline, a system user to run as, files handed to that user, a port
-//! seen listening in `/proc/net/tcp`, and the processes a daemon forked.
-//!
-//! These daemons write their own log files (or, for PostgreSQL, stderr redirected to one), so
-//! a [`LogFile`] reads the file again on each check, up to a deadline, a few milliseconds
-//! apart: there is no pipe to block on.
+//! What the Debian daemons the tests start (PostgreSQL, vsftpd, Prosody) have in common: a
+//! system user to run as, files handed to that user, a port seen listening in
+//! `/proc/net/tcp`, the processes a daemon forked, and a bounded poll for such states, which no
+//! pipe reports (their logs are files: see [`LogFile`](super::LogFile)).
 
 use super::*;
-
-/// A log file a server writes; read whole on each look.
-#[derive(Clone)]
-pub struct LogFile {
-    pub label: String,
-    pub path: PathBuf,
-}
-
-/// How long [`poll_until`] waits between looks.
-const POLL: Duration = Duration::from_millis(20);
 
 /// Checks `cond` every 20 ms until it holds (true) or `timeout` passes (false), for states
 /// that no pipe reports: a file's contents, a listening port, a process tree.
@@ -29,44 +16,7 @@ pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        thread::sleep(POLL);
-    }
-}
-
-impl LogFile {
-    pub fn new(label: &str, path: PathBuf) -> LogFile {
-        LogFile {
-            label: label.to_string(),
-            path,
-        }
-    }
-
-    /// The whole file now (empty when it does not exist yet).
-    pub fn text(&self) -> String {
-        std::fs::read(&self.path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// Looks at the file until `pred(text)` holds or `timeout` passes; returns whether it held.
-    pub fn wait_until(&self, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> bool {
-        poll_until(timeout, || pred(&self.text()))
-    }
-
-    /// Waits until `pat` appears in the file.
-    pub fn wait_for(&self, pat: &str, timeout: Duration) -> bool {
-        self.wait_until(timeout, |t| t.contains(pat))
-    }
-}
-
-impl Dump for LogFile {
-    fn dump(&self) -> String {
-        format!(
-            "\n\n===== {} log {} =====\n{}\n",
-            self.label,
-            self.path.display(),
-            show_bytes(self.text().as_bytes(), 16_000)
-        )
+        thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod dovecot;
 pub mod echo_peer;
 pub mod gnutls;
 pub mod gopeer;
@@ -20,6 +21,7 @@ pub mod netns;
 pub mod nginx;
 pub mod nginx_http;
 pub mod peer;
+pub mod postfix;
 pub mod postgres;
 pub mod prosody;
 pub mod proxy;
@@ -31,6 +33,7 @@ pub mod vsftpd;
 mod capture;
 mod client;
 mod listener;
+mod logfile;
 mod pki;
 mod process;
 mod pypeer;
@@ -38,7 +41,8 @@ mod s_server;
 mod session;
 #[allow(unused_imports)]
 pub use {
-    capture::*, client::*, listener::*, pki::*, process::*, pypeer::*, s_server::*, session::*,
+    capture::*, client::*, listener::*, logfile::*, pki::*, process::*, pypeer::*, s_server::*,
+    session::*,
 };
 
 use std::ffi::OsStr;

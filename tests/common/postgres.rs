@@ -24,7 +24,9 @@
 //! Shutdown: SIGQUIT (immediate shutdown, which also removes its shared memory), then the
 //! [`Proc`] guard's SIGKILL if it did not exit in time.
 
-use super::daemon::{LogFile, command_as, daemon_user, give_to, server_cert_copy, versioned_tool};
+use super::daemon::{
+    command_as, daemon_user, give_to, poll_until, server_cert_copy, versioned_tool,
+};
 use super::peer::Verdict;
 use super::*;
 
@@ -84,7 +86,7 @@ impl Postgres {
         let mut failures = String::new();
         for attempt in 1..=5 {
             let port = free_port();
-            let log = LogFile::new("postgres", dir.path().join(format!("postgres-{port}.log")));
+            let log = LogFile::new(dir.path().join(format!("postgres-{port}.log")));
             let file = std::fs::File::create(&log.path).expect("create the postgres log");
             let ssl_on = if ssl == PgSsl::On { "on" } else { "off" };
             let mut cmd = command_as(&postgres, user, dir.path());
@@ -106,12 +108,8 @@ impl Postgres {
                 .stderr(file);
             let mut proc = Proc::spawn("postgres", &mut cmd)
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", postgres.display()));
-            let mut exited = false;
-            let ready = log.wait_until(WAIT, |t| {
-                exited = proc.has_exited();
-                t.contains(PG_READY) || exited
-            });
-            if ready && log.text().contains(PG_READY) {
+            poll_until(WAIT, || log.text().contains(PG_READY) || proc.has_exited());
+            if log.text().contains(PG_READY) && !proc.has_exited() {
                 return Some(Postgres {
                     proc,
                     port,
@@ -134,8 +132,8 @@ impl Postgres {
     /// its TLS ended (see the module docs).
     pub fn wait_verdict(&self, n: usize, timeout: Duration) -> Verdict {
         let mut verdict = None;
-        self.log.wait_until(timeout, |t| {
-            verdict = pg_verdicts(t).get(n).cloned();
+        poll_until(timeout, || {
+            verdict = pg_verdicts(&self.log.text()).get(n).cloned();
             verdict.is_some()
         });
         verdict.unwrap_or_else(|| {

@@ -17,7 +17,7 @@
 //! - after a bare TCP FIN: `Client disconnected: unexpected eof while reading` (with `Read
 //!   error, closing (unexpected eof while reading)` at debug).
 
-use super::daemon::{LogFile, command_as, daemon_user, give_to, server_cert_copy};
+use super::daemon::{command_as, daemon_user, give_to, poll_until, server_cert_copy};
 use super::peer::Verdict;
 use super::*;
 
@@ -62,7 +62,7 @@ impl Prosody {
         let mut failures = String::new();
         for attempt in 1..=5 {
             let port = free_port();
-            let log = LogFile::new("prosody", d.join(format!("prosody-{port}.log")));
+            let log = LogFile::new(d.join(format!("prosody-{port}.log")));
             let conf = format!(
                 "pidfile = \"{d}/prosody.pid\"\n\
                  data_path = \"{d}/data\"\n\
@@ -102,13 +102,12 @@ impl Prosody {
             out.attach(proc.child_mut().stdout.take().expect("piped stdout"));
             out.attach(proc.child_mut().stderr.take().expect("piped stderr"));
             let active = format!("Activated service 'c2s' on [127.0.0.1]:{port}");
-            let mut exited = false;
-            log.wait_until(WAIT, |t| {
-                exited = proc.has_exited();
-                t.contains(&active) || t.contains("Failed to open server port") || exited
+            poll_until(WAIT, || {
+                let t = log.text();
+                t.contains(&active) || t.contains("Failed to open server port") || proc.has_exited()
             });
             let text = log.text();
-            if text.contains(&active) && !exited {
+            if text.contains(&active) && !proc.has_exited() {
                 return Some(Prosody {
                     proc,
                     port,
@@ -132,8 +131,8 @@ impl Prosody {
     /// (see the module docs).
     pub fn wait_verdict(&self, n: usize, timeout: Duration) -> Verdict {
         let mut verdict = None;
-        self.log.wait_until(timeout, |t| {
-            verdict = prosody_verdicts(t).get(n).cloned();
+        poll_until(timeout, || {
+            verdict = prosody_verdicts(&self.log.text()).get(n).cloned();
             verdict.is_some()
         });
         verdict.unwrap_or_else(|| {

@@ -17,7 +17,7 @@
 //! So a clean end is read as "the session's processes are gone and it logged no such line":
 //! [`Vsftpd::wait_verdict`] waits for the listener to have no child left first.
 
-use super::daemon::{LogFile, descendants, kill_descendants, listening, poll_until};
+use super::daemon::{descendants, kill_descendants, listening, poll_until};
 use super::peer::Verdict;
 use super::*;
 
@@ -57,7 +57,7 @@ impl Vsftpd {
         let mut failures = String::new();
         for attempt in 1..=5 {
             let port = free_port();
-            let log = LogFile::new("vsftpd", dir.path().join(format!("vsftpd-{port}.log")));
+            let log = LogFile::new(dir.path().join(format!("vsftpd-{port}.log")));
             let ssl = if tls {
                 format!(
                     "ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=YES\n\
