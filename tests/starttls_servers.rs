@@ -24,6 +24,8 @@ trait StarttlsServer: Dump {
     fn port(&self) -> u16;
     /// How the `n`-th session (from 0) ended, once it has.
     fn wait_verdict(&self, n: usize, timeout: Duration) -> Verdict;
+    /// Everything it logged so far.
+    fn log_text(&self) -> String;
 }
 
 impl StarttlsServer for Postgres {
@@ -32,6 +34,9 @@ impl StarttlsServer for Postgres {
     }
     fn wait_verdict(&self, n: usize, timeout: Duration) -> Verdict {
         Postgres::wait_verdict(self, n, timeout)
+    }
+    fn log_text(&self) -> String {
+        self.log.text()
     }
 }
 
@@ -42,6 +47,9 @@ impl StarttlsServer for Vsftpd {
     fn wait_verdict(&self, n: usize, timeout: Duration) -> Verdict {
         Vsftpd::wait_verdict(self, n, timeout)
     }
+    fn log_text(&self) -> String {
+        self.log.text()
+    }
 }
 
 impl StarttlsServer for Prosody {
@@ -50,6 +58,9 @@ impl StarttlsServer for Prosody {
     }
     fn wait_verdict(&self, n: usize, timeout: Duration) -> Verdict {
         Prosody::wait_verdict(self, n, timeout)
+    }
+    fn log_text(&self) -> String {
+        self.log.text()
     }
 }
 
@@ -265,8 +276,18 @@ enum Ending {
 
 /// gracetls `--starttls` to `server`: `ex.input` over TLS, the answer awaited, then `ending`.
 /// Asserts the exit, the report, the bytes both ways, and the server's verdict on session `n`.
-fn check_ending(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange, ending: Ending, n: usize) {
+fn check_ending(
+    pki: &Pki,
+    server: &dyn StarttlsServer,
+    ex: &Exchange,
+    (ending, tls): (Ending, Tls),
+    n: usize,
+) {
     let mut extra = vec!["--starttls", ex.proto];
+    if tls == Tls::V12 {
+        extra.extend(["--tls-max", "1.2"]);
+    }
+    let tls12_before = server.log_text().matches("TLSv1.2").count();
     if ex.proto == "xmpp" {
         // The stream's domain and the certificate's name; the address stays 127.0.0.1.
         extra.extend(["--servername", "localhost"]);
@@ -351,9 +372,21 @@ fn check_ending(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange, ending: E
         c.dump(),
         server.dump()
     );
+    // Each of them names the version in its log (PostgreSQL `protocol=TLSv1.2`, vsftpd `SSL
+    // version: TLSv1.2`, Prosody `TLS handshake complete (TLSv1.2 ...`).
+    if tls == Tls::V12 {
+        assert!(
+            server.log_text().matches("TLSv1.2").count() > tls12_before,
+            "{} with --tls-max 1.2: the server logged no TLSv1.2 session{}{}",
+            ex.proto,
+            c.dump(),
+            server.dump()
+        );
+    }
     println!(
-        "STARTTLS {} {ending:?}: {} in {} ms (close_ms {}), {} bytes out, {} in; server: {verdict:?}",
+        "STARTTLS {} {ending:?} TLS{}: {} in {} ms (close_ms {}), {} bytes out, {} in; server: {verdict:?}",
         ex.proto,
+        tls.number(),
         describe_status(Some(st)),
         took.as_millis(),
         report["close_ms"],
@@ -362,13 +395,16 @@ fn check_ending(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange, ending: E
     );
 }
 
-/// Every ending, one session each, against one server.
+/// Every ending, one session each, against one server, with TLS 1.3; then the fast closes
+/// again with TLS 1.2.
 fn check_endings(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange) {
     for (n, ending) in [
-        Ending::StdinEof,
-        Ending::Sigint,
-        Ending::Escape,
-        Ending::Goodbye,
+        (Ending::StdinEof, Tls::V13),
+        (Ending::Sigint, Tls::V13),
+        (Ending::Escape, Tls::V13),
+        (Ending::Goodbye, Tls::V13),
+        (Ending::Sigint, Tls::V12),
+        (Ending::Escape, Tls::V12),
     ]
     .into_iter()
     .enumerate()
@@ -414,7 +450,7 @@ mod postgres {
             return;
         };
         check_endings(&pki, &pg, &postgres_exchange());
-        for n in 0..4 {
+        for n in 0..6 {
             println!("postgres session {n}: {:#?}", pg.session_lines(n));
         }
     }
