@@ -247,6 +247,29 @@ mod referee {
         check_referee(&pki, &ftp, &ftp_exchange());
     }
 
+    /// vsftpd's session processes are not the test's children: dropping the harness must kill
+    /// them too, also while a client is still connected (a test that failed midway).
+    #[test]
+    fn ftp_sessions_end_with_the_server() {
+        let pki = Pki::new();
+        let Some(ftp) = Vsftpd::start(&pki.server, true) else {
+            return;
+        };
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", ftp.port)).expect("connect");
+        let greeting = read_some(&mut s, WAIT).expect("the 220 greeting");
+        assert!(greeting.starts_with(b"220 "), "{greeting:?}{}", ftp.dump());
+        let sessions = common::daemon::descendants(ftp.proc.pid());
+        assert!(!sessions.is_empty(), "no session process{}", ftp.dump());
+        drop(ftp);
+        for pid in sessions {
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                !st.rsplit_once(") ")
+                    .is_some_and(|(_, r)| r.starts_with('Z'))
+            });
+            assert!(!alive, "vsftpd session {pid} outlived the server");
+        }
+    }
+
     #[test]
     fn xmpp() {
         let pki = Pki::new();

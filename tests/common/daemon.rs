@@ -93,14 +93,20 @@ pub fn listening(port: u16) -> bool {
 
 /// Every process below `pid`, children before their own children.
 pub fn descendants(pid: u32) -> Vec<u32> {
+    walk(pid, |_| {})
+}
+
+/// The processes below `pid`, each passed to `visit` before its children are listed; at most
+/// 1,000 (a test server's tree is small; the bound guards against a cycle of reused PIDs).
+fn walk(pid: u32, mut visit: impl FnMut(u32)) -> Vec<u32> {
     let mut out = Vec::new();
     let mut todo = vec![pid];
-    // A process tree of a test server is small; the bound guards against a cycle of reused PIDs.
     while let Some(p) = todo.pop() {
-        if out.len() > 1_000 {
-            break;
-        }
         for c in super::nginx::children(p) {
+            if out.len() >= 1_000 {
+                return out;
+            }
+            visit(c);
             out.push(c);
             todo.push(c);
         }
@@ -108,14 +114,22 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
-/// Kills (SIGKILL) every process below `pid`: sessions a daemon forked, which outlive it.
+/// Kills (SIGKILL) `pid`'s descendants, the sessions a daemon forked, which would outlive it;
+/// `pid` itself is left stopped for its [`Proc`] guard to kill. Each parent is stopped before
+/// its children are listed: a stopped process cannot reap, so every PID listed stays its
+/// process's (a zombie at worst) until the kill.
 pub fn kill_descendants(pid: u32) {
-    for p in descendants(pid).into_iter().rev() {
+    sys::kill(pid as i32, SIGSTOP);
+    let all = walk(pid, |c| {
+        sys::kill(c as i32, SIGSTOP);
+    });
+    for p in all.into_iter().rev() {
         sys::kill(p as i32, SIGKILL);
     }
 }
 
-/// The first of `/usr/lib/postgresql/*/bin/NAME`, newest version first, or NAME on PATH.
+/// The newest `BASE/VERSION/bin/NAME`, as Debian installs PostgreSQL
+/// (`/usr/lib/postgresql/15/bin/postgres`).
 pub fn versioned_tool(base: &str, name: &str) -> Option<PathBuf> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(base)
         .into_iter()

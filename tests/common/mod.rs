@@ -94,6 +94,7 @@ pub const SIGHUP: i32 = 1;
 pub const SIGINT: i32 = 2;
 pub const SIGQUIT: i32 = 3;
 pub const SIGKILL: i32 = 9;
+pub const SIGSTOP: i32 = 19;
 pub const SIGTERM: i32 = 15;
 pub const SIGUSR1: i32 = 10;
 
