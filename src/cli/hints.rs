@@ -5,7 +5,7 @@ use std::io;
 
 use gracetls::Error;
 use gracetls::error::CertificateProblem;
-use gracetls::starttls::Problem;
+use gracetls::starttls::{Problem, Protocol};
 
 /// One short sentence on what to do about `error`, for a person at the terminal.
 pub(crate) fn hint(error: &Error) -> Option<&'static str> {
@@ -40,6 +40,13 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
         }
         Error::NotTls { .. } => Some(
             "check the port: the server there does not speak TLS (if it starts in clear, use --starttls PROTO)",
+        ),
+        Error::Starttls {
+            protocol: Protocol::Xmpp,
+            problem: Problem::Unexpected { .. },
+            ..
+        } => Some(
+            "the stream was addressed to --servername, or else to HOST: give the server's XMPP domain with --servername",
         ),
         Error::Starttls {
             target, problem, ..
@@ -171,5 +178,28 @@ mod tests {
             reason: "tlsv13 alert certificate required".into(),
         };
         assert!(hint(&e).unwrap_or_default().contains("--cert"));
+    }
+
+    #[test]
+    fn starttls_on_an_implicit_tls_port_says_drop_it() {
+        let e = |target: &str, problem| Error::Starttls {
+            target: target.into(),
+            protocol: Protocol::Smtp,
+            step: "greeting",
+            problem,
+        };
+        let timeout = || Problem::Timeout {
+            timeout: Duration::from_secs(10),
+        };
+        assert!(
+            hint(&e("mail.example:465", timeout())).is_some_and(|h| h.contains("drop --starttls"))
+        );
+        assert!(
+            !hint(&e("mail.example:587", timeout())).is_some_and(|h| h.contains("drop --starttls"))
+        );
+        let refused = Problem::Refused {
+            reply: "454 4.7.0 TLS not available".into(),
+        };
+        assert!(hint(&e("mail.example:25", refused)).is_some_and(|h| h.contains("see its log")));
     }
 }

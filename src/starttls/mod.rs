@@ -378,18 +378,4 @@ pub(crate) fn describe(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_round_trip() {
-        for p in Protocol::ALL {
-            assert_eq!(p.to_string().parse::<Protocol>(), Ok(p));
-        }
-        let e = "x".parse::<Protocol>().unwrap_err().to_string();
-        assert!(
-            e.contains("smtp, lmtp, imap, pop3, ftp, xmpp, postgres"),
-            "{e}"
-        );
-    }
-}
+mod tests;
