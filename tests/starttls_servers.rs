@@ -153,9 +153,14 @@ fn xmpp_exchange() -> Exchange {
 // The referees, checked with openssl s_client.
 
 /// `openssl s_client -starttls PROTO` to `server`, trusting the test CA.
-fn s_client(pki: &Pki, ex: &Exchange, port: u16) -> Tool {
+fn s_client(pki: &Pki, ex: &Exchange, port: u16, tls: Tls) -> Tool {
+    let version = match tls {
+        Tls::V12 => "-tls1_2",
+        Tls::V13 => "-tls1_3",
+    };
     let mut args: Vec<String> = [
         "s_client",
+        version,
         "-brief",
         "-nocommands",
         "-starttls",
@@ -175,14 +180,20 @@ fn s_client(pki: &Pki, ex: &Exchange, port: u16) -> Tool {
     Tool::spawn(OPENSSL, &args)
 }
 
-/// s_client exchanges `ex` over TLS, then ends with stdin EOF (close_notify) as session 0
-/// and with SIGKILL (a bare FIN) as session 1; the server must log them apart.
+/// s_client exchanges `ex` over TLS, then ends with stdin EOF (close_notify) or with SIGKILL
+/// (a bare FIN), with TLS 1.3 (sessions 0 and 1) and TLS 1.2 (2 and 3); the server must log
+/// them apart.
 fn check_referee(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange) {
-    for (n, kill, want) in [
-        (0, false, Verdict::CloseNotify),
-        (1, true, Verdict::BareFin),
-    ] {
-        let mut t = s_client(pki, ex, server.port());
+    for (n, (tls, kill, want)) in [
+        (Tls::V13, false, Verdict::CloseNotify),
+        (Tls::V13, true, Verdict::BareFin),
+        (Tls::V12, false, Verdict::CloseNotify),
+        (Tls::V12, true, Verdict::BareFin),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut t = s_client(pki, ex, server.port(), tls);
         {
             use std::io::Write;
             let stdin = t.stdin.as_mut().expect("s_client stdin");
@@ -214,12 +225,17 @@ fn check_referee(pki: &Pki, server: &dyn StarttlsServer, ex: &Exchange) {
         assert_eq!(
             got,
             want,
-            "{}: s_client ended by {how}, the server's log says {got:?}{}{}",
+            "{} TLS {}: s_client ended by {how}, the server's log says {got:?}{}{}",
             ex.proto,
+            tls.number(),
             t.dump(),
             server.dump()
         );
-        println!("REFEREE {} s_client {how}: {got:?}", ex.proto);
+        println!(
+            "REFEREE {} TLS {} s_client {how}: {got:?}",
+            ex.proto,
+            tls.number()
+        );
     }
 }
 
@@ -233,7 +249,7 @@ mod referee {
             return;
         };
         check_referee(&pki, &pg, &postgres_exchange());
-        for n in 0..2 {
+        for n in 0..4 {
             println!("postgres session {n}: {:#?}", pg.session_lines(n));
         }
     }
@@ -261,13 +277,14 @@ mod referee {
         let sessions = common::daemon::descendants(ftp.proc.pid());
         assert!(!sessions.is_empty(), "no session process{}", ftp.dump());
         drop(ftp);
-        for pid in sessions {
-            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
-                !st.rsplit_once(") ")
-                    .is_some_and(|(_, r)| r.starts_with('Z'))
-            });
-            assert!(!alive, "vsftpd session {pid} outlived the server");
-        }
+        let left: Vec<u32> = sessions
+            .into_iter()
+            .filter(|&p| common::daemon::alive(p))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "vsftpd sessions {left:?} outlived the server"
+        );
     }
 
     #[test]

@@ -123,9 +123,19 @@ pub fn kill_descendants(pid: u32) {
     let all = walk(pid, |c| {
         sys::kill(c as i32, SIGSTOP);
     });
-    for p in all.into_iter().rev() {
+    for &p in all.iter().rev() {
         sys::kill(p as i32, SIGKILL);
     }
+    // A kill takes effect a moment later; the sessions' sockets close when it has.
+    poll_until(WAIT, || !all.iter().any(|&p| alive(p)));
+}
+
+/// Whether `pid` is a process that has not exited (neither gone nor a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
 }
 
 /// The newest `BASE/VERSION/bin/NAME`, as Debian installs PostgreSQL
