@@ -547,6 +547,30 @@ mod xmpp {
         println!("prosody: {:#?}", xmpp.disconnect_lines());
     }
 
+    /// Without `--servername` the stream goes `to` HOST, here 127.0.0.1, which Prosody does
+    /// not serve: its `host-unknown` stream error is exit 1 with one line naming it and
+    /// `--servername`.
+    #[test]
+    fn unknown_domain_names_servername() {
+        let pki = Pki::new();
+        let Some(xmpp) = Prosody::start(&pki.server, true) else {
+            return;
+        };
+        let args = client_args(&pki, "127.0.0.1", xmpp.port, &["--starttls", "xmpp"]);
+        let mut c = Client::spawn(args);
+        let st = c.wait_exit(WAIT, &[&xmpp]);
+        c.assert_code(st, 1, &[&xmpp]);
+        let lines = c.message_lines();
+        assert!(
+            lines.len() == 1
+                && lines[0].contains("<host-unknown")
+                && lines[0].contains("--servername"),
+            "expected one line naming host-unknown and --servername, got {lines:?}{}{}",
+            c.dump(),
+            xmpp.dump()
+        );
+    }
+
     /// The TLS module off: the stream features offer no `<starttls/>`.
     #[test]
     fn without_starttls_is_refused() {
