@@ -16,7 +16,7 @@
 
 use super::*;
 
-pub const DOVECOT: &str = "dovecot";
+pub const DOVECOT: &str = "/usr/sbin/dovecot";
 /// Dovecot's line (verbose_ssl) for a TLS client that left without close_notify.
 pub const DOVECOT_SSL_ERROR: &str = "SSL error";
 /// Dovecot's line (verbose_ssl) for a close_notify, read or written.
