@@ -35,6 +35,9 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts Dovecot with `cert`; `None` (after a SKIP line) where it is missing outside CI.
     pub fn start(cert: &CertFiles) -> Option<Dovecot> {
+        if !needs_root("Dovecot") {
+            return None;
+        }
         if !have_tool(DOVECOT, "dovecot-imapd dovecot-pop3d dovecot-lmtpd") {
             return None;
         }

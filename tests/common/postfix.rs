@@ -53,6 +53,9 @@ impl Postfix {
     /// Starts Postfix with `cert`; `None` (after a SKIP line) where Postfix or cc is missing
     /// outside CI.
     pub fn start(cert: &CertFiles) -> Option<Postfix> {
+        if !needs_root("Postfix") {
+            return None;
+        }
         if !have_tool(POSTFIX, "postfix") || !have_tool("cc", "gcc") {
             return None;
         }
