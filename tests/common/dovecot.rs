@@ -16,7 +16,7 @@
 
 use super::*;
 
-pub const DOVECOT: &str = "dovecot";
+pub const DOVECOT: &str = "/usr/sbin/dovecot";
 /// Dovecot's line (verbose_ssl) for a TLS client that left without close_notify.
 pub const DOVECOT_SSL_ERROR: &str = "SSL error";
 /// Dovecot's line (verbose_ssl) for a close_notify, read or written.
@@ -35,6 +35,9 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts Dovecot with `cert`; `None` (after a SKIP line) where it is missing outside CI.
     pub fn start(cert: &CertFiles) -> Option<Dovecot> {
+        if !needs_root("Dovecot") {
+            return None;
+        }
         if !have_tool(DOVECOT, "dovecot-imapd dovecot-pop3d dovecot-lmtpd") {
             return None;
         }

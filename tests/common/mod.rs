@@ -190,3 +190,21 @@ pub fn have_tool(program: &str, package: &str) -> bool {
     println!("SKIP: {msg}");
     false
 }
+
+/// Whether the tests run as root, which `server` (a daemon that switches to its own system
+/// users) needs. Outside CI, not root prints a SKIP line and returns false; under `CI=true`
+/// it panics.
+pub fn needs_root(server: &str) -> bool {
+    if netns::is_root() {
+        return true;
+    }
+    let msg = format!(
+        "{server} is started as root (it switches to its own users); run the tests as root"
+    );
+    if under_ci() {
+        panic!("CI=true and {msg}");
+    }
+    eprintln!("SKIP: {msg}");
+    println!("SKIP: {msg}");
+    false
+}

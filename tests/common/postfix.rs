@@ -27,7 +27,7 @@
 
 use super::*;
 
-pub const POSTFIX: &str = "postfix";
+pub const POSTFIX: &str = "/usr/sbin/postfix";
 /// Postfix's line for a TLS client that left without close_notify (with the shim).
 pub const POSTFIX_UNEXPECTED_EOF: &str = "unexpected eof while reading";
 /// Postfix's lines for any TLS failure on an established session.
@@ -53,6 +53,9 @@ impl Postfix {
     /// Starts Postfix with `cert`; `None` (after a SKIP line) where Postfix or cc is missing
     /// outside CI.
     pub fn start(cert: &CertFiles) -> Option<Postfix> {
+        if !needs_root("Postfix") {
+            return None;
+        }
         if !have_tool(POSTFIX, "postfix") || !have_tool("cc", "gcc") {
             return None;
         }
