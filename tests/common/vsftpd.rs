@@ -36,16 +36,7 @@ impl Vsftpd {
     /// vsftpd with TLS (`tls`) or without it, for the refusal case; `None` (after a SKIP line)
     /// when vsftpd is not installed outside CI.
     pub fn start(cert: &CertFiles, tls: bool) -> Option<Vsftpd> {
-        if !have_tool(VSFTPD, "vsftpd") {
-            return None;
-        }
-        if !super::netns::is_root() {
-            let msg = "vsftpd must be started as root (it chroots and changes user per session)";
-            if under_ci() {
-                panic!("CI=true and {msg}");
-            }
-            eprintln!("SKIP: {msg}");
-            println!("SKIP: {msg}");
+        if !have_tool(VSFTPD, "vsftpd") || !needs_root("vsftpd") {
             return None;
         }
         let dir = TempDir::new("vsftpd");
