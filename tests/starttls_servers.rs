@@ -1,10 +1,11 @@
 //! `--starttls` against real servers the tests start on 127.0.0.1: PostgreSQL (its
 //! SSLRequest), vsftpd (FTP `AUTH TLS`) and Prosody (XMPP STARTTLS).
 //!
-//! For each: a command exchanged over TLS, then each ending (stdin EOF, SIGINT, `~.`), with
-//! the exit code, the bytes both ways and the server's own log as the referee (how each
-//! server tells a close_notify from a bare TCP FIN is in its harness, `tests/common/`); a
-//! server without TLS is a one-line error and exit 1. The referees themselves are checked
+//! For each: a command exchanged over TLS, then each ending (stdin EOF, SIGINT, `~.`, and the
+//! protocol's own goodbye; SIGINT and `~.` again with TLS 1.2), with the exit code, the bytes
+//! both ways and the server's own log as the referee (how each server tells a close_notify
+//! from a bare TCP FIN is in its harness, `tests/common/`); a server without TLS is a one-line
+//! error and exit 1. The referees themselves are checked
 //! first with `openssl s_client -starttls`: its stdin EOF sends close_notify, SIGKILL leaves a
 //! bare FIN, and the server must tell the two apart.
 
