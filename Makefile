@@ -5,6 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := openssl libssl-dev pkg-config python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
 	nftables iproute2 socat ncat gcc \
+	postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd postgresql vsftpd prosody \
 	hyperfine time gnuplot-nox
 
 .PHONY: all build demo test interop test-faults fanout figures soak bench lint doc ci deps clean fuzz fuzz-ci fuzz-deps
@@ -17,6 +18,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections; \
 		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 

@@ -10,7 +10,7 @@ use native_tls::TlsStream;
 
 use crate::Error;
 use crate::config::Config;
-use crate::target::parse_target;
+use crate::target::parse_target_or;
 use crate::transport::MemoryTransport;
 
 /// A TCP connection to `target` (`HOST[:PORT]`), with the name to check the certificate
@@ -21,9 +21,15 @@ pub(crate) struct Tcp {
     pub(crate) target: String,
 }
 
-/// Resolves `target` and connects to the first address that answers before `deadline`.
-pub(crate) fn connect_tcp(config: &Config, target: &str, deadline: Instant) -> Result<Tcp, Error> {
-    let (host, port) = parse_target(target)?;
+/// Resolves `target` (`default_port` if it names none) and connects to the first address that
+/// answers before `deadline`.
+pub(crate) fn connect_tcp(
+    config: &Config,
+    target: &str,
+    default_port: u16,
+    deadline: Instant,
+) -> Result<Tcp, Error> {
+    let (host, port) = parse_target_or(target, default_port)?;
     let target = show_target(&host, port);
     let timeout = || Error::ConnectTimeout {
         target: target.clone(),

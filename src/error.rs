@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::starttls::{Problem, Protocol};
 use crate::utc::utc;
 
 /// Everything that can go wrong while connecting, talking or closing.
@@ -106,6 +107,20 @@ pub enum Error {
         target: String,
         /// What the TLS library said.
         reason: String,
+    },
+    /// The clear-text exchange before TLS ([`Stream::connect_starttls`](crate::Stream::connect_starttls),
+    /// [`Starttls::negotiate`](crate::starttls::Starttls::negotiate)) did not reach the
+    /// upgrade: the server does not offer it, refused it, answered otherwise, closed, or
+    /// was too slow.
+    Starttls {
+        /// The server, `host:port`.
+        target: String,
+        /// The protocol spoken in clear.
+        protocol: Protocol,
+        /// The step: `greeting`, `EHLO`, `STARTTLS`, `CAPA`, `SSLRequest`, ...
+        step: &'static str,
+        /// What went wrong.
+        problem: Problem,
     },
     /// Data was sent after the connection was closed.
     Closed,
@@ -362,6 +377,12 @@ impl fmt::Display for Error {
                 ),
                 None => write!(f, "TLS error on the connection to {target}: {reason}"),
             },
+            Error::Starttls {
+                target,
+                protocol,
+                step,
+                problem,
+            } => crate::starttls::describe(f, target, *protocol, step, problem),
             Error::Closed => write!(f, "the connection is closed"),
             Error::Thread { what, source } => write!(f, "cannot start {what}: {source}"),
         }
@@ -385,6 +406,10 @@ impl std::error::Error for Error {
             | Error::Connect { source, .. }
             | Error::Io { source, .. }
             | Error::Thread { source, .. } => Some(source),
+            Error::Starttls {
+                problem: Problem::Io(source),
+                ..
+            } => Some(source),
             _ => None,
         }
     }

@@ -4,6 +4,7 @@
 use std::io;
 
 use crate::Error;
+use crate::starttls::Problem;
 
 impl From<Error> for io::Error {
     /// An `io::Error` of the closest kind, carrying the [`Error`] itself (its message, hint
@@ -26,6 +27,12 @@ impl From<Error> for io::Error {
                 io::ErrorKind::InvalidInput
             }
             Error::Closed => io::ErrorKind::BrokenPipe,
+            Error::Starttls { problem, .. } => match problem {
+                Problem::Io(source) => source.kind(),
+                Problem::Timeout { .. } => io::ErrorKind::TimedOut,
+                Problem::Closed => io::ErrorKind::UnexpectedEof,
+                _ => io::ErrorKind::InvalidData,
+            },
             _ => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, error)

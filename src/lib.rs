@@ -33,8 +33,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! [`Stream::from_tcp`] starts TLS on a socket the program already has (after a STARTTLS
-//! exchange, through a proxy tunnel). [`Connection`] is a `Stream` with one reader thread that
+//! [`Stream::connect_starttls`] connects in clear and upgrades with STARTTLS (SMTP, LMTP, IMAP,
+//! POP3, FTP, XMPP, PostgreSQL; see [`starttls`]). [`Stream::from_tcp`] starts TLS on a socket
+//! the program already has (after its own clear-text exchange, through a proxy tunnel). [`Connection`] is a `Stream` with one reader thread that
 //! delivers [`Event`]s on a channel, for programs that wait on channels rather than in `read`.
 //!
 //! Errors name the cause and the peer:
@@ -123,6 +124,7 @@ mod io_error;
 mod outbound;
 pub mod report;
 mod session;
+pub mod starttls;
 mod stream;
 mod target;
 mod transport;

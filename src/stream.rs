@@ -29,6 +29,7 @@ use crate::error::tls_reason;
 use crate::outbound::Outbound;
 use crate::report::CloseReport;
 use crate::session::Session;
+use crate::starttls::Starttls;
 use crate::transport::MemoryTransport;
 
 /// One socket read while data trickles or the connection is idle. A read that fills it
@@ -192,8 +193,43 @@ impl Stream {
     pub fn connect(config: &Config, target: &str) -> Result<Stream, Error> {
         let started = Instant::now();
         let deadline = started + config.get_connect_timeout();
-        let mut tcp = connect_tcp(config, target, deadline)?;
+        let mut tcp = connect_tcp(config, target, 443, deadline)?;
         let name = config.get_servername().unwrap_or(&tcp.host).to_string();
+        let tls = start_tls(config, &mut tcp.socket, &name, &tcp.target, deadline)?;
+        Ok(Stream::new(config, tcp.target, tcp.socket, tls, started))
+    }
+
+    /// Connects to `target` in clear, upgrades the connection with `starttls` (see
+    /// [`starttls`](crate::starttls)), then completes the TLS handshake on the same socket,
+    /// all within the connect timeout. A target without a port gets the protocol's
+    /// ([`Protocol::default_port`](crate::starttls::Protocol::default_port)). The clear-text
+    /// exchange is logged at `info`, a line per message.
+    ///
+    /// A server that does not offer the upgrade, refuses it or does not answer in time is
+    /// [`Error::Starttls`], naming the step and what the server said.
+    ///
+    /// ```no_run
+    /// use std::io::Write;
+    /// use gracetls::starttls::{Protocol, Starttls};
+    /// use gracetls::{Config, Stream};
+    ///
+    /// let starttls = Starttls::new(Protocol::Smtp).client_name("client.example.org");
+    /// let stream = Stream::connect_starttls(&Config::new(), "mail.example.com:587", &starttls)?;
+    /// (&stream).write_all(b"EHLO client.example.org\r\n")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn connect_starttls(
+        config: &Config,
+        target: &str,
+        starttls: &Starttls,
+    ) -> Result<Stream, Error> {
+        let started = Instant::now();
+        let timeout = config.get_connect_timeout();
+        let deadline = started + timeout;
+        let default_port = starttls.protocol().default_port();
+        let mut tcp = connect_tcp(config, target, default_port, deadline)?;
+        let name = config.get_servername().unwrap_or(&tcp.host).to_string();
+        starttls.negotiate_until(&tcp.socket, &name, &tcp.target, deadline, timeout)?;
         let tls = start_tls(config, &mut tcp.socket, &name, &tcp.target, deadline)?;
         Ok(Stream::new(config, tcp.target, tcp.socket, tls, started))
     }

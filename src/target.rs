@@ -37,6 +37,11 @@ const TLS_SCHEMES: &[(&str, u16)] = &[
 /// assert!(parse_target("localhost:0").is_err());
 /// ```
 pub fn parse_target(target: &str) -> Result<(String, u16), Error> {
+    parse_target_or(target, 443)
+}
+
+/// [`parse_target`] with `default_port` for a target that names none (and no URL scheme).
+pub(crate) fn parse_target_or(target: &str, default_port: u16) -> Result<(String, u16), Error> {
     let invalid = |reason| Error::InvalidTarget {
         target: target.to_string(),
         reason,
@@ -60,7 +65,7 @@ pub fn parse_target(target: &str) -> Result<(String, u16), Error> {
             }
             (authority, port)
         }
-        None => (target, 443),
+        None => (target, default_port),
     };
     let (host, port) = split_host_port(authority).map_err(invalid)?;
     if host.is_empty() {

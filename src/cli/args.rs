@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use gracetls::starttls::Protocol;
 use gracetls::{CloseMode, Config, TlsVersion};
 
 use super::duration::parse_duration;
@@ -22,7 +23,8 @@ At stdin EOF (--on-eof):
 
 Exit codes:
   0    clean: close_notify sent (and received where the close waited for it)
-  1    error: connect, certificate, handshake, reset, TLS failure, writing stdout
+  1    error: connect, STARTTLS not offered or refused, certificate, handshake, reset, TLS
+       failure, writing stdout
   2    usage: bad arguments (nothing was sent)
   3    the server's stream ended without close_notify (possible truncation), or data
        arrived just as the quiet time ended and was dropped
@@ -84,7 +86,17 @@ pub(crate) struct Args {
     #[arg(long, value_name = "VERSION")]
     pub(crate) tls_max: Option<TlsVersion>,
 
-    /// Bound on TCP connect plus TLS handshake (e.g. 500ms, 2s, 1m).
+    /// Start in clear and upgrade with STARTTLS: smtp, lmtp, imap, pop3, ftp, xmpp or postgres
+    /// (EHLO/LHLO name localhost; XMPP domain: --servername or HOST). Without a port, the
+    /// protocol's: 587, 24, 143, 110, 21, 5222, 5432.
+    #[arg(long, value_name = "PROTO")]
+    pub(crate) starttls: Option<Protocol>,
+
+    /// Send each LF read from stdin as CRLF (a CRLF already there is kept as it is).
+    #[arg(long)]
+    pub(crate) crlf: bool,
+
+    /// Bound on TCP connect, the STARTTLS exchange and the TLS handshake (e.g. 500ms, 2s, 1m).
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true)]
     pub(crate) connect_timeout: Duration,
 

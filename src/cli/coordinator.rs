@@ -57,7 +57,7 @@ impl Coordinator {
             None if io::stdin().is_terminal() => Some(b'~'),
             None => None,
         };
-        let threads = spawn_stdin(Arc::clone(&stream), escape).and_then(|input_rx| {
+        let threads = spawn_stdin(Arc::clone(&stream), escape, args.crlf).and_then(|input_rx| {
             let quit = args.quit_on.as_deref().map(LineMatcher::new);
             Ok((input_rx, spawn_output(Arc::clone(&stream), quit)?))
         });

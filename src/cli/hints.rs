@@ -5,6 +5,7 @@ use std::io;
 
 use gracetls::Error;
 use gracetls::error::CertificateProblem;
+use gracetls::starttls::{Problem, Protocol};
 
 /// One short sentence on what to do about `error`, for a person at the terminal.
 pub(crate) fn hint(error: &Error) -> Option<&'static str> {
@@ -47,7 +48,19 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
         Error::Handshake { .. } => {
             Some("check --tls-min/--tls-max, --alpn and client certificate options")
         }
-        Error::NotTls { .. } => Some("check the port: the server there does not speak TLS"),
+        Error::NotTls { .. } => Some(
+            "check the port: the server there does not speak TLS (if it starts in clear, use --starttls PROTO)",
+        ),
+        Error::Starttls {
+            protocol: Protocol::Xmpp,
+            problem: Problem::Unexpected { .. },
+            ..
+        } => Some(
+            "the stream was addressed to --servername, or else to HOST: give the server's XMPP domain with --servername",
+        ),
+        Error::Starttls {
+            target, problem, ..
+        } => Some(starttls_hint(target, problem)),
         // The reason already gives the command that converts the file.
         Error::Setup { reason, .. } if reason.contains("`openssl ") => None,
         Error::Setup { .. } => Some("check the file's path and that it is PEM"),
@@ -89,6 +102,36 @@ fn problem_hint(problem: &CertificateProblem) -> &'static str {
             "if you trust it, pass it with --ca-file PEM; or --insecure to skip verification (unsafe)"
         }
         _ => "see the certificate's details above",
+    }
+}
+
+/// Ports where TLS starts at once, with no clear-text exchange: SMTPS (submissions), IMAPS,
+/// POP3S, FTPS, XMPP over TLS.
+const IMPLICIT_TLS_PORTS: [&str; 5] = ["465", "993", "995", "990", "5223"];
+
+fn starttls_hint(target: &str, problem: &Problem) -> &'static str {
+    let implicit = target
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| IMPLICIT_TLS_PORTS.contains(&port));
+    match problem {
+        Problem::NotOffered { .. } | Problem::Timeout { .. } | Problem::Unexpected { .. }
+            if implicit =>
+        {
+            "that port speaks TLS from the start (465, 993, 995, 990, 5223): drop --starttls"
+        }
+        Problem::NotOffered { .. } => {
+            "check the port (465, 993 and 995 are TLS from the start: drop --starttls there); otherwise the server has no TLS set up"
+        }
+        Problem::Refused { .. } => {
+            "the server offers TLS but cannot start it now; see its log, or try again later"
+        }
+        Problem::Unexpected { .. } | Problem::Closed => {
+            "check that the server on that port speaks the protocol given to --starttls"
+        }
+        Problem::Timeout { .. } => {
+            "check the port and --starttls PROTO (a TLS port waits for us to speak first), or raise --connect-timeout"
+        }
+        _ => "the server or the network dropped the connection; see the server's log",
     }
 }
 
@@ -175,5 +218,28 @@ mod tests {
             reason: "tlsv13 alert certificate required".into(),
         };
         assert!(hint(&e).unwrap_or_default().contains("--cert"));
+    }
+
+    #[test]
+    fn starttls_on_an_implicit_tls_port_says_drop_it() {
+        let e = |target: &str, problem| Error::Starttls {
+            target: target.into(),
+            protocol: Protocol::Smtp,
+            step: "greeting",
+            problem,
+        };
+        let timeout = || Problem::Timeout {
+            timeout: Duration::from_secs(10),
+        };
+        assert!(
+            hint(&e("mail.example:465", timeout())).is_some_and(|h| h.contains("drop --starttls"))
+        );
+        assert!(
+            !hint(&e("mail.example:587", timeout())).is_some_and(|h| h.contains("drop --starttls"))
+        );
+        let refused = Problem::Refused {
+            reply: "454 4.7.0 TLS not available".into(),
+        };
+        assert!(hint(&e("mail.example:25", refused)).is_some_and(|h| h.contains("see its log")));
     }
 }

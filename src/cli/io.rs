@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, unbounded};
 use gracetls::{Error, Stream};
 use log::{debug, warn};
 
+use super::crlf::Crlf;
 use super::lines::{EscapeFilter, LineMatcher};
 
 /// How the stdin side ended; its data went to the connection.
@@ -32,14 +33,21 @@ pub(crate) enum Output {
     Drained,
 }
 
-/// Reads stdin in chunks and writes them to the server, taking out the escape command. Once
-/// the close has begun, writes fail and the thread ends: nothing read after it is sent.
-pub(crate) fn spawn_stdin(stream: Arc<Stream>, escape: Option<u8>) -> io::Result<Receiver<Input>> {
+/// Reads stdin in chunks and writes them to the server, taking out the escape command and,
+/// with `crlf`, sending each bare LF as CRLF. Once the close has begun, writes fail and the
+/// thread ends: nothing read after it is sent.
+pub(crate) fn spawn_stdin(
+    stream: Arc<Stream>,
+    escape: Option<u8>,
+    crlf: bool,
+) -> io::Result<Receiver<Input>> {
     let (tx, rx) = unbounded();
     thread::Builder::new()
         .name("gracetls-stdin".into())
         .spawn(move || {
             let mut filter = escape.map(EscapeFilter::new);
+            let mut crlf = crlf.then(Crlf::default);
+            let mut translated = Vec::new();
             let mut stdin = io::stdin().lock();
             let mut buf = vec![0u8; 64 * 1024];
             let mut out = Vec::with_capacity(buf.len());
@@ -58,11 +66,16 @@ pub(crate) fn spawn_stdin(stream: Arc<Stream>, escape: Option<u8>) -> io::Result
                     (Some(f), _) => f.feed(&buf[..n], &mut out),
                     (None, _) => false,
                 };
-                let data = if filter.is_some() {
+                let mut data = if filter.is_some() {
                     &out[..]
                 } else {
                     &buf[..n]
                 };
+                if let Some(crlf) = &mut crlf {
+                    translated.clear();
+                    crlf.feed(data, &mut translated);
+                    data = &translated[..];
+                }
                 if !data.is_empty() && (&*stream).write_all(data).is_err() {
                     // The close began, or the connection failed: the output side reports which.
                     return;

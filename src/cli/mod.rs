@@ -10,6 +10,7 @@
 
 mod args;
 mod coordinator;
+mod crlf;
 mod duration;
 mod hints;
 mod io;
@@ -26,6 +27,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use crossbeam_channel::select;
+use gracetls::starttls::Starttls;
 use gracetls::{Outcome, Stream};
 use log::{debug, warn};
 
@@ -93,8 +95,13 @@ pub fn run() -> ExitCode {
     {
         let config = config.clone();
         let target = args.target.clone();
+        let starttls = args.starttls.map(Starttls::new);
         let connect = move || {
-            let _ = connected_tx.send(Stream::connect(&config, &target));
+            let result = match &starttls {
+                Some(starttls) => Stream::connect_starttls(&config, &target, starttls),
+                None => Stream::connect(&config, &target),
+            };
+            let _ = connected_tx.send(result);
         };
         if let Err(e) = thread::Builder::new().spawn(connect) {
             eprintln!("gracetls: error: cannot start a thread to connect: {e}");

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod dovecot;
 pub mod echo_peer;
 pub mod gnutls;
 pub mod gopeer;
@@ -19,14 +21,19 @@ pub mod netns;
 pub mod nginx;
 pub mod nginx_http;
 pub mod peer;
+pub mod postfix;
+pub mod postgres;
+pub mod prosody;
 pub mod proxy;
 pub mod rustls_peer;
+pub mod vsftpd;
 
 // The harness, one file per part. Each test binary uses a different part of it, so any one
 // re-export may go unused in a given binary.
 mod capture;
 mod client;
 mod listener;
+mod logfile;
 mod pki;
 mod process;
 mod pypeer;
@@ -34,7 +41,8 @@ mod s_server;
 mod session;
 #[allow(unused_imports)]
 pub use {
-    capture::*, client::*, listener::*, pki::*, process::*, pypeer::*, s_server::*, session::*,
+    capture::*, client::*, listener::*, logfile::*, pki::*, process::*, pypeer::*, s_server::*,
+    session::*,
 };
 
 use std::ffi::OsStr;
@@ -86,6 +94,7 @@ pub const SIGHUP: i32 = 1;
 pub const SIGINT: i32 = 2;
 pub const SIGQUIT: i32 = 3;
 pub const SIGKILL: i32 = 9;
+pub const SIGSTOP: i32 = 19;
 pub const SIGTERM: i32 = 15;
 pub const SIGUSR1: i32 = 10;
 
@@ -174,6 +183,24 @@ pub fn have_tool(program: &str, package: &str) -> bool {
         return true;
     }
     let msg = format!("{program} not found (Debian package {package}); run `make deps`");
+    if under_ci() {
+        panic!("CI=true and {msg}");
+    }
+    eprintln!("SKIP: {msg}");
+    println!("SKIP: {msg}");
+    false
+}
+
+/// Whether the tests run as root, which `server` (a daemon that switches to its own system
+/// users) needs. Outside CI, not root prints a SKIP line and returns false; under `CI=true`
+/// it panics.
+pub fn needs_root(server: &str) -> bool {
+    if netns::is_root() {
+        return true;
+    }
+    let msg = format!(
+        "{server} is started as root (it switches to its own users); run the tests as root"
+    );
     if under_ci() {
         panic!("CI=true and {msg}");
     }

@@ -80,7 +80,7 @@ pub fn netns_available() -> bool {
 }
 
 /// Effective UID 0, from /proc (no libc call needed).
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
         s.lines()
             .find_map(|l| l.strip_prefix("Uid:"))

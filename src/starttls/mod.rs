@@ -1,0 +1,381 @@
+//! STARTTLS: the clear-text exchange that asks a server to start TLS on a connection that
+//! began without it (SMTP, LMTP, IMAP, POP3, FTP, XMPP, PostgreSQL), up to the point where
+//! the next bytes on the socket are the TLS handshake.
+//!
+//! The exchange reads the socket only up to the end of each of the server's answers (it
+//! peeks first, then takes exactly what it has looked at), so nothing past the upgrade is
+//! taken from the socket: the TLS handshake that follows finds the socket as the server
+//! left it. Every answer is bounded in length and the whole exchange in time, so no server
+//! can make it hang or grow without bound.
+//!
+//! [`Stream::connect_starttls`](crate::Stream::connect_starttls) does it all within the
+//! connect timeout; [`Starttls::negotiate`] is the exchange alone, on a socket the caller
+//! has, to be followed by [`Stream::from_tcp`](crate::Stream::from_tcp).
+
+mod dialogue;
+mod ftp;
+mod imap;
+mod pop3;
+mod postgres;
+mod smtp;
+mod xmpp;
+
+use std::fmt;
+use std::net::TcpStream;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use crate::Error;
+
+use dialogue::Dialogue;
+
+/// A protocol whose clear-text start can be upgraded to TLS on the same connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// SMTP (RFC 3207): `EHLO`, the `STARTTLS` keyword, `STARTTLS`, `220`.
+    Smtp,
+    /// LMTP (RFC 2033): as SMTP, with `LHLO`.
+    Lmtp,
+    /// IMAP (RFC 3501): `CAPABILITY` lists `STARTTLS`, then a tagged `STARTTLS`, `OK`.
+    Imap,
+    /// POP3 (RFC 2595): `CAPA` lists `STLS`, then `STLS`, `+OK`.
+    Pop3,
+    /// FTP (RFC 4217): `AUTH TLS`, `234`.
+    Ftp,
+    /// XMPP (RFC 6120): a stream header to the domain, `<starttls/>` in the stream features,
+    /// then `<starttls/>`, `<proceed/>`.
+    Xmpp,
+    /// PostgreSQL: the 8-byte `SSLRequest`, answered `S`.
+    Postgres,
+}
+
+impl Protocol {
+    /// Every protocol, in the order of their names in messages.
+    pub const ALL: [Protocol; 7] = [
+        Protocol::Smtp,
+        Protocol::Lmtp,
+        Protocol::Imap,
+        Protocol::Pop3,
+        Protocol::Ftp,
+        Protocol::Xmpp,
+        Protocol::Postgres,
+    ];
+
+    /// The name as [`FromStr`] takes it: `smtp`, `lmtp`, `imap`, `pop3`, `ftp`, `xmpp`,
+    /// `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Lmtp => "lmtp",
+            Protocol::Imap => "imap",
+            Protocol::Pop3 => "pop3",
+            Protocol::Ftp => "ftp",
+            Protocol::Xmpp => "xmpp",
+            Protocol::Postgres => "postgres",
+        }
+    }
+
+    /// The port the protocol's clear-text service listens on, where STARTTLS is offered:
+    /// 587 (SMTP submission), 24, 143, 110, 21, 5222, 5432.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Protocol::Smtp => 587,
+            Protocol::Lmtp => 24,
+            Protocol::Imap => 143,
+            Protocol::Pop3 => 110,
+            Protocol::Ftp => 21,
+            Protocol::Xmpp => 5222,
+            Protocol::Postgres => 5432,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A protocol name that [`Protocol`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownProtocol(pub String);
+
+impl fmt::Display for UnknownProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
+        write!(
+            f,
+            "unknown STARTTLS protocol {:?}: one of {}",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownProtocol {}
+
+impl FromStr for Protocol {
+    type Err = UnknownProtocol;
+
+    /// ```
+    /// use gracetls::starttls::Protocol;
+    /// assert_eq!("imap".parse::<Protocol>(), Ok(Protocol::Imap));
+    /// assert_eq!("SMTP".parse::<Protocol>(), Ok(Protocol::Smtp));
+    /// assert!("gopher".parse::<Protocol>().is_err());
+    /// ```
+    fn from_str(text: &str) -> Result<Protocol, UnknownProtocol> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(text))
+            .ok_or_else(|| UnknownProtocol(text.to_string()))
+    }
+}
+
+/// How a connection is upgraded to TLS: the protocol, and the names it sends in clear.
+///
+/// ```
+/// use gracetls::starttls::{Protocol, Starttls};
+///
+/// let starttls = Starttls::new(Protocol::Smtp).client_name("client.example.org");
+/// assert_eq!(starttls.protocol(), Protocol::Smtp);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Starttls {
+    protocol: Protocol,
+    client_name: String,
+    domain: Option<String>,
+}
+
+/// What was said in clear before the upgrade, one line per message: `C: ` for ours, `S: `
+/// for the server's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transcript {
+    lines: Vec<String>,
+}
+
+impl Transcript {
+    /// The lines, in order.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+}
+
+impl Starttls {
+    /// An upgrade for `protocol`, with the defaults below.
+    pub fn new(protocol: Protocol) -> Starttls {
+        Starttls {
+            protocol,
+            client_name: "localhost".into(),
+            domain: None,
+        }
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The name SMTP's `EHLO` and LMTP's `LHLO` give for this client. Default: `localhost`.
+    pub fn client_name(mut self, name: impl Into<String>) -> Starttls {
+        self.client_name = name.into();
+        self
+    }
+
+    /// The domain XMPP's stream header is addressed to (its `to`). Default: the server
+    /// name given to [`negotiate`](Self::negotiate) (for
+    /// [`Stream::connect_starttls`](crate::Stream::connect_starttls), the
+    /// [`Config::servername`](crate::Config::servername) or the target's host).
+    pub fn domain(mut self, domain: impl Into<String>) -> Starttls {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Runs the clear-text exchange on `socket` up to the upgrade, within `timeout`. When it
+    /// returns `Ok`, the server waits for our TLS ClientHello: pass the socket to
+    /// [`Stream::from_tcp`](crate::Stream::from_tcp). `server_name` names the server in
+    /// messages (with the socket's peer address) and is XMPP's domain unless
+    /// [`domain`](Self::domain) says otherwise. The socket's read and write timeouts are as
+    /// the caller set them when this returns.
+    ///
+    /// Errors: [`Error::Starttls`] when the server does not offer the upgrade, refuses it,
+    /// answers something else, closes, sends an answer too long, or does not answer within
+    /// `timeout`.
+    ///
+    /// ```no_run
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use gracetls::starttls::{Protocol, Starttls};
+    /// use gracetls::{Config, Stream};
+    ///
+    /// let socket = TcpStream::connect("mail.example.com:587")?;
+    /// Starttls::new(Protocol::Smtp).negotiate(&socket, "mail.example.com", Duration::from_secs(10))?;
+    /// let stream = Stream::from_tcp(&Config::new(), socket, "mail.example.com")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn negotiate(
+        &self,
+        socket: &TcpStream,
+        server_name: &str,
+        timeout: Duration,
+    ) -> Result<Transcript, Error> {
+        let target = socket.peer_addr().map_or_else(
+            |_| server_name.to_string(),
+            |addr| format!("{server_name} ({addr})"),
+        );
+        self.negotiate_until(
+            socket,
+            server_name,
+            &target,
+            Instant::now() + timeout,
+            timeout,
+        )
+    }
+
+    /// [`negotiate`](Self::negotiate) before `deadline`; `timeout` is what messages call it.
+    pub(crate) fn negotiate_until(
+        &self,
+        socket: &TcpStream,
+        server_name: &str,
+        target: &str,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Transcript, Error> {
+        let saved = (socket.read_timeout(), socket.write_timeout());
+        let mut d = Dialogue::new(socket, target, self.protocol, deadline, timeout);
+        let result = match self.protocol {
+            Protocol::Smtp => smtp::upgrade(&mut d, "EHLO", &self.client_name),
+            Protocol::Lmtp => smtp::upgrade(&mut d, "LHLO", &self.client_name),
+            Protocol::Imap => imap::upgrade(&mut d),
+            Protocol::Pop3 => pop3::upgrade(&mut d),
+            Protocol::Ftp => ftp::upgrade(&mut d),
+            Protocol::Xmpp => xmpp::upgrade(&mut d, self.domain.as_deref().unwrap_or(server_name)),
+            Protocol::Postgres => postgres::upgrade(&mut d),
+        };
+        if let (Ok(read), Ok(write)) = saved {
+            let _ = socket.set_read_timeout(read);
+            let _ = socket.set_write_timeout(write);
+        }
+        result.map(|()| d.into_transcript())
+    }
+}
+
+/// What went wrong in the clear-text exchange before TLS, in [`Error::Starttls`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The server does not offer the upgrade: `said` is what it offers instead, e.g. `its
+    /// EHLO reply lists PIPELINING, SIZE 10240000, 8BITMIME`.
+    NotOffered {
+        /// What the server said, as a phrase.
+        said: String,
+    },
+    /// The server offers the upgrade but refused it now (SMTP `454`, IMAP `NO`, POP3
+    /// `-ERR`, XMPP `<failure/>`).
+    Refused {
+        /// The server's answer.
+        reply: String,
+    },
+    /// The server answered something this step does not expect.
+    Unexpected {
+        /// The server's answer.
+        reply: String,
+        /// What the step expects, e.g. `250`.
+        expected: &'static str,
+    },
+    /// The server closed the connection.
+    Closed,
+    /// The server's answer passed the bound on a line or on the whole exchange.
+    TooLong {
+        /// The bound, in bytes.
+        limit: usize,
+    },
+    /// The server did not answer within the timeout.
+    Timeout {
+        /// The timeout that ran out.
+        timeout: Duration,
+    },
+    /// The socket failed.
+    Io(std::io::Error),
+}
+
+impl Protocol {
+    /// The name messages use: `SMTP`, `PostgreSQL`.
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "SMTP",
+            Protocol::Lmtp => "LMTP",
+            Protocol::Imap => "IMAP",
+            Protocol::Pop3 => "POP3",
+            Protocol::Ftp => "FTP",
+            Protocol::Xmpp => "XMPP",
+            Protocol::Postgres => "PostgreSQL",
+        }
+    }
+
+    /// What the upgrade is called in the protocol.
+    fn upgrade_name(self) -> &'static str {
+        match self {
+            Protocol::Pop3 => "STLS",
+            Protocol::Ftp => "AUTH TLS",
+            Protocol::Postgres => "TLS",
+            _ => "STARTTLS",
+        }
+    }
+}
+
+/// The message of [`Error::Starttls`].
+pub(crate) fn describe(
+    f: &mut fmt::Formatter<'_>,
+    target: &str,
+    protocol: Protocol,
+    step: &str,
+    problem: &Problem,
+) -> fmt::Result {
+    let label = protocol.label();
+    let during = if step == "greeting" {
+        format!("the {label} greeting")
+    } else {
+        format!("{label} {step}")
+    };
+    match problem {
+        Problem::NotOffered { said } => write!(
+            f,
+            "{target} does not offer {}: {said}",
+            protocol.upgrade_name()
+        ),
+        Problem::Refused { reply } => {
+            write!(f, "{target} refused {label} {step}: it answered {reply:?}")
+        }
+        Problem::Unexpected { reply, expected } if step == "greeting" => write!(
+            f,
+            "unexpected {label} greeting from {target}: {reply:?} (expected {expected})"
+        ),
+        Problem::Unexpected { reply, expected } => write!(
+            f,
+            "unexpected answer from {target} to {label} {step}: {reply:?} (expected {expected})"
+        ),
+        Problem::Closed => write!(
+            f,
+            "{target} closed the connection during {during}, before TLS"
+        ),
+        Problem::TooLong { limit } => write!(
+            f,
+            "{target} sent an answer longer than {limit} bytes during {during}, before TLS"
+        ),
+        Problem::Timeout { timeout } if step == "greeting" => write!(
+            f,
+            "STARTTLS timeout: {target} did not send {during} within {}",
+            crate::config::format_duration(*timeout)
+        ),
+        Problem::Timeout { timeout } => write!(
+            f,
+            "STARTTLS timeout: {target} did not answer {during} within {}",
+            crate::config::format_duration(*timeout)
+        ),
+        Problem::Io(source) => write!(f, "{source} during {during} with {target}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
