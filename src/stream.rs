@@ -24,6 +24,7 @@ use native_tls::TlsStream;
 use crate::Error;
 use crate::config::{CloseMode, Config};
 use crate::connect::{connect_tcp, start_tls};
+use crate::diagnose::Redial;
 use crate::error::tls_reason;
 use crate::outbound::Outbound;
 use crate::report::CloseReport;
@@ -173,7 +174,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Stream {
     /// Connects to `target` (`HOST[:PORT]`, port 443 by default; also `https://HOST[:PORT]`),
     /// trying every resolved address in turn, and completes the TLS handshake, all within
-    /// the connect timeout.
+    /// the connect timeout. With [`Config::proxy`] the connection goes to the proxy, which
+    /// opens a tunnel to `target`; TLS runs through it with the target.
     ///
     /// ```
     /// use std::time::Duration;
@@ -187,7 +189,17 @@ impl Stream {
     pub fn connect(config: &Config, target: &str) -> Result<Stream, Error> {
         let started = Instant::now();
         let deadline = started + config.get_connect_timeout();
-        let mut tcp = connect_tcp(config, target, deadline)?;
+        let (mut tcp, proxied) = match config.get_proxy() {
+            None => (connect_tcp(config, target, deadline)?, None),
+            Some(proxy) => (
+                crate::proxy::tunnel(config, proxy, target, deadline)?,
+                Some(Redial::Proxied {
+                    config,
+                    proxy,
+                    target,
+                }),
+            ),
+        };
         let name = config.get_servername().unwrap_or(&tcp.host).to_string();
         let tls = start_tls(
             config,
@@ -196,6 +208,7 @@ impl Stream {
             &tcp.target,
             deadline,
             started,
+            proxied,
         )?;
         Ok(Stream::new(config, tcp.target, tcp.socket, tls))
     }
@@ -221,7 +234,7 @@ impl Stream {
             |addr| format!("{server_name} ({addr})"),
         );
         let name = config.get_servername().unwrap_or(server_name).to_string();
-        let tls = start_tls(config, &mut socket, &name, &target, deadline, started)?;
+        let tls = start_tls(config, &mut socket, &name, &target, deadline, started, None)?;
         if let (Ok(read), Ok(write)) = timeouts {
             let _ = socket.set_read_timeout(read);
             let _ = socket.set_write_timeout(write);

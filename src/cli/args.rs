@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use gracetls::{CloseMode, Config, TlsVersion};
+use gracetls::{CloseMode, Config, Proxy, TlsVersion};
 
 use super::duration::parse_duration;
 
@@ -82,7 +82,13 @@ pub(crate) struct Args {
     #[arg(long, value_name = "VERSION")]
     pub(crate) tls_max: Option<TlsVersion>,
 
-    /// Bound on TCP connect plus TLS handshake (e.g. 500ms, 2s, 1m).
+    /// Connect through this proxy: http://[USER:PASSWORD@]HOST:PORT (HTTP CONNECT) or
+    /// socks5://[USER:PASSWORD@]HOST:PORT. TLS runs end to end through the tunnel and the
+    /// certificate is checked against the target. No environment variable is read.
+    #[arg(long, value_name = "URL")]
+    pub(crate) proxy: Option<Proxy>,
+
+    /// Bound on TCP connect (and the proxy's tunnel) plus TLS handshake (e.g. 500ms, 2s, 1m).
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true)]
     pub(crate) connect_timeout: Duration,
 
@@ -221,6 +227,9 @@ pub(crate) fn config_from(args: &Args) -> Config {
     }
     if let Some(v) = args.tls_max {
         config = config.max_version(v);
+    }
+    if let Some(proxy) = &args.proxy {
+        config = config.proxy(proxy.clone());
     }
     config
 }

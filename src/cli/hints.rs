@@ -50,6 +50,21 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
         Error::Tls { .. } => Some(
             "the server sent bytes that are not valid TLS for this session; see the server's log",
         ),
+        Error::InvalidProxy { .. } => Some(
+            "give --proxy http://HOST:PORT or socks5://HOST:PORT (USER:PASSWORD@ before HOST if needed)",
+        ),
+        // A 407's reason already says how to give credentials.
+        Error::ProxyRefused { reason, .. } if reason.contains("USER:PASSWORD") => None,
+        Error::ProxyRefused { .. } => Some(
+            "see the proxy's log and its rules (HTTP proxies often allow CONNECT to port 443 only)",
+        ),
+        Error::Proxy {
+            op: "connecting to",
+            ..
+        } => Some("is the proxy running, and are --proxy's host and port right?"),
+        Error::Proxy { .. } => Some(
+            "check that --proxy names the proxy's protocol (http:// or socks5://) and port, or raise --connect-timeout",
+        ),
         Error::Closed => None,
         Error::Thread { .. } => Some("the system is out of threads or memory; see ulimit -u"),
         _ => None,
