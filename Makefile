@@ -4,7 +4,7 @@ CARGO ?= cargo
 # (see README, "Testing").
 APT_PACKAGES := openssl libssl-dev pkg-config python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
-	nftables iproute2 socat ncat gcc \
+	nftables iproute2 socat ncat gcc tinyproxy microsocks \
 	hyperfine time gnuplot-nox
 
 .PHONY: all build demo test interop test-faults fanout soak bench lint doc ci deps clean fuzz fuzz-ci fuzz-deps

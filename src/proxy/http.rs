@@ -32,8 +32,9 @@ pub(super) fn connect(
         return Ok(());
     }
     let mut reason = format!("{code} {}", status.reason).trim_end().to_string();
+    // tinyproxy answers wrong credentials with 401, not 407: both mean the same here.
     match code {
-        407 if proxy.credentials.is_some() => {
+        401 | 407 if proxy.credentials.is_some() => {
             reason.push_str(" (the user name and password given were refused)");
         }
         407 => reason.push_str(

@@ -19,6 +19,7 @@ pub mod netns;
 pub mod nginx;
 pub mod nginx_http;
 pub mod peer;
+pub mod proxies;
 pub mod proxy;
 pub mod rustls_peer;
 
