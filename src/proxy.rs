@@ -185,7 +185,12 @@ impl fmt::Display for Proxy {
             ProxyKind::Socks5 => "socks5",
         };
         match self.username() {
-            Some(user) => write!(f, "{scheme}://{user}@{}", self.authority()),
+            Some(user) => write!(
+                f,
+                "{scheme}://{}@{}",
+                percent_encode(user),
+                self.authority()
+            ),
             None => write!(f, "{scheme}://{}", self.authority()),
         }
     }
@@ -209,6 +214,19 @@ fn without_password(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// A user name as a URL holds it: anything but letters, digits and `-._~` as `%XX`.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `%XX` escapes decoded; `None` for a broken escape or a result that is not UTF-8.
@@ -390,6 +408,8 @@ mod tests {
         assert_eq!(p.host(), "proxy.example");
         let p = Proxy::parse("http://user@h:1").unwrap();
         assert_eq!(p.credentials, Some(("user".into(), String::new())));
+        let p = Proxy::parse("http://a%3Ab%40c:pw@h:1").unwrap();
+        assert_eq!(p.to_string(), "http://a%3Ab%40c@h:1");
     }
 
     #[test]

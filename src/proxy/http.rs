@@ -133,7 +133,62 @@ fn base64(input: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// A connected pair on 127.0.0.1: (ours, the proxy's end).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let ours = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let (theirs, _) = listener.accept().expect("accept");
+        (ours, theirs)
+    }
+
+    #[test]
+    fn reads_no_further_than_the_header() {
+        for head in [
+            &b"HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\n"[..],
+            b"HTTP/1.0 200 OK\n\n",
+            b"HTTP/1.1 200 OK\r\n\r\n",
+        ] {
+            let (ours, mut theirs) = pair();
+            // The answer and the server's first TLS bytes in one segment.
+            theirs
+                .write_all(&[head, &b"\x16\x03\x03TLS"[..]].concat())
+                .expect("write");
+            let mut socket = Bounded {
+                socket: &ours,
+                deadline: Instant::now() + Duration::from_secs(5),
+                timeout: Duration::from_secs(5),
+            };
+            let Ok(read) = read_head(&mut socket) else {
+                panic!("no header read")
+            };
+            assert_eq!(read, head);
+            let mut rest = [0u8; 6];
+            socket
+                .read_exact(&mut rest)
+                .expect("the bytes after the header");
+            assert_eq!(&rest, b"\x16\x03\x03TLS");
+            drop(theirs);
+            assert_eq!((&ours).read(&mut [0u8; 1]).expect("EOF"), 0);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_answer_is_parsed_or_refused_without_panic(answer in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(status) = status_line(&answer) {
+                prop_assert!(status.code <= 999);
+                prop_assert!(status.reason.bytes().all(|b| b.is_ascii_graphic() || b == b' '));
+            }
+        }
+    }
 
     #[test]
     fn base64_matches_rfc_4648() {

@@ -162,7 +162,74 @@ fn reply_name(code: u8) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
     use super::*;
+
+    /// Runs `connect` against a scripted proxy that reads what the client sends at each step
+    /// and answers with `answers` in turn; returns the result and the bytes the client had
+    /// not read when it returned.
+    fn scripted(url: &str, answers: Vec<Vec<u8>>) -> (Result<(), Refusal>, Vec<u8>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let ours = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let (mut theirs, _) = listener.accept().expect("accept");
+        let proxy = Proxy::parse(url).expect("proxy URL");
+        let script = thread::spawn(move || {
+            for answer in answers {
+                let _ = theirs.read(&mut [0u8; 512]);
+                let _ = theirs.write_all(&answer);
+            }
+        });
+        let mut socket = Bounded {
+            socket: &ours,
+            deadline: Instant::now() + Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
+        };
+        let result = connect(&mut socket, &proxy, "localhost", 443);
+        script.join().expect("script");
+        let mut rest = Vec::new();
+        (&ours).read_to_end(&mut rest).expect("the rest");
+        (result, rest)
+    }
+
+    #[test]
+    fn reads_exactly_the_reply() {
+        let (result, rest) = scripted(
+            "socks5://u:p@127.0.0.1:1",
+            vec![
+                vec![5, USER_PASSWORD],
+                vec![1, 0],
+                [&[5, 0, 0, ATYP_DOMAIN, 4][..], b"host\x01\xbbTLS"].concat(),
+            ],
+        );
+        assert!(result.is_ok());
+        assert_eq!(rest, b"TLS");
+    }
+
+    #[test]
+    fn names_the_reply() {
+        let (result, _) = scripted(
+            "socks5://127.0.0.1:1",
+            vec![vec![5, NO_AUTH], vec![5, 2, 0, ATYP_IPV4, 0, 0, 0, 0, 0, 0]],
+        );
+        let Err(Refusal::Refused(reason)) = result else {
+            panic!("not refused")
+        };
+        assert_eq!(reason, "connection not allowed by ruleset (SOCKS5 reply 2)");
+        let (result, _) = scripted("socks5://127.0.0.1:1", vec![b"HTTP/1.1 400".to_vec()]);
+        let Err(Refusal::Io(e)) = result else {
+            panic!("not an I/O error")
+        };
+        assert_eq!(e.to_string(), "its answer is not SOCKS5: HT");
+        let (result, _) = scripted("socks5://127.0.0.1:1", vec![vec![5]]);
+        let Err(Refusal::Io(e)) = result else {
+            panic!("not an I/O error")
+        };
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 
     #[test]
     fn names_and_addresses() {
