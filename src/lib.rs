@@ -34,7 +34,8 @@
 //! ```
 //!
 //! [`Stream::from_tcp`] starts TLS on a socket the program already has (after a STARTTLS
-//! exchange, through a proxy tunnel). [`Connection`] is a `Stream` with one reader thread that
+//! exchange, through a tunnel of its own). [`Config::proxy`] makes [`Stream::connect`] go
+//! through an HTTP CONNECT or SOCKS5 [`Proxy`], the certificate checked against the target. [`Connection`] is a `Stream` with one reader thread that
 //! delivers [`Event`]s on a channel, for programs that wait on channels rather than in `read`.
 //!
 //! Errors name the cause and the peer:

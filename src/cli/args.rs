@@ -22,7 +22,8 @@ At stdin EOF (--on-eof):
 
 Exit codes:
   0    clean: close_notify sent (and received where the close waited for it)
-  1    error: connect, certificate, handshake, reset, TLS failure, writing stdout
+  1    error: connect, proxy refused or failed, certificate, handshake, reset, TLS failure,
+       writing stdout
   2    usage: bad arguments (nothing was sent)
   3    the server's stream ended without close_notify (possible truncation), or data
        arrived just as the quiet time ended and was dropped
