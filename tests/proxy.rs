@@ -645,3 +645,33 @@ fn library_stream_through_the_proxy() {
     assert!(report.close_notify_sent, "{report:?}");
     srv.assert_client_closed_cleanly(&[&proxy]);
 }
+
+/// A proxy URL that cannot be used is a usage error: exit 2 before anything is sent, the
+/// cause named, and the password never repeated.
+#[test]
+fn bad_proxy_urls_are_usage_errors() {
+    for (url, needle) in [
+        ("socks4://127.0.0.1:1080", "unknown scheme"),
+        (
+            "https://127.0.0.1:3128",
+            "TLS to the proxy itself is not supported",
+        ),
+        ("http://alice:s3cret@127.0.0.1", "the port is required"),
+        (
+            "127.0.0.1:3128",
+            "expected http://HOST:PORT or socks5://HOST:PORT",
+        ),
+        ("http://127.0.0.1:3128/path", "a proxy URL has no path"),
+    ] {
+        let mut c = Client::spawn(["--proxy", url, "127.0.0.1:1"]);
+        let st = c.wait_exit(WAIT, &[]);
+        c.assert_code(st, 2, &[]);
+        let message = one_message(&c, &[]);
+        assert!(
+            message.contains(needle) && message.starts_with("gracetls: error: --proxy: "),
+            "expected {needle:?} in {message:?}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(c.stdout_bytes().is_empty());
+    }
+}

@@ -87,7 +87,7 @@ pub(crate) struct Args {
     /// socks5://[USER:PASSWORD@]HOST:PORT. TLS runs end to end through the tunnel and the
     /// certificate is checked against the target. No environment variable is read.
     #[arg(long, value_name = "URL")]
-    pub(crate) proxy: Option<Proxy>,
+    pub(crate) proxy: Option<String>,
 
     /// Bound on TCP connect (and the proxy's tunnel) plus TLS handshake (e.g. 500ms, 2s, 1m).
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true)]
@@ -191,6 +191,12 @@ pub(crate) fn check_usage(args: &Args) -> Result<(), String> {
             );
         }
     }
+    // Parsed here rather than by clap, whose message would repeat the URL, password and all.
+    if let Some(Err(e)) = args.proxy.as_deref().map(Proxy::parse) {
+        return Err(format!(
+            "--proxy: {e}; give http://HOST:PORT or socks5://HOST:PORT (USER:PASSWORD@ before HOST if needed)"
+        ));
+    }
     if args.servername.as_deref().is_some_and(str::is_empty) {
         return Err(
             "--servername is empty: give the name to send as SNI and to check the certificate against"
@@ -229,8 +235,9 @@ pub(crate) fn config_from(args: &Args) -> Config {
     if let Some(v) = args.tls_max {
         config = config.max_version(v);
     }
-    if let Some(proxy) = &args.proxy {
-        config = config.proxy(proxy.clone());
+    // check_usage refused a URL that does not parse.
+    if let Some(Ok(proxy)) = args.proxy.as_deref().map(Proxy::parse) {
+        config = config.proxy(proxy);
     }
     config
 }
