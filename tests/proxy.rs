@@ -454,44 +454,46 @@ fn target_down_behind_the_proxy() {
 /// The certificate is checked against the target's name, not the proxy's. With a
 /// certificate for `localhost` only: the target `localhost` through the proxy `127.0.0.1`
 /// passes; the target `127.0.0.1` through the proxy `localhost` fails, naming 127.0.0.1 and
-/// what the certificate holds (its diagnosis went through the tunnel too: two CONNECTs).
-#[test]
-fn certificate_is_checked_against_the_target() {
+/// what the certificate holds (its diagnosis went through the tunnel too: the proxy logs
+/// two tunnels to 127.0.0.1; through SOCKS5 the address is sent as an address).
+fn certificate_is_checked_against_the_target(via: Via) {
     let pki = Pki::new();
     let mut srv = SServer::start_with(&pki.localhost_only, Tls::V13, &[]);
-    let Some(proxy) = Tinyproxy::start(&TinyproxyRules {
-        connect_ports: vec![srv.port],
-        basic_auth: None,
-    }) else {
+    let Some(proxy) = AnyProxy::start(via, srv.port) else {
         return;
     };
     let by_address = format!("127.0.0.1:{}", srv.port);
-    let url = format!("http://localhost:{}", proxy.port);
-    let mut c = Client::spawn_with_input(args_via(&pki, &url, &by_address, &[]), b"");
+    let url_by_name = proxy.url().replace("127.0.0.1", "localhost");
+    let mut c = Client::spawn_with_input(args_via(&pki, &url_by_name, &by_address, &[]), b"");
     let st = c.wait_exit(WAIT, &[&srv, &proxy]);
     c.assert_code(st, 1, &[&srv, &proxy]);
     let message = one_message(&c, &[&srv, &proxy]);
     let expected = format!(
-        "certificate of {by_address} via proxy localhost:{} does not match the name 127.0.0.1: it holds DNS:localhost",
-        proxy.port
+        "certificate of {by_address} via {} does not match the name 127.0.0.1: it holds DNS:localhost",
+        proxy.label().replace("127.0.0.1", "localhost")
     );
     assert!(
         message.contains(&expected),
         "expected {expected:?} in {message:?}"
     );
-    let connects = format!("CONNECT {by_address} HTTP/1.1");
+    let (log, tunnel) = match &proxy {
+        AnyProxy::Http(p) => (&p.log, format!("CONNECT {by_address} HTTP/1.1")),
+        AnyProxy::Socks5(p) => (&p.log, format!("connected to {by_address}")),
+    };
     assert!(
-        proxy.log.wait_for_count(&connects, 2, WAIT),
+        log.wait_for_count(&tunnel, 2, WAIT),
         "the diagnosis should have gone through the proxy too{}",
         proxy.dump()
     );
     println!("{message}");
     srv.expect_connection_end(&[&c, &proxy]);
 
+    // The diagnosis closed with close_notify too: the second session's is the next one.
+    let close_notifies = count(&srv.log.bytes(), SS_CLOSE_NOTIFY_READ.as_bytes());
     let by_name = format!("localhost:{}", srv.port);
     let mut c = Client::spawn(args_via(
         &pki,
-        &proxy.url(None),
+        &proxy.url(),
         &by_name,
         &["--quiet-time", "300ms"],
     ));
@@ -502,7 +504,35 @@ fn certificate_is_checked_against_the_target() {
     c.close_stdin();
     let st = c.wait_exit(WAIT, &[&srv, &proxy]);
     c.assert_code(st, 0, &[&srv, &proxy]);
-    println!("{:#?}", proxy.lines_with("CONNECT"));
+    assert!(
+        srv.log
+            .wait_for_count(SS_CLOSE_NOTIFY_READ, close_notifies + 1, WAIT),
+        "s_server did not read the client's close_notify{}{}",
+        c.dump(),
+        srv.dump()
+    );
+    println!("{via:?} proxy log: {:#?}", lines_with_tunnels(log));
+}
+
+/// The proxy's log lines about tunnels.
+fn lines_with_tunnels(log: &Capture) -> Vec<String> {
+    log.text()
+        .lines()
+        .filter(|l| {
+            l.contains("CONNECT ") || l.contains("Established") || l.contains("connected to")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn http_certificate_is_checked_against_the_target() {
+    certificate_is_checked_against_the_target(Via::Http);
+}
+
+#[test]
+fn socks5_certificate_is_checked_against_the_target() {
+    certificate_is_checked_against_the_target(Via::Socks5);
 }
 
 /// A proxy that speaks the other protocol: tinyproxy waits for the end of a request line
