@@ -193,10 +193,7 @@ fn to_nginx(via: Via) {
     let mut data = vec![0u8; 256 * 1024];
     PatternStream::new(17).fill(&mut data);
     let target = format!("localhost:{}", nginx.port());
-    let mut c = Client::spawn_with_input(
-        args_via(&pki, &proxy.url(), &target, &["--quiet-time", "1s"]),
-        &data,
-    );
+    let mut c = Client::spawn_with_input(args_via(&pki, &proxy.url(), &target, &[]), &data);
     let st = c.wait_exit(Duration::from_secs(30), &[&nginx, &proxy]);
     c.assert_code(st, 0, &[&nginx, &proxy]);
     let got = c.stdout_bytes();
@@ -620,7 +617,7 @@ fn hostile_http_proxies() {
         message.contains("no answer within 1s (the connect timeout)"),
         "{message}"
     );
-    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
     println!("{message}");
 
     let (message, _) = run(&listener, &[], &|mut s| {
