@@ -21,7 +21,7 @@ const TLS_SCHEMES: &[(&str, u16)] = &[
 /// a bare IPv6 address, or a URL of a TLS scheme, `https://HOST[:PORT][/]`, whose port
 /// defaults to the scheme's.
 ///
-/// Refused: port 0, a host with spaces or control characters, more than one `:` outside brackets unless the whole is one IPv6 address,
+/// Refused: port 0, a host with spaces, control characters or stray brackets, more than one `:` outside brackets unless the whole is one IPv6 address,
 /// an IPv6 address whose last group could be a port (`::1:4434`: write `[::1]:4434`), a
 /// non-TLS scheme, and a URL path (nothing here would send it).
 ///
@@ -69,6 +69,11 @@ pub fn parse_target(target: &str) -> Result<(String, u16), Error> {
     // Never a name, and through an HTTP proxy a CR or LF would end the CONNECT line.
     if host.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(invalid("a host cannot hold spaces or control characters"));
+    }
+    if host.contains(['[', ']']) {
+        return Err(invalid(
+            "brackets go around a whole IPv6 address, [ADDRESS]:PORT",
+        ));
     }
     let port = match port {
         None => default_port,
@@ -155,6 +160,8 @@ mod tests {
             "a b:1",
             "h\r\nX-Injected: 1",
             "h\t:1",
+            "[[h]:1",
+            "h]:1",
         ] {
             assert!(parse_target(bad).is_err(), "{bad:?} was accepted");
         }
