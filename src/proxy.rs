@@ -16,7 +16,7 @@ use std::net::TcpStream;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use log::{debug, info};
+use log::info;
 
 use crate::Error;
 use crate::config::{Config, format_duration};
@@ -237,6 +237,10 @@ fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = text.get(i + 1..i + 3)?;
+            // from_str_radix alone would take a sign: `%+1`.
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -266,7 +270,9 @@ pub(crate) fn tunnel(
     };
     let timeout = config.get_connect_timeout();
     let tcp = connect_tcp(config, &proxy.authority(), deadline).map_err(|e| match e {
-        Error::Connect { source, .. } => failed("connecting to", source),
+        Error::Connect { source, .. } | Error::Resolve { source, .. } => {
+            failed("connecting to", source)
+        }
         Error::ConnectTimeout { .. } => failed("connecting to", timed_out(timeout)),
         other => other,
     })?;
@@ -296,7 +302,6 @@ pub(crate) fn tunnel(
         proxy.kind.label(),
         proxy.authority()
     );
-    debug!("tunnel through {proxy} to {target} is up");
     Ok(Tcp {
         socket: tcp.socket,
         host,
@@ -426,6 +431,7 @@ mod tests {
             "http://:pw@h:1",
             "http://u:%zz@h:1",
             "http://:1",
+            "http://u:%+1@h:1",
             "",
         ] {
             assert!(Proxy::parse(bad).is_err(), "{bad:?} was accepted");
