@@ -6,6 +6,8 @@ use crate::connect::show_target;
 
 /// Most bytes of the proxy's answer header read before giving up on it.
 const MAX_HEAD: usize = 16 * 1024;
+/// Most interim (1xx) answers skipped before the final one; one more is taken as final.
+const MAX_INTERIM: usize = 4;
 
 /// Asks `proxy` on `socket` for a tunnel to `host:port`.
 pub(super) fn connect(
@@ -25,8 +27,14 @@ pub(super) fn connect(
     }
     request.push_str("\r\n");
     socket.write_all(request.as_bytes())?;
-    let head = read_head(socket)?;
-    let status = status_line(&head)?;
+    // Interim 1xx answers may come before the final one (RFC 9110 §15.2); a few at most.
+    let mut status = status_line(&read_head(socket)?)?;
+    for _ in 0..MAX_INTERIM {
+        if !(100..200).contains(&status.code) {
+            break;
+        }
+        status = status_line(&read_head(socket)?)?;
+    }
     let code = status.code;
     if (200..300).contains(&code) {
         return Ok(());
@@ -178,6 +186,29 @@ mod tests {
             drop(theirs);
             assert_eq!((&ours).read(&mut [0u8; 1]).expect("EOF"), 0);
         }
+    }
+
+    #[test]
+    fn interim_answers_are_skipped() {
+        let (ours, mut theirs) = pair();
+        let proxy = Proxy::parse("http://127.0.0.1:1").expect("proxy URL");
+        theirs
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nTLS")
+            .expect("write");
+        let mut socket = Bounded {
+            socket: &ours,
+            deadline: Instant::now() + Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
+        };
+        assert!(connect(&mut socket, &proxy, "::1", 443).is_ok());
+        let mut request = [0u8; 64];
+        let n = theirs.read(&mut request).expect("the request");
+        assert!(request[..n].starts_with(b"CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n"));
+        let mut rest = [0u8; 3];
+        socket
+            .read_exact(&mut rest)
+            .expect("the bytes after the answer");
+        assert_eq!(&rest, b"TLS");
     }
 
     proptest! {
