@@ -4,7 +4,7 @@ CARGO ?= cargo
 # (see README, "Testing").
 APT_PACKAGES := openssl libssl-dev pkg-config python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
-	nftables iproute2 socat ncat gcc \
+	nftables iproute2 socat ncat gcc tinyproxy microsocks \
 	postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd postgresql vsftpd prosody \
 	hyperfine time gnuplot-nox
 
@@ -87,7 +87,7 @@ doc:
 ## fuzz: each libFuzzer target (fuzz/fuzz_targets) for FUZZ_SECONDS, growing fuzz/corpus;
 ## anything found is left in fuzz/artifacts/TARGET. Needs the nightly toolchain and cargo-fuzz.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := transport target lines duration pem
+FUZZ_TARGETS := transport target lines duration pem proxy
 fuzz: fuzz-deps
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \

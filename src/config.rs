@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use native_tls::{Certificate, Identity, Protocol, TlsConnector};
 
-use crate::Error;
 use crate::diagnose;
+use crate::{Error, Proxy};
 
 /// A TLS protocol version that can bound the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,7 @@ pub struct Config {
     close_mode: CloseMode,
     reader_stack_size: usize,
     system_roots: bool,
+    proxy: Option<Proxy>,
     /// The connector built from the fields above, shared by every connection made with this
     /// `Config` and its clones. Building one loads the system roots (about 1 MiB and tens of
     /// milliseconds each time), so many connections must not each build their own. Every
@@ -122,6 +123,7 @@ impl Default for Config {
             close_mode: CloseMode::Fast,
             reader_stack_size: DEFAULT_STACK_SIZE,
             system_roots: true,
+            proxy: None,
             connector: Arc::default(),
         }
     }
@@ -261,6 +263,28 @@ impl Config {
         self.reader_stack_size = bytes;
         self.connector = Arc::default();
         self
+    }
+
+    /// A proxy to connect through: [`Stream::connect`](crate::Stream::connect) and
+    /// [`Connection::connect`](crate::Connection::connect) open a tunnel to the target through
+    /// it (HTTP CONNECT or SOCKS5), within the connect timeout, and TLS runs end to end in that
+    /// tunnel, the certificate checked against the target's name. Default: none (no
+    /// environment variable is read).
+    ///
+    /// ```
+    /// let config = gracetls::Config::new().proxy("http://127.0.0.1:8888".parse()?);
+    /// assert_eq!(config.get_proxy().map(|p| p.port()), Some(8888));
+    /// # Ok::<(), gracetls::Error>(())
+    /// ```
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self.connector = Arc::default();
+        self
+    }
+
+    /// The proxy connections go through, if any.
+    pub fn get_proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
     }
 
     /// The connect timeout.

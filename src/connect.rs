@@ -10,6 +10,7 @@ use native_tls::TlsStream;
 
 use crate::Error;
 use crate::config::Config;
+use crate::diagnose::Redial;
 use crate::target::parse_target_or;
 use crate::transport::MemoryTransport;
 
@@ -85,13 +86,15 @@ pub(crate) fn show_target(host: &str, port: u16) -> String {
 }
 
 /// The TLS handshake on `socket`, as `name`, before `deadline`; the socket is left blocking
-/// with no timeouts.
+/// with no timeouts. `proxied` says how to reach the same server again through the proxy, for
+/// the diagnosis of a rejected certificate; without it the socket's peer address is used.
 pub(crate) fn start_tls(
     config: &Config,
     socket: &mut TcpStream,
     name: &str,
     target: &str,
     deadline: Instant,
+    proxied: Option<Redial<'_>>,
 ) -> Result<TlsStream<MemoryTransport>, Error> {
     let connector = config.connector()?;
     let timeout = || Error::ConnectTimeout {
@@ -100,7 +103,8 @@ pub(crate) fn start_tls(
     };
     // Small writes (a line, a close_notify) must not wait for delayed ACKs.
     let _ = socket.set_nodelay(true);
-    let tls = crate::handshake::handshake(&connector, name, socket, deadline, target, timeout)?;
+    let tls =
+        crate::handshake::handshake(&connector, name, socket, deadline, target, timeout, proxied)?;
     socket
         .set_read_timeout(None)
         .and_then(|()| socket.set_write_timeout(None))

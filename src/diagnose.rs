@@ -5,7 +5,8 @@
 //! A second connection because native-tls gives nothing back when verification fails: the
 //! handshake ends with OpenSSL's one-line reason and no certificate, and in TLS 1.3 the
 //! certificates travel encrypted, so the bytes of the first handshake cannot tell either. So,
-//! after a verification failure, this module connects once more to the same address, bounded
+//! after a verification failure, this module connects once more to the same address (through
+//! the same proxy, when there is one, to the same target), bounded
 //! by what remains of the connect timeout, with the `openssl` crate directly: the same roots
 //! (the CA files as read for the first connection, and the system's where they are trusted),
 //! the same name and versions, and a verify callback that records every (depth, error,
@@ -19,11 +20,56 @@
 //! Where native-tls does not use OpenSSL (Windows, Apple), there is no diagnosis: the error
 //! keeps the TLS library's reason alone.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::config::TlsVersion;
+use crate::Proxy;
+use crate::config::{Config, TlsVersion};
 use crate::error::CertificateProblem;
+
+/// Where the diagnostic connection goes: to the address the first connection reached, or
+/// through the same proxy to the same target (the proxy's own address would get a
+/// ClientHello it does not expect).
+#[derive(Clone, Copy)]
+pub(crate) enum Redial<'a> {
+    Direct(SocketAddr),
+    Proxied {
+        config: &'a Config,
+        proxy: &'a Proxy,
+        target: &'a str,
+        default_port: u16,
+    },
+}
+
+impl Redial<'_> {
+    #[cfg_attr(any(target_os = "windows", target_vendor = "apple"), allow(dead_code))]
+    fn connect(&self, deadline: Instant) -> Result<TcpStream, String> {
+        match *self {
+            Redial::Direct(addr) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                TcpStream::connect_timeout(&addr, left).map_err(|e| e.to_string())
+            }
+            Redial::Proxied {
+                config,
+                proxy,
+                target,
+                default_port,
+            } => crate::proxy::tunnel(config, proxy, target, default_port, deadline)
+                .map(|tcp| tcp.socket)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Redial<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Redial::Direct(addr) => write!(f, "{addr}"),
+            Redial::Proxied { proxy, target, .. } => write!(f, "{target} via {proxy}"),
+        }
+    }
+}
 
 /// A diagnosis gives up after this long even when the connect timeout leaves more: a server
 /// that serves one connection at a time may never answer the second, and the person at the
@@ -42,12 +88,12 @@ pub(crate) struct Settings {
     pub(crate) max_version: Option<TlsVersion>,
 }
 
-/// Connects once more to `addr` and finds out why the certificate was rejected; `reported` is
+/// Connects once more to `addr` (see [`Redial`]) and finds out why the certificate was rejected; `reported` is
 /// the verification failure the first connection ended with, e.g. `certificate has expired`.
 /// `None` when nothing reliable was learned within the time left before `deadline`.
 pub(crate) fn diagnose(
     settings: &Settings,
-    addr: SocketAddr,
+    addr: Redial<'_>,
     name: &str,
     deadline: Instant,
     reported: &str,
@@ -69,7 +115,7 @@ pub(crate) fn diagnose(
 #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
 mod imp {
     use std::io::{self, Read, Write};
-    use std::net::{Shutdown, SocketAddr, TcpStream};
+    use std::net::{Shutdown, TcpStream};
     use std::sync::{Arc, Mutex, PoisonError};
     use std::time::{Duration, Instant, SystemTime};
 
@@ -79,7 +125,7 @@ mod imp {
     use openssl::x509::store::X509StoreBuilder;
     use openssl::x509::{X509, X509NameRef, X509Ref, X509VerifyResult};
 
-    use super::Settings;
+    use super::{Redial, Settings};
     use crate::certificate::system_time;
     use crate::config::TlsVersion;
     use crate::error::CertificateProblem;
@@ -104,7 +150,7 @@ mod imp {
 
     pub(super) fn diagnose(
         settings: &Settings,
-        addr: SocketAddr,
+        addr: Redial<'_>,
         name: &str,
         deadline: Instant,
         reported: &str,
@@ -181,14 +227,13 @@ mod imp {
     /// The diagnostic connection: every verification complaint, and the chain the server sent.
     fn connect(
         settings: &Settings,
-        addr: SocketAddr,
+        addr: Redial<'_>,
         name: &str,
         deadline: Instant,
     ) -> Result<(Vec<Finding>, Vec<X509>), String> {
         let findings = Arc::new(Mutex::new(Vec::new()));
         let connector = connector(settings, Arc::clone(&findings)).map_err(|e| e.to_string())?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        let socket = TcpStream::connect_timeout(&addr, left).map_err(|e| e.to_string())?;
+        let socket = addr.connect(deadline)?;
         let _ = socket.set_nodelay(true);
         let stream = Bounded { socket, deadline };
         let ssl = connector.configure().map_err(|e| e.to_string())?;
@@ -343,15 +388,14 @@ mod imp {
 
 #[cfg(any(target_os = "windows", target_vendor = "apple"))]
 mod imp {
-    use std::net::SocketAddr;
     use std::time::Instant;
 
-    use super::Settings;
+    use super::{Redial, Settings};
     use crate::error::CertificateProblem;
 
     pub(super) fn diagnose(
         _: &Settings,
-        _: SocketAddr,
+        _: Redial<'_>,
         _: &str,
         _: Instant,
         _: &str,

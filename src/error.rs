@@ -29,6 +29,42 @@ pub enum Error {
         /// Why it could not be used.
         reason: String,
     },
+    /// A proxy URL could not be parsed.
+    InvalidProxy {
+        /// The URL as given, its password replaced by `***`.
+        proxy: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The proxy answered, and would not open the tunnel to the target: an HTTP status other
+    /// than 2xx (403, 407, 502, ...) or a SOCKS5 refusal.
+    ProxyRefused {
+        /// Which protocol the proxy speaks.
+        kind: crate::ProxyKind,
+        /// The proxy, `host:port`.
+        proxy: String,
+        /// The target, `host:port`.
+        target: String,
+        /// What the proxy said, for people: `403 Forbidden`, `connection refused by the
+        /// target (SOCKS5 reply 5)`, with what it means where that helps.
+        reason: String,
+    },
+    /// The tunnel through the proxy could not be set up: the proxy could not be reached,
+    /// closed the connection ([`UnexpectedEof`](io::ErrorKind::UnexpectedEof)), did not answer
+    /// within the connect timeout ([`TimedOut`](io::ErrorKind::TimedOut)), or answered in
+    /// another protocol ([`InvalidData`](io::ErrorKind::InvalidData)).
+    Proxy {
+        /// Which protocol the proxy speaks.
+        kind: crate::ProxyKind,
+        /// The proxy, `host:port`.
+        proxy: String,
+        /// The target, `host:port`.
+        target: String,
+        /// What was being done: `connecting to` or `talking to` the proxy.
+        op: &'static str,
+        /// What went wrong.
+        source: io::Error,
+    },
     /// The host name did not resolve to any address.
     Resolve {
         /// The host name.
@@ -305,6 +341,53 @@ impl fmt::Display for Error {
                 write!(f, "invalid target {target:?}: {reason}")
             }
             Error::Setup { what, reason } => write!(f, "cannot use {what}: {reason}"),
+            Error::InvalidProxy { proxy, reason } => {
+                write!(f, "invalid proxy {proxy:?}: {reason}")
+            }
+            Error::ProxyRefused {
+                kind,
+                proxy,
+                target,
+                reason,
+            } => match kind {
+                crate::ProxyKind::Http => {
+                    write!(f, "proxy {proxy} refused CONNECT to {target}: {reason}")
+                }
+                _ => write!(
+                    f,
+                    "{} {proxy} refused the connection to {target}: {reason}",
+                    kind.label()
+                ),
+            },
+            Error::Proxy {
+                kind,
+                proxy,
+                target,
+                op,
+                source,
+            } => {
+                let label = kind.label();
+                match (source.kind(), *op) {
+                    (io::ErrorKind::ConnectionRefused, "connecting to") => write!(
+                        f,
+                        "cannot connect to {label} {proxy} (for {target}): connection refused"
+                    ),
+                    (_, "connecting to") => {
+                        write!(
+                            f,
+                            "cannot connect to {label} {proxy} (for {target}): {source}"
+                        )
+                    }
+                    (io::ErrorKind::UnexpectedEof, _) => write!(
+                        f,
+                        "{label} {proxy} closed the connection before the tunnel to {target} was set up"
+                    ),
+                    _ => write!(
+                        f,
+                        "{label} {proxy} failed to set up the tunnel to {target}: {source}"
+                    ),
+                }
+            }
             Error::Resolve { host, source } => write!(f, "cannot resolve {host}: {source}"),
             Error::Connect { target, source } => {
                 let cause = match source.kind() {
@@ -405,6 +488,7 @@ impl std::error::Error for Error {
             Error::Resolve { source, .. }
             | Error::Connect { source, .. }
             | Error::Io { source, .. }
+            | Error::Proxy { source, .. }
             | Error::Thread { source, .. } => Some(source),
             Error::Starttls {
                 problem: Problem::Io(source),

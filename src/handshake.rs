@@ -11,6 +11,7 @@ use log::debug;
 use native_tls::{HandshakeError, TlsStream};
 
 use crate::config::Connector;
+use crate::diagnose::Redial;
 use crate::error::{CertificateProblem, alert_name, is_name_mismatch, tls_reason};
 use crate::transport::MemoryTransport;
 use crate::{Error, diagnose};
@@ -22,6 +23,7 @@ pub(crate) fn handshake(
     deadline: Instant,
     target: &str,
     timeout: impl Fn() -> Error,
+    proxied: Option<Redial<'_>>,
 ) -> Result<TlsStream<MemoryTransport>, Error> {
     let io_error = |op, source| Error::Io {
         target: target.to_string(),
@@ -29,7 +31,7 @@ pub(crate) fn handshake(
         source,
     };
     // Asked now: once the server has closed, the socket may no longer know.
-    let peer = socket.peer_addr().ok();
+    let peer = proxied.or_else(|| socket.peer_addr().ok().map(Redial::Direct));
     let mut buf = vec![0u8; 16 * 1024];
     let (transport, spill) = MemoryTransport::spilling();
     let mut seen = Seen::default();

@@ -20,12 +20,15 @@ impl From<Error> for io::Error {
         let kind = match &error {
             Error::Io { source, .. }
             | Error::Connect { source, .. }
+            | Error::Proxy { source, .. }
             | Error::Thread { source, .. } => source.kind(),
+            Error::ProxyRefused { .. } => io::ErrorKind::ConnectionRefused,
             Error::Resolve { .. } => io::ErrorKind::NotFound,
             Error::ConnectTimeout { .. } => io::ErrorKind::TimedOut,
-            Error::InvalidTarget { .. } | Error::Setup { .. } | Error::KeyMismatch { .. } => {
-                io::ErrorKind::InvalidInput
-            }
+            Error::InvalidTarget { .. }
+            | Error::InvalidProxy { .. }
+            | Error::Setup { .. }
+            | Error::KeyMismatch { .. } => io::ErrorKind::InvalidInput,
             Error::Closed => io::ErrorKind::BrokenPipe,
             Error::Starttls { problem, .. } => match problem {
                 Problem::Io(source) => source.kind(),

@@ -35,7 +35,9 @@
 //!
 //! [`Stream::connect_starttls`] connects in clear and upgrades with STARTTLS (SMTP, LMTP, IMAP,
 //! POP3, FTP, XMPP, PostgreSQL; see [`starttls`]). [`Stream::from_tcp`] starts TLS on a socket
-//! the program already has (after its own clear-text exchange, through a proxy tunnel). [`Connection`] is a `Stream` with one reader thread that
+//! the program already has (after its own clear-text exchange, through a tunnel of its own).
+//! [`Config::proxy`] makes [`Stream::connect`] go through an HTTP CONNECT or SOCKS5 [`Proxy`],
+//! the certificate checked against the target. [`Connection`] is a `Stream` with one reader thread that
 //! delivers [`Event`]s on a channel, for programs that wait on channels rather than in `read`.
 //!
 //! Errors name the cause and the peer:
@@ -122,6 +124,7 @@ pub mod error;
 mod handshake;
 mod io_error;
 mod outbound;
+mod proxy;
 pub mod report;
 mod session;
 pub mod starttls;
@@ -135,6 +138,7 @@ pub use certificate::{Certificate, SubjectAltName};
 pub use config::{CloseMode, Config, TlsVersion};
 pub use connection::{Connection, Event};
 pub use error::Error;
+pub use proxy::{Proxy, ProxyKind};
 pub use report::{CloseReport, Outcome};
 pub use session::Session;
 pub use stream::Stream;

@@ -25,6 +25,7 @@ use crate::Error;
 use crate::certificate::Certificate;
 use crate::config::{CloseMode, Config};
 use crate::connect::{connect_tcp, start_tls};
+use crate::diagnose::Redial;
 use crate::error::tls_reason;
 use crate::outbound::Outbound;
 use crate::report::CloseReport;
@@ -161,6 +162,28 @@ enum Step {
     Failed(String),
 }
 
+/// The TCP connection to `target`, direct or through the configured proxy's tunnel, and how a
+/// certificate diagnosis reaches the same server.
+fn open<'a>(
+    config: &'a Config,
+    target: &'a str,
+    default_port: u16,
+    deadline: Instant,
+) -> Result<(crate::connect::Tcp, Option<Redial<'a>>), Error> {
+    Ok(match config.get_proxy() {
+        None => (connect_tcp(config, target, default_port, deadline)?, None),
+        Some(proxy) => (
+            crate::proxy::tunnel(config, proxy, target, default_port, deadline)?,
+            Some(Redial::Proxied {
+                config,
+                proxy,
+                target,
+                default_port,
+            }),
+        ),
+    })
+}
+
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stream")
@@ -179,7 +202,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Stream {
     /// Connects to `target` (`HOST[:PORT]`, port 443 by default; also `https://HOST[:PORT]`),
     /// trying every resolved address in turn, and completes the TLS handshake, all within
-    /// the connect timeout.
+    /// the connect timeout. With [`Config::proxy`] the connection goes to the proxy, which
+    /// opens a tunnel to `target`; TLS runs through it with the target.
     ///
     /// ```
     /// use std::time::Duration;
@@ -193,9 +217,16 @@ impl Stream {
     pub fn connect(config: &Config, target: &str) -> Result<Stream, Error> {
         let started = Instant::now();
         let deadline = started + config.get_connect_timeout();
-        let mut tcp = connect_tcp(config, target, 443, deadline)?;
+        let (mut tcp, proxied) = open(config, target, 443, deadline)?;
         let name = config.get_servername().unwrap_or(&tcp.host).to_string();
-        let tls = start_tls(config, &mut tcp.socket, &name, &tcp.target, deadline)?;
+        let tls = start_tls(
+            config,
+            &mut tcp.socket,
+            &name,
+            &tcp.target,
+            deadline,
+            proxied,
+        )?;
         Ok(Stream::new(config, tcp.target, tcp.socket, tls, started))
     }
 
@@ -227,10 +258,17 @@ impl Stream {
         let timeout = config.get_connect_timeout();
         let deadline = started + timeout;
         let default_port = starttls.protocol().default_port();
-        let mut tcp = connect_tcp(config, target, default_port, deadline)?;
+        let (mut tcp, proxied) = open(config, target, default_port, deadline)?;
         let name = config.get_servername().unwrap_or(&tcp.host).to_string();
         starttls.negotiate_until(&tcp.socket, &name, &tcp.target, deadline, timeout)?;
-        let tls = start_tls(config, &mut tcp.socket, &name, &tcp.target, deadline)?;
+        let tls = start_tls(
+            config,
+            &mut tcp.socket,
+            &name,
+            &tcp.target,
+            deadline,
+            proxied,
+        )?;
         Ok(Stream::new(config, tcp.target, tcp.socket, tls, started))
     }
 
@@ -255,7 +293,7 @@ impl Stream {
             |addr| format!("{server_name} ({addr})"),
         );
         let name = config.get_servername().unwrap_or(server_name).to_string();
-        let tls = start_tls(config, &mut socket, &name, &target, deadline)?;
+        let tls = start_tls(config, &mut socket, &name, &target, deadline, None)?;
         if let (Ok(read), Ok(write)) = timeouts {
             let _ = socket.set_read_timeout(read);
             let _ = socket.set_write_timeout(write);

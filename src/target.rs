@@ -21,7 +21,7 @@ const TLS_SCHEMES: &[(&str, u16)] = &[
 /// a bare IPv6 address, or a URL of a TLS scheme, `https://HOST[:PORT][/]`, whose port
 /// defaults to the scheme's.
 ///
-/// Refused: port 0, more than one `:` outside brackets unless the whole is one IPv6 address,
+/// Refused: port 0, a host with spaces, control characters or stray brackets, more than one `:` outside brackets unless the whole is one IPv6 address,
 /// an IPv6 address whose last group could be a port (`::1:4434`: write `[::1]:4434`), a
 /// non-TLS scheme, and a URL path (nothing here would send it).
 ///
@@ -70,6 +70,15 @@ pub(crate) fn parse_target_or(target: &str, default_port: u16) -> Result<(String
     let (host, port) = split_host_port(authority).map_err(invalid)?;
     if host.is_empty() {
         return Err(invalid("empty host"));
+    }
+    // Never a name, and through an HTTP proxy a CR or LF would end the CONNECT line.
+    if host.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(invalid("a host cannot hold spaces or control characters"));
+    }
+    if host.contains(['[', ']']) {
+        return Err(invalid(
+            "brackets go around a whole IPv6 address, [ADDRESS]:PORT",
+        ));
     }
     let port = match port {
         None => default_port,
@@ -153,6 +162,11 @@ mod tests {
             "http://h",
             "https://h/index.html",
             "https://",
+            "a b:1",
+            "h\r\nX-Injected: 1",
+            "h\t:1",
+            "[[h]:1",
+            "h]:1",
         ] {
             assert!(parse_target(bad).is_err(), "{bad:?} was accepted");
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use gracetls::starttls::Protocol;
-use gracetls::{CloseMode, Config, TlsVersion};
+use gracetls::{CloseMode, Config, Proxy, TlsVersion};
 
 use super::duration::parse_duration;
 
@@ -23,8 +23,8 @@ At stdin EOF (--on-eof):
 
 Exit codes:
   0    clean: close_notify sent (and received where the close waited for it)
-  1    error: connect, STARTTLS not offered or refused, certificate, handshake, reset, TLS
-       failure, writing stdout
+  1    error: connect, proxy refused or failed, STARTTLS not offered or refused,
+       certificate, handshake, reset, TLS failure, writing stdout
   2    usage: bad arguments (nothing was sent)
   3    the server's stream ended without close_notify (possible truncation), or data
        arrived just as the quiet time ended and was dropped
@@ -86,6 +86,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "VERSION")]
     pub(crate) tls_max: Option<TlsVersion>,
 
+    /// Connect through this proxy: http://[USER:PASSWORD@]HOST:PORT (HTTP CONNECT) or
+    /// socks5://[USER:PASSWORD@]HOST:PORT. TLS runs end to end through the tunnel and the
+    /// certificate is checked against the target. No environment variable is read.
+    #[arg(long, value_name = "URL")]
+    pub(crate) proxy: Option<String>,
+
     /// Start in clear and upgrade with STARTTLS: smtp, lmtp, imap, pop3, ftp, xmpp or postgres
     /// (EHLO/LHLO name localhost; XMPP domain: --servername or HOST). Without a port, the
     /// protocol's: 587, 24, 143, 110, 21, 5222, 5432.
@@ -96,7 +102,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) crlf: bool,
 
-    /// Bound on TCP connect, the STARTTLS exchange and the TLS handshake (e.g. 500ms, 2s, 1m).
+    /// Bound on TCP connect (and the proxy's tunnel), the STARTTLS exchange and the TLS handshake (e.g. 500ms, 2s, 1m).
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true)]
     pub(crate) connect_timeout: Duration,
 
@@ -207,6 +213,12 @@ pub(crate) fn check_usage(args: &Args) -> Result<(), String> {
             );
         }
     }
+    // Parsed here rather than by clap, whose message would repeat the URL, password and all.
+    if let Some(Err(e)) = args.proxy.as_deref().map(Proxy::parse) {
+        return Err(format!(
+            "--proxy: {e}; give http://HOST:PORT or socks5://HOST:PORT (USER:PASSWORD@ before HOST if needed)"
+        ));
+    }
     if args.servername.as_deref().is_some_and(str::is_empty) {
         return Err(
             "--servername is empty: give the name to send as SNI and to check the certificate against"
@@ -244,6 +256,10 @@ pub(crate) fn config_from(args: &Args) -> Config {
     }
     if let Some(v) = args.tls_max {
         config = config.max_version(v);
+    }
+    // check_usage refused a URL that does not parse.
+    if let Some(Ok(proxy)) = args.proxy.as_deref().map(Proxy::parse) {
+        config = config.proxy(proxy);
     }
     config
 }

@@ -76,6 +76,48 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
         Error::Tls { .. } => Some(
             "the server sent bytes that are not valid TLS for this session; see the server's log",
         ),
+        Error::InvalidProxy { .. } => Some(
+            "give --proxy http://HOST:PORT or socks5://HOST:PORT (USER:PASSWORD@ before HOST if needed)",
+        ),
+        // A 407's reason already says how to give credentials.
+        Error::ProxyRefused { reason, .. } if reason.contains("USER:PASSWORD") => None,
+        Error::ProxyRefused { reason, .. } if reason.contains("user name and password") => {
+            Some("check the user name and password in --proxy (%-encode '@', ':' and '%' in them)")
+        }
+        Error::ProxyRefused { reason, .. }
+            if reason.contains("could not reach")
+                || reason.contains("by the target")
+                || reason.contains("unreachable") =>
+        {
+            Some(
+                "the proxy could not reach the server: is it running, and is the target right as the proxy sees it?",
+            )
+        }
+        // 5xx: the proxy tried and failed (tinyproxy: `500 Unable to connect`).
+        Error::ProxyRefused {
+            kind: gracetls::ProxyKind::Http,
+            reason,
+            ..
+        } if reason.starts_with('5') => Some(
+            "the proxy could not reach the server: is it running, and is the target right as the proxy sees it?",
+        ),
+        Error::ProxyRefused {
+            kind: gracetls::ProxyKind::Http,
+            ..
+        } => Some(
+            "see the proxy's log and its rules (HTTP proxies often allow CONNECT to port 443 only)",
+        ),
+        Error::ProxyRefused { .. } => Some("see the proxy's log and its rules"),
+        Error::Proxy {
+            op: "connecting to",
+            ..
+        } => Some("is the proxy running, and are --proxy's host and port right?"),
+        Error::Proxy { source, .. } if source.kind() == io::ErrorKind::TimedOut => Some(
+            "check that --proxy names the proxy's protocol (http:// or socks5://) and port, or raise --connect-timeout",
+        ),
+        Error::Proxy { .. } => Some(
+            "check that --proxy names the proxy's protocol (http:// or socks5://) and port; see the proxy's log",
+        ),
         Error::Closed => None,
         Error::Thread { .. } => Some("the system is out of threads or memory; see ulimit -u"),
         _ => None,

@@ -24,6 +24,7 @@ pub mod peer;
 pub mod postfix;
 pub mod postgres;
 pub mod prosody;
+pub mod proxies;
 pub mod proxy;
 pub mod rustls_peer;
 pub mod vsftpd;

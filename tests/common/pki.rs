@@ -64,6 +64,9 @@ pub struct Pki {
     pub client: CertFiles,
     /// Signs what [`Pki::leaf`] makes.
     ca_issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// Leaf for `localhost` only (no IP address), signed by `ca`: the proxy tests tell the
+    /// target's name from the proxy's with it.
+    pub localhost_only: CertFiles,
 }
 
 struct Ca {
@@ -191,6 +194,10 @@ impl Pki {
             "client",
             make_leaf(&ca, "gracetls test client", &["client.example"], ClientAuth),
         );
+        let localhost_only = write_pair(
+            "localhost-only",
+            make_leaf(&ca, "localhost", &["localhost"], ServerAuth),
+        );
         let ca_path = dir.write("ca.pem", ca.cert_pem.as_bytes());
         let other_ca = dir.write("other-ca.pem", other.cert_pem.as_bytes());
         Pki {
@@ -200,6 +207,7 @@ impl Pki {
             untrusted,
             wrong_name,
             client,
+            localhost_only,
             dir,
             ca_issuer: ca.issuer,
         }
