@@ -1,8 +1,9 @@
 # gracetls: `make demo` and `make test` are all a fresh machine needs.
 CARGO ?= cargo
-# What the build and `make demo` need (OpenSSL's headers, a C linker); a Rust toolchain
-# (rustup) is assumed. `make demo` and `make install` install only these.
-BUILD_PACKAGES := libssl-dev pkg-config gcc
+# What the build and `make demo` need (OpenSSL's headers, a C compiler and linker with libc's
+# headers); a Rust toolchain (rustup) is assumed. `make demo` and `make install` install only
+# these, without Recommends (gcc's would bring libgd and a dozen image libraries).
+BUILD_PACKAGES := libssl-dev pkg-config gcc libc6-dev
 # What the tests need on top: the test peers, fault and bench tools (see README, "Testing").
 # A new test peer's package goes here.
 APT_PACKAGES := openssl python3 \
@@ -26,19 +27,20 @@ INSTALL_FISH := $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/gracetls.fish
 
 all: build
 
-# Installs the Debian packages named in $(1) that are missing (root or sudo).
+# Installs the Debian packages named in $(1) that are missing (root or sudo), with the
+# apt-get options in $(2).
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) $$missing; \
 	fi
 endef
 
 ## build-deps: install the system packages the build and the demo need (Debian; root or sudo)
 build-deps:
-	$(call apt_install,$(BUILD_PACKAGES))
+	$(call apt_install,$(BUILD_PACKAGES),--no-install-recommends)
 
 ## deps: install the system packages the build and the tests need (Debian; root or sudo)
 deps:
