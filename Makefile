@@ -1,28 +1,59 @@
 # gracetls: `make demo` and `make test` are all a fresh machine needs.
 CARGO ?= cargo
-# The build needs the first line; the test peers and fault tools the rest
-# (see README, "Testing").
-APT_PACKAGES := openssl libssl-dev pkg-config python3 \
+# What the build and `make demo` need (OpenSSL's headers, a C compiler and linker with libc's
+# headers); a Rust toolchain (rustup) is assumed. `make demo` and `make install` install only
+# these, without Recommends (gcc's would bring libgd and a dozen image libraries).
+BUILD_PACKAGES := libssl-dev pkg-config gcc libc6-dev
+# What the tests need on top: the test peers, fault and bench tools (see README, "Testing").
+# A new test peer's package goes here.
+APT_PACKAGES := openssl python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
 	nftables iproute2 socat ncat gcc tinyproxy microsocks \
 	postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd postgresql vsftpd prosody \
+	man-db groff-base zsh fish \
 	hyperfine time gnuplot-nox
 
-.PHONY: all build demo test interop test-faults fanout figures soak bench lint doc ci deps clean fuzz fuzz-ci fuzz-deps
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+# The files `make install` places, from `gracetls --generate KIND` where a KIND is given.
+INSTALL_BIN := $(DESTDIR)$(BINDIR)/gracetls
+INSTALL_MAN := $(DESTDIR)$(MANDIR)/man1/gracetls.1
+INSTALL_BASH := $(DESTDIR)$(DATADIR)/bash-completion/completions/gracetls
+INSTALL_ZSH := $(DESTDIR)$(DATADIR)/zsh/site-functions/_gracetls
+INSTALL_FISH := $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/gracetls.fish
+
+.PHONY: all build demo test interop test-faults fanout figures soak bench lint doc ci deps build-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps
 
 all: build
 
-## deps: install the system packages the build and the tests need (Debian; root or sudo)
-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs the Debian packages named in $(1) that are missing (root or sudo), with the
+# apt-get options in $(2).
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections; \
-		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) $$missing; \
 	fi
+endef
 
-build: deps
+## build-deps: install the system packages the build and the demo need (Debian; root or sudo)
+build-deps:
+	$(call apt_install,$(BUILD_PACKAGES),--no-install-recommends)
+
+## deps: install the system packages the build and the tests need (Debian; root or sudo)
+deps:
+	$(call apt_install,$(sort $(BUILD_PACKAGES) $(APT_PACKAGES)))
+
+## packages: the two package lists (what `make demo` installs, what `make test` adds)
+packages:
+	@echo "build: $(BUILD_PACKAGES)"
+	@echo "test: $(APT_PACKAGES)"
+
+build: build-deps
 	$(CARGO) build --bin gracetls --examples
 
 ## demo: the client against the bundled demo server, both exit scenarios of the reference problem
@@ -116,6 +147,26 @@ bench: deps
 	python3 bench/run --mib $(BENCH_MIB) --runs $(BENCH_RUNS)
 	$(CARGO) bench --bench transport
 	python3 bench/report
+
+## install: the release binary, its man page and its bash, zsh and fish completions under
+## $(DESTDIR)$(PREFIX) (PREFIX=/usr/local by default); `make uninstall` removes them
+install: build-deps
+	$(CARGO) build --release --bin gracetls
+	$(MAKE) install-files BIN=target/release/gracetls
+
+## install-files: what install places, from an already built BIN (no build, no apt)
+BIN ?= target/release/gracetls
+install-files:
+	install -D -m 755 $(BIN) $(INSTALL_BIN)
+	install -d $(dir $(INSTALL_MAN)) $(dir $(INSTALL_BASH)) $(dir $(INSTALL_ZSH)) $(dir $(INSTALL_FISH))
+	$(BIN) --generate man > $(INSTALL_MAN)
+	$(BIN) --generate bash > $(INSTALL_BASH)
+	$(BIN) --generate zsh > $(INSTALL_ZSH)
+	$(BIN) --generate fish > $(INSTALL_FISH)
+	chmod 644 $(INSTALL_MAN) $(INSTALL_BASH) $(INSTALL_ZSH) $(INSTALL_FISH)
+
+uninstall:
+	rm -f $(INSTALL_BIN) $(INSTALL_MAN) $(INSTALL_BASH) $(INSTALL_ZSH) $(INSTALL_FISH)
 
 clean:
 	$(CARGO) clean

@@ -12,6 +12,7 @@ mod args;
 mod coordinator;
 mod crlf;
 mod duration;
+mod generate;
 mod hints;
 mod io;
 mod lines;
@@ -25,14 +26,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use clap::Parser;
 use crossbeam_channel::select;
 use gracetls::starttls::Starttls;
 use gracetls::{Outcome, Stream};
 use log::{debug, warn};
 
-use args::{Args, check_usage, config_from};
+use args::{check_usage, config_from};
 use coordinator::Coordinator;
+use generate::Parsed;
 use hints::print_error;
 use report::{Ending, Trigger, finish, not_connected};
 use show_cert::show_cert;
@@ -56,8 +57,9 @@ fn skip_system_bundle() {
 /// where one ended the connection.
 pub fn run() -> ExitCode {
     let started = Instant::now();
-    let args = match Args::try_parse() {
-        Ok(args) => args,
+    let args = match generate::parse() {
+        Ok(Parsed::Run(args)) => *args,
+        Ok(Parsed::Generate(kind)) => return generate::write(kind),
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
