@@ -118,7 +118,7 @@ doc:
 ## fuzz: each libFuzzer target (fuzz/fuzz_targets) for FUZZ_SECONDS, growing fuzz/corpus;
 ## anything found is left in fuzz/artifacts/TARGET. Needs the nightly toolchain and cargo-fuzz.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := transport target lines duration pem proxy
+FUZZ_TARGETS := transport target lines duration pem proxy starttls tunnel
 fuzz: fuzz-deps
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \

@@ -226,10 +226,24 @@ impl<'a> Dialogue<'a> {
     }
 }
 
-/// At most [`MAX_QUOTED`] characters of `text`, for a message.
+/// At most [`MAX_QUOTED`] characters of `text`, for a message, on one line.
 pub(super) fn quote(text: &str) -> String {
     match text.char_indices().nth(MAX_QUOTED) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_string(),
+        Some((at, _)) => format!("{}...", one_line(&text[..at])),
+        None => one_line(text),
     }
+}
+
+/// `text` with its control characters escaped (`\r`, `\n`, `\u{1}`): a server's bytes never
+/// break an error message into lines (found by the `starttls` fuzz target).
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -341,8 +341,9 @@ pub(crate) fn describe(
     match problem {
         Problem::NotOffered { said } => write!(
             f,
-            "{target} does not offer {}: {said}",
-            protocol.upgrade_name()
+            "{target} does not offer {}: {}",
+            protocol.upgrade_name(),
+            dialogue::one_line(said)
         ),
         Problem::Refused { reply } => {
             write!(f, "{target} refused {label} {step}: it answered {reply:?}")

@@ -240,3 +240,22 @@ fn garbage_is_an_error_not_a_panic() {
         }
     }
 }
+
+/// Found by the `starttls` fuzz target: XMPP stream features holding CR and LF made a
+/// "does not offer" message of several lines.
+#[test]
+fn a_server_cannot_break_the_message_into_lines() {
+    let (result, _s) = negotiate(
+        Protocol::Xmpp,
+        &[
+            b"",
+            b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+              xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>\
+              <stream:features>\r\n+OK\r\nSTLS\r\n\x01</stream:features>",
+        ],
+    );
+    let (p, _, text) = problem(result);
+    assert!(matches!(p, Problem::NotOffered { .. }), "{text}");
+    assert!(!text.contains(['\r', '\n', '\u{1}']), "{text:?}");
+    assert!(text.contains("+OK\\r\\nSTLS\\r\\n\\u{1}"), "{text:?}");
+}
