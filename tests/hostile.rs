@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use common::hostile::{Act, HostileServer, Reads, Seen};
 use common::*;
-use gracetls::{CloseMode, Config, Outcome, Stream};
+use gracetls::{CloseMode, Config, Connection, Outcome, Stream};
 
 /// How long a flood lasts.
 const FLOOD: Duration = Duration::from_secs(10);
@@ -944,4 +944,70 @@ fn wait_close_keeps_at_most_its_stash() {
         growth < 8 * 1024,
         "the process grew by {growth} KiB while the close read for nobody"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 6. A Connection whose events nobody takes.
+
+/// The server sends 20 MiB while the program never takes a `Connection`'s events: the reader
+/// thread blocks on the full event channel (8 chunks), stops reading, and the server's writes
+/// wait; the process does not grow by the 20 MiB. Taking the events then delivers every byte
+/// in order.
+#[test]
+fn connection_events_nobody_takes_push_back() {
+    const SENT: u64 = 20 * 1024 * 1024;
+    let pki = Pki::new();
+    let script = vec![
+        Act::Records {
+            len: SENT,
+            size: 16 * 1024,
+        },
+        Act::CloseNotify,
+        Act::Hold,
+    ];
+    let mut srv = HostileServer::start(&pki.server, Reads::Yes, script);
+    let me = std::process::id();
+    let config = Config::new().ca_file(&pki.ca);
+    let conn = Connection::connect(&config, &format!("127.0.0.1:{}", srv.port))
+        .unwrap_or_else(|e| panic!("connect: {e}{}", srv.dump()));
+    let rss_before = vm_kib(me, "VmRSS:").unwrap_or(0);
+    // Until the server's writes have stood still for a second (bounded by WAIT).
+    let started = Instant::now();
+    let (mut last, mut still_since, mut peak) = (0, Instant::now(), rss_before);
+    while started.elapsed() < WAIT && still_since.elapsed() < Duration::from_secs(1) {
+        thread::sleep(Duration::from_millis(20));
+        peak = peak.max(vm_kib(me, "VmRSS:").unwrap_or(0));
+        let sent = srv.data_sent();
+        if sent != last {
+            (last, still_since) = (sent, Instant::now());
+        }
+    }
+    let stalled_at = last;
+    let growth = peak.saturating_sub(rss_before);
+    let mut got = Vec::with_capacity(SENT as usize);
+    let mut ended = false;
+    while !ended && started.elapsed() < WAIT * 3 {
+        match conn.events().recv_timeout(WAIT) {
+            Ok(gracetls::Event::Data(chunk)) => got.extend_from_slice(&chunk),
+            Ok(_) | Err(_) => ended = true,
+        }
+    }
+    let report = conn.close();
+    srv.stop();
+    println!(
+        "HOSTILE connection_events server_stalled_at={stalled_at} rss_growth_kib={growth} delivered={} outcome={:?}",
+        got.len(),
+        report.outcome
+    );
+    assert!(
+        stalled_at < SENT / 2,
+        "the server sent {stalled_at} of {SENT} bytes while nobody took the events"
+    );
+    assert!(growth < 8 * 1024, "the process grew by {growth} KiB");
+    assert!(
+        got == common::hostile::pattern(0, SENT as usize),
+        "{} bytes delivered, not the {SENT} sent in order",
+        got.len()
+    );
+    assert!(report.close_notify_received, "{report:?}");
 }

@@ -199,6 +199,11 @@ impl HostileServer {
     }
 
     /// Waits up to `timeout` for a log line containing `pat` (e.g. `flood:`); returns it.
+    /// Application-data plaintext the script has written so far.
+    pub fn data_sent(&self) -> u64 {
+        self.log.data_sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn wait_note(&self, pat: &str, timeout: Duration) -> Option<String> {
         let text = self.log.text.lock().unwrap();
         let (text, _) = self
@@ -244,6 +249,8 @@ impl Dump for HostileServer {
 struct Log {
     text: Mutex<String>,
     changed: Condvar,
+    /// Application-data plaintext the script has written so far, readable while it runs.
+    data_sent: std::sync::atomic::AtomicU64,
 }
 
 impl Log {
@@ -633,6 +640,9 @@ impl Script<'_> {
                     }
                     self.send(&batch)?;
                     self.watch.seen.lock().unwrap().data_sent = at;
+                    self.log
+                        .data_sent
+                        .store(at, std::sync::atomic::Ordering::SeqCst);
                 }
             }
             Act::KeyUpdate => {
