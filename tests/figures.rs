@@ -237,13 +237,21 @@ fn renegotiations_during_upload() {
     let t0 = Instant::now();
     let mut rss_at_tenth = 0;
     let mut hwm = 0;
+    // Where in s_server's log the last completed renegotiation's line ended: each round
+    // searches only what came after it (the log grows by the upload).
+    let mut seen_to = 0;
     for round in 1..=rounds {
         // The next renegotiation starts only once this one has completed.
-        let before = srv.log.text().matches(FINISHED).count();
         srv.command("r");
         assert!(
             srv.log.wait_until(WAIT, |log, _| {
-                String::from_utf8_lossy(log).matches(FINISHED).count() > before
+                match find(&log[seen_to.min(log.len())..], FINISHED.as_bytes()) {
+                    Some(at) => {
+                        seen_to += at + FINISHED.len();
+                        true
+                    }
+                    None => false,
+                }
             }),
             "renegotiation {round} did not finish{}{}",
             c.dump(),
@@ -267,7 +275,7 @@ fn renegotiations_during_upload() {
     c.signal(SIGTERM);
     let st = c.wait_exit(WAIT, &[&srv]);
     let received = srv.log.bytes().iter().filter(|&&b| b == b'~').count() as u64;
-    let handshakes = srv.log.text().matches(FINISHED).count();
+    let handshakes = count(&srv.log.bytes(), FINISHED.as_bytes());
     println!(
         "FIGURE renegotiations rounds={rounds} handshakes={handshakes} uploaded_MiB={:.1} received_exact={} rss_at_tenth_kib={rss_at_tenth} rss_end_kib={rss_end} hwm_kib={hwm} wall_s={:.1} exit={:?}",
         uploaded as f64 / (1024.0 * 1024.0),
