@@ -32,15 +32,6 @@ fn size(small: u64, full_size: u64) -> u64 {
     if full() { full_size } else { small }
 }
 
-/// A field of /proc/PID/status in KiB (`VmHWM:`, `VmRSS:`).
-fn vm_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// User plus system CPU seconds `pid` has used so far (/proc/PID/stat, in clock ticks).
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

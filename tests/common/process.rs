@@ -145,3 +145,12 @@ pub fn run_alone(test: &str, env: &str) {
     assert!(out.status.success(), "{test} failed:\n{text}");
     assert!(text.contains("1 passed"), "{test} did not run:\n{text}");
 }
+
+/// A field of /proc/PID/status in KiB: `VmHWM:` (the peak resident set), `VmRSS:`.
+pub fn vm_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
