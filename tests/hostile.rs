@@ -393,8 +393,10 @@ fn keyupdate_flood_against_the_library() {
         "{}",
         f.note.dump()
     );
+    // The upper bound leaves the close timeout 2 s of scheduling slack: at load 12 on two
+    // cores a close took 2.75 s, on the code before this test and after it alike.
     assert!(
-        f.close_took >= Duration::from_secs(1) && f.close_took < Duration::from_secs(2),
+        f.close_took >= Duration::from_secs(1) && f.close_took < Duration::from_secs(3),
         "close took {:?} with a 1 s close timeout{}",
         f.close_took,
         f.note.dump()
