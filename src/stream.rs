@@ -11,12 +11,16 @@
 //! same queue, so it reaches the wire in the order TLS made it.
 
 mod close;
+mod read;
+mod write;
+
+use read::{SMALL_READ, Step};
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use native_tls::TlsStream;
@@ -26,30 +30,15 @@ use crate::certificate::Certificate;
 use crate::config::{CloseMode, Config};
 use crate::connect::{connect_tcp, start_tls};
 use crate::diagnose::Redial;
-use crate::error::tls_reason;
 use crate::outbound::Outbound;
 use crate::report::CloseReport;
 use crate::session::Session;
 use crate::starttls::Starttls;
 use crate::transport::MemoryTransport;
 
-/// One socket read while data trickles or the connection is idle. A read that fills it
-/// means data is flowing, and the reader switches to [`LARGE_READ`].
-const SMALL_READ: usize = 4 * 1024;
-/// One socket read while data flows: several TLS records.
-const LARGE_READ: usize = 64 * 1024;
-/// Reads in a row that would have fitted the small buffer before the large one is given
-/// back: an idle connection keeps a page, not 64 KiB.
-const SHRINK_AFTER_SMALL_READS: u32 = 16;
-/// Most plaintext one `write` call encrypts: it bounds the ciphertext a writer queues.
-const MAX_WRITE: usize = 256 * 1024;
-/// Ciphertext waiting for the socket past which a reader that made more (TLS's answers to
-/// the server) waits for it to be written instead of reading on.
-const OUTBOUND_LIMIT: usize = 1024 * 1024;
-
 /// A TLS client connection with `std::io` manners.
 ///
-/// - [`Read`] and [`Write`] are implemented for `Stream` and for `&Stream` (as for
+/// - [`Read`](io::Read) and [`Write`](io::Write) are implemented for `Stream` and for `&Stream` (as for
 ///   `&TcpStream`): share it with an `Arc` or a scoped thread, and one thread can block in
 ///   `read` while others write.
 /// - `read` returns `Ok(0)` after the server's close_notify or after our own close, and an
@@ -152,14 +141,6 @@ enum CloseState {
     Open,
     Closing,
     Closed(CloseReport),
-}
-
-/// What one decryption pass found.
-enum Step {
-    Data(usize),
-    End { at_eof: bool, cut: bool },
-    Need,
-    Failed(String),
 }
 
 /// The TCP connection to `target`, direct or through the configured proxy's tunnel, and how a
@@ -453,351 +434,6 @@ impl Stream {
 
     fn closed_error(&self) -> io::Error {
         io::Error::new(io::ErrorKind::BrokenPipe, Error::Closed)
-    }
-
-    fn read_plain(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let mut reading = lock(&self.reading);
-        if reading.stash_pos < reading.stash.len() {
-            let n = buf.len().min(reading.stash.len() - reading.stash_pos);
-            buf[..n].copy_from_slice(&reading.stash[reading.stash_pos..reading.stash_pos + n]);
-            reading.stash_pos += n;
-            if reading.stash_pos == reading.stash.len() {
-                reading.stash = Vec::new();
-                reading.stash_pos = 0;
-            }
-            return Ok(n);
-        }
-        self.read_locked(&mut reading, buf)
-    }
-
-    /// Decrypts into `buf`, reading the socket when TLS needs more; the caller holds the
-    /// read side's lock.
-    fn read_locked(&self, reading: &mut ReadBuffer, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let step = match reading.deferred.take() {
-                Some(step) => step,
-                None => self.decrypt(buf),
-            };
-            match step {
-                Step::Data(mut n) => {
-                    // Records that are already here go into the same buffer: a server that
-                    // sends small records then costs the caller one call per socket read,
-                    // not one per record (20 MiB of 1-byte records: 20 million stdout
-                    // writes otherwise).
-                    while n < buf.len() && self.tls().get_ref().pending_inbound() > 0 {
-                        match self.decrypt(&mut buf[n..]) {
-                            Step::Data(more) => n += more,
-                            Step::Need => break,
-                            other => {
-                                reading.deferred = Some(other);
-                                break;
-                            }
-                        }
-                    }
-                    self.note_data(Some(&self.counters.bytes_in), n);
-                    return Ok(n);
-                }
-                Step::Need => {}
-                Step::End { .. } if self.stopping() => return Ok(0),
-                Step::End { at_eof, cut } => return self.read_ended(at_eof, cut),
-                Step::Failed(text) => {
-                    self.flags.tls_failed.store(true, Ordering::SeqCst);
-                    let error = Error::Tls {
-                        target: self.target.clone(),
-                        reason: tls_reason(&text).0,
-                    };
-                    self.record_error(&error);
-                    self.progressed();
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, error));
-                }
-            }
-            if self.stopping() {
-                return Ok(0);
-            }
-            match self.read_socket(reading) {
-                Ok(()) => self.progressed(),
-                Err(_) if self.stopping() => return Ok(0),
-                // A read timeout the caller set on the socket: not the connection's failure.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(e);
-                }
-                Err(e) => {
-                    let error = self.io_error("reading from", e);
-                    self.record_error(&error);
-                    self.progressed();
-                    let kind = match &error {
-                        Error::Io { source, .. } => source.kind(),
-                        _ => io::ErrorKind::Other,
-                    };
-                    return Err(io::Error::new(kind, error));
-                }
-            }
-        }
-    }
-
-    /// One decryption into `buf` from what the transport holds, without touching the
-    /// socket's read side; what TLS wrote meanwhile (a KeyUpdate's answer) is queued and
-    /// sent.
-    fn decrypt(&self, buf: &mut [u8]) -> Step {
-        let (step, mark) = {
-            let mut tls = self.tls();
-            let result = tls.read(buf);
-            let mark = self.queue_tls_output(&mut tls);
-            let step = match result {
-                Ok(0) => Step::End {
-                    at_eof: tls.get_ref().is_eof(),
-                    cut: tls.get_ref().inside_record(),
-                },
-                Ok(n) => Step::Data(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Need,
-                Err(e) => Step::Failed(e.to_string()),
-            };
-            (step, mark)
-        };
-        if let Some(mark) = mark {
-            // Another thread may be writing: it sends these bytes too, and the reader goes
-            // on reading. But a server that makes us answer while it never reads (a KeyUpdate
-            // flood) must not grow the queue without bound: past the limit the reader waits
-            // for the socket, so it stops reading and the server's writes wait in turn. A
-            // failure shows at the next write.
-            let wait = self.out.pending() > OUTBOUND_LIMIT;
-            let _ = self.out.flush_to(&self.socket, mark, wait);
-        }
-        step
-    }
-
-    /// TLS reported the end of the server's stream. The transport shows TLS the TCP end only
-    /// after everything before it was decrypted, so an end while it is not at EOF is the
-    /// server's close_notify, and one after it a truncation.
-    fn read_ended(&self, at_eof: bool, cut: bool) -> io::Result<usize> {
-        if self.flags.tls_failed.load(Ordering::SeqCst) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                Error::Tls {
-                    target: self.target.clone(),
-                    reason: "the TLS session had already failed".into(),
-                },
-            ));
-        }
-        if !at_eof {
-            if !self
-                .flags
-                .close_notify_received
-                .swap(true, Ordering::SeqCst)
-            {
-                log::debug!("{} sent close_notify", self.target);
-                self.progressed();
-            }
-            return Ok(0);
-        }
-        let message = if cut {
-            format!(
-                "truncated: {} closed TCP in the middle of a TLS record; the last data is incomplete",
-                self.target
-            )
-        } else if self.flags.close_notify_mark.load(Ordering::SeqCst) > 0 {
-            // Seen with nginx, which never answers close_notify: everything up to the FIN
-            // was whole, but nothing says it was all the server meant to send.
-            format!(
-                "possible truncation: {} closed TCP without answering our close_notify (some servers, nginx among them, never answer)",
-                self.target
-            )
-        } else {
-            format!(
-                "possible truncation: {} closed TCP without close_notify",
-                self.target
-            )
-        };
-        if !self.flags.peer_eof.swap(true, Ordering::SeqCst) {
-            log::warn!("{message}");
-            self.progressed();
-        }
-        Err(io::Error::new(io::ErrorKind::UnexpectedEof, message))
-    }
-
-    /// One socket read, fed to TLS: data, or the end of the stream.
-    fn read_socket(&self, reading: &mut ReadBuffer) -> io::Result<()> {
-        let n = loop {
-            match (&self.socket).read(&mut reading.buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other?,
-            }
-        };
-        if n == 0 && self.stopping() {
-            // Our own shutdown(Read) reads as 0 too; the flag set before it tells them apart.
-            return Err(io::ErrorKind::ConnectionAborted.into());
-        }
-        let size = reading.buf.len();
-        {
-            let mut tls = self.tls();
-            if n == 0 {
-                tls.get_mut().feed_eof();
-            } else {
-                tls.get_mut().feed(&reading.buf[..n]);
-            }
-            if n == size && size < LARGE_READ {
-                reading.buf = vec![0u8; LARGE_READ];
-                reading.small_reads = 0;
-            } else if size > SMALL_READ && n <= SMALL_READ {
-                reading.small_reads += 1;
-                if reading.small_reads >= SHRINK_AFTER_SMALL_READS {
-                    reading.buf = vec![0u8; SMALL_READ];
-                    tls.get_mut().shrink();
-                }
-            } else {
-                reading.small_reads = 0;
-            }
-        }
-        Ok(())
-    }
-
-    fn write_plain(&self, data: &[u8]) -> io::Result<usize> {
-        if data.is_empty() {
-            return Ok(0);
-        }
-        let chunk = &data[..data.len().min(MAX_WRITE)];
-        loop {
-            let (sent, stalled, mark, failed) = {
-                let mut tls = self.tls();
-                // Checked under the lock: the close takes it to write close_notify, so no
-                // data is encrypted after close_notify.
-                if self.flags.write_closed.load(Ordering::SeqCst) {
-                    return Err(self.closed_error());
-                }
-                let (mut sent, mut stalled, mut failed) = (0, false, None);
-                while sent < chunk.len() {
-                    match tls.write(&chunk[sent..]) {
-                        Ok(0) => {
-                            stalled = true;
-                            break;
-                        }
-                        Ok(n) => sent += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            stalled = true;
-                            break;
-                        }
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-                (sent, stalled, self.queue_tls_data(&mut tls, sent), failed)
-            };
-            if let Some(mark) = mark {
-                if let Err(e) = self.out.flush_to(&self.socket, mark, true) {
-                    if self.stopping() || self.flags.write_closed.load(Ordering::SeqCst) {
-                        return Err(self.closed_error());
-                    }
-                    let error = self.io_error("writing to", e);
-                    self.record_error(&error);
-                    let kind = match &error {
-                        Error::Io { source, .. } => source.kind(),
-                        _ => io::ErrorKind::Other,
-                    };
-                    return Err(io::Error::new(kind, error));
-                }
-            }
-            if let Some(e) = failed {
-                self.flags.tls_failed.store(true, Ordering::SeqCst);
-                let error = Error::Tls {
-                    target: self.target.clone(),
-                    reason: tls_reason(&e.to_string()).0,
-                };
-                self.record_error(&error);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, error));
-            }
-            if sent > 0 {
-                self.note_data(None, sent);
-                return Ok(sent);
-            }
-            if stalled {
-                self.await_inbound()?;
-            }
-        }
-    }
-
-    /// Encryption waits for the server's part of a handshake (a TLS 1.2 renegotiation): the
-    /// thread reading the socket feeds it; with no such thread, this one reads.
-    fn await_inbound(&self) -> io::Result<()> {
-        let seen = *lock(&self.progress);
-        match self.reading.try_lock() {
-            Ok(mut reading) => {
-                if let Err(e) = self.read_socket(&mut reading) {
-                    if self.stopping() {
-                        return Err(self.closed_error());
-                    }
-                    return Err(io::Error::new(e.kind(), self.io_error("reading from", e)));
-                }
-                self.progressed();
-            }
-            Err(TryLockError::Poisoned(p)) => drop(p.into_inner()),
-            Err(TryLockError::WouldBlock) => {
-                let mut progress = lock(&self.progress);
-                while *progress == seen {
-                    progress = self
-                        .progressed
-                        .wait(progress)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-            }
-        }
-        if self.flags.write_closed.load(Ordering::SeqCst) {
-            return Err(self.closed_error());
-        }
-        Ok(())
-    }
-}
-
-impl Read for &Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_plain(buf)
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_plain(buf)
-    }
-}
-
-impl Write for &Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_plain(buf)
-    }
-
-    /// Every `write` hands its ciphertext to the socket before it returns.
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    /// Formats into one buffer first, so `writeln!(stream, ...)` is one TLS record, not one
-    /// per piece.
-    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
-        let text = fmt::format(args);
-        self.write_all(text.as_bytes())
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_plain(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
-        (&*self).write_fmt(args)
     }
 }
 

@@ -1,0 +1,145 @@
+//! The write side of a [`Stream`]: encrypting under the TLS lock, writing the ciphertext
+//! after it is released, and waiting for the server when a handshake needs its part.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::atomic::Ordering;
+use std::sync::{PoisonError, TryLockError};
+
+use super::{Stream, lock};
+use crate::Error;
+use crate::error::tls_reason;
+
+/// Most plaintext one `write` call encrypts: it bounds the ciphertext a writer queues.
+const MAX_WRITE: usize = 256 * 1024;
+
+impl Stream {
+    pub(super) fn write_plain(&self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let chunk = &data[..data.len().min(MAX_WRITE)];
+        loop {
+            let (sent, stalled, mark, failed) = {
+                let mut tls = self.tls();
+                // Checked under the lock: the close takes it to write close_notify, so no
+                // data is encrypted after close_notify.
+                if self.flags.write_closed.load(Ordering::SeqCst) {
+                    return Err(self.closed_error());
+                }
+                let (mut sent, mut stalled, mut failed) = (0, false, None);
+                while sent < chunk.len() {
+                    match tls.write(&chunk[sent..]) {
+                        Ok(0) => {
+                            stalled = true;
+                            break;
+                        }
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            stalled = true;
+                            break;
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                (sent, stalled, self.queue_tls_data(&mut tls, sent), failed)
+            };
+            if let Some(mark) = mark {
+                if let Err(e) = self.out.flush_to(&self.socket, mark, true) {
+                    if self.stopping() || self.flags.write_closed.load(Ordering::SeqCst) {
+                        return Err(self.closed_error());
+                    }
+                    let error = self.io_error("writing to", e);
+                    self.record_error(&error);
+                    let kind = match &error {
+                        Error::Io { source, .. } => source.kind(),
+                        _ => io::ErrorKind::Other,
+                    };
+                    return Err(io::Error::new(kind, error));
+                }
+            }
+            if let Some(e) = failed {
+                self.flags.tls_failed.store(true, Ordering::SeqCst);
+                let error = Error::Tls {
+                    target: self.target.clone(),
+                    reason: tls_reason(&e.to_string()).0,
+                };
+                self.record_error(&error);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+            }
+            if sent > 0 {
+                self.note_data(None, sent);
+                return Ok(sent);
+            }
+            if stalled {
+                self.await_inbound()?;
+            }
+        }
+    }
+
+    /// Encryption waits for the server's part of a handshake (a TLS 1.2 renegotiation): the
+    /// thread reading the socket feeds it; with no such thread, this one reads.
+    pub(super) fn await_inbound(&self) -> io::Result<()> {
+        let seen = *lock(&self.progress);
+        match self.reading.try_lock() {
+            Ok(mut reading) => {
+                if let Err(e) = self.read_socket(&mut reading) {
+                    if self.stopping() {
+                        return Err(self.closed_error());
+                    }
+                    return Err(io::Error::new(e.kind(), self.io_error("reading from", e)));
+                }
+                self.progressed();
+            }
+            Err(TryLockError::Poisoned(p)) => drop(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                let mut progress = lock(&self.progress);
+                while *progress == seen {
+                    progress = self
+                        .progressed
+                        .wait(progress)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+        if self.flags.write_closed.load(Ordering::SeqCst) {
+            return Err(self.closed_error());
+        }
+        Ok(())
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_plain(buf)
+    }
+
+    /// Every `write` hands its ciphertext to the socket before it returns.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Formats into one buffer first, so `writeln!(stream, ...)` is one TLS record, not one
+    /// per piece.
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        let text = fmt::format(args);
+        self.write_all(text.as_bytes())
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_plain(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        (&*self).write_fmt(args)
+    }
+}
