@@ -86,15 +86,15 @@ pub(crate) fn show_target(host: &str, port: u16) -> String {
 }
 
 /// The TLS handshake on `socket`, as `name`, before `deadline`; the socket is left blocking
-/// with no timeouts. `proxied` says how to reach the same server again through the proxy, for
-/// the diagnosis of a rejected certificate; without it the socket's peer address is used.
+/// with no timeouts. `redial` says how to reach the same server again for the diagnosis of a
+/// rejected certificate; `None`: no second connection (the way is not known).
 pub(crate) fn start_tls(
     config: &Config,
     socket: &mut TcpStream,
     name: &str,
     target: &str,
     deadline: Instant,
-    proxied: Option<Redial<'_>>,
+    redial: Option<Redial<'_>>,
 ) -> Result<TlsStream<MemoryTransport>, Error> {
     let connector = config.connector()?;
     let timeout = || Error::ConnectTimeout {
@@ -104,7 +104,7 @@ pub(crate) fn start_tls(
     // Small writes (a line, a close_notify) must not wait for delayed ACKs.
     let _ = socket.set_nodelay(true);
     let tls =
-        crate::handshake::handshake(&connector, name, socket, deadline, target, timeout, proxied)?;
+        crate::handshake::handshake(&connector, name, socket, deadline, target, timeout, redial)?;
     socket
         .set_read_timeout(None)
         .and_then(|()| socket.set_write_timeout(None))

@@ -27,12 +27,16 @@ use std::time::{Duration, Instant};
 use crate::Proxy;
 use crate::config::{Config, TlsVersion};
 use crate::error::CertificateProblem;
+use crate::starttls::Starttls;
 
-/// Where the diagnostic connection goes: to the address the first connection reached, or
+/// Where the diagnostic connection goes: to the address the first connection reached,
 /// through the same proxy to the same target (the proxy's own address would get a
-/// ClientHello it does not expect).
+/// ClientHello it does not expect), or the same way again with the same STARTTLS exchange
+/// first (a ClientHello in the clear part of a protocol is garbage to its server).
 #[derive(Clone, Copy)]
 pub(crate) enum Redial<'a> {
+    /// The address the first connection's socket is connected to.
+    Same,
     Direct(SocketAddr),
     Proxied {
         config: &'a Config,
@@ -40,12 +44,20 @@ pub(crate) enum Redial<'a> {
         target: &'a str,
         default_port: u16,
     },
+    Starttls {
+        config: &'a Config,
+        target: &'a str,
+        starttls: &'a Starttls,
+        name: &'a str,
+    },
 }
 
 impl Redial<'_> {
     #[cfg_attr(any(target_os = "windows", target_vendor = "apple"), allow(dead_code))]
     fn connect(&self, deadline: Instant) -> Result<TcpStream, String> {
         match *self {
+            // Resolved to `Direct` by the handshake, which holds the socket.
+            Redial::Same => Err("no address to connect to".into()),
             Redial::Direct(addr) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 TcpStream::connect_timeout(&addr, left).map_err(|e| e.to_string())
@@ -58,6 +70,26 @@ impl Redial<'_> {
             } => crate::proxy::tunnel(config, proxy, target, default_port, deadline)
                 .map(|tcp| tcp.socket)
                 .map_err(|e| e.to_string()),
+            Redial::Starttls {
+                config,
+                target,
+                starttls,
+                name,
+            } => {
+                let default_port = starttls.protocol().default_port();
+                let tcp = match config.get_proxy() {
+                    None => crate::connect::connect_tcp(config, target, default_port, deadline),
+                    Some(proxy) => {
+                        crate::proxy::tunnel(config, proxy, target, default_port, deadline)
+                    }
+                }
+                .map_err(|e| e.to_string())?;
+                let timeout = config.get_connect_timeout();
+                starttls
+                    .negotiate_until(&tcp.socket, name, &tcp.target, deadline, timeout)
+                    .map_err(|e| e.to_string())?;
+                Ok(tcp.socket)
+            }
         }
     }
 }
@@ -65,8 +97,12 @@ impl Redial<'_> {
 impl fmt::Display for Redial<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Redial::Same => write!(f, "the same address"),
             Redial::Direct(addr) => write!(f, "{addr}"),
             Redial::Proxied { proxy, target, .. } => write!(f, "{target} via {proxy}"),
+            Redial::Starttls {
+                target, starttls, ..
+            } => write!(f, "{target} after {} STARTTLS", starttls.protocol()),
         }
     }
 }

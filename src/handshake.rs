@@ -23,7 +23,7 @@ pub(crate) fn handshake(
     deadline: Instant,
     target: &str,
     timeout: impl Fn() -> Error,
-    proxied: Option<Redial<'_>>,
+    redial: Option<Redial<'_>>,
 ) -> Result<TlsStream<MemoryTransport>, Error> {
     let io_error = |op, source| Error::Io {
         target: target.to_string(),
@@ -31,7 +31,10 @@ pub(crate) fn handshake(
         source,
     };
     // Asked now: once the server has closed, the socket may no longer know.
-    let peer = proxied.or_else(|| socket.peer_addr().ok().map(Redial::Direct));
+    let peer = match redial {
+        Some(Redial::Same) => socket.peer_addr().ok().map(Redial::Direct),
+        other => other,
+    };
     let mut buf = vec![0u8; 16 * 1024];
     let (transport, spill) = MemoryTransport::spilling();
     let mut seen = Seen::default();

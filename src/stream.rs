@@ -152,7 +152,10 @@ fn open<'a>(
     deadline: Instant,
 ) -> Result<(crate::connect::Tcp, Option<Redial<'a>>), Error> {
     Ok(match config.get_proxy() {
-        None => (connect_tcp(config, target, default_port, deadline)?, None),
+        None => (
+            connect_tcp(config, target, default_port, deadline)?,
+            Some(Redial::Same),
+        ),
         Some(proxy) => (
             crate::proxy::tunnel(config, proxy, target, default_port, deadline)?,
             Some(Redial::Proxied {
@@ -239,7 +242,7 @@ impl Stream {
         let timeout = config.get_connect_timeout();
         let deadline = started + timeout;
         let default_port = starttls.protocol().default_port();
-        let (mut tcp, proxied) = open(config, target, default_port, deadline)?;
+        let (mut tcp, _) = open(config, target, default_port, deadline)?;
         let name = config.get_servername().unwrap_or(&tcp.host).to_string();
         starttls.negotiate_until(&tcp.socket, &name, &tcp.target, deadline, timeout)?;
         let tls = start_tls(
@@ -248,7 +251,12 @@ impl Stream {
             &name,
             &tcp.target,
             deadline,
-            proxied,
+            Some(Redial::Starttls {
+                config,
+                target,
+                starttls,
+                name: &name,
+            }),
         )?;
         Ok(Stream::new(config, tcp.target, tcp.socket, tls, started))
     }
@@ -260,6 +268,12 @@ impl Stream {
     /// handshake starts with our ClientHello. Read and write timeouts the caller set on the
     /// socket hold again after the handshake: a `read` that times out fails with `WouldBlock`
     /// or `TimedOut`, and the connection stays usable.
+    ///
+    /// A certificate that fails verification is reported with OpenSSL's reason alone: the
+    /// facts (dates, names, the missing issuer) take a second connection, and only
+    /// [`connect`](Stream::connect) and [`connect_starttls`](Stream::connect_starttls) know
+    /// how to reach the server again (a ClientHello sent to the clear part of a protocol
+    /// would be garbage to its server).
     pub fn from_tcp(
         config: &Config,
         socket: TcpStream,

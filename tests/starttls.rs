@@ -471,3 +471,38 @@ fn lmtp_dovecot_endings() {
         answered: reply_250_done,
     });
 }
+
+/// A certificate rejected after STARTTLS is diagnosed like any other: the second connection
+/// repeats the STARTTLS exchange before its ClientHello (sent to the clear-text port, a
+/// ClientHello is garbage to the server and nothing is learned), so the error gives the
+/// certificate's dates.
+#[test]
+fn smtp_expired_certificate_is_diagnosed_after_starttls() {
+    let pki = Pki::new();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("leaf params");
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let (expired, _) = pki.leaf("expired", params);
+    let Some(pf) = Postfix::start(&expired) else {
+        return;
+    };
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        pf.port,
+        &["--starttls", "smtp"],
+    ));
+    let st = c.wait_exit(WAIT, &[&pf]);
+    c.assert_code(st, 1, &[&pf]);
+    let lines = c.message_lines();
+    assert!(
+        lines.len() == 1
+            && lines[0].contains("has expired: it was valid from 2020-01-01 00:00:00 UTC until 2021-01-01 00:00:00 UTC"),
+        "expected one line with the certificate's dates{}{}",
+        c.dump(),
+        pf.dump()
+    );
+    println!("EXPIRED AFTER STARTTLS: {}", lines[0]);
+}
