@@ -203,12 +203,14 @@ fn soak_connect_send_close_leaves_nothing_behind() {
         "soak: {cycles} cycles in {:.1} s; start {start:?}; end {end:?}; server {stats:?}",
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(
-        end.fds, start.fds,
+    // Nothing may grow. Fewer at the end is no leak: the start can still count the last
+    // warm-up connection's reader while the kernel releases it (seen once in CI: 6, then 5).
+    assert!(
+        end.fds <= start.fds,
         "open descriptors: start {start:?}, end {end:?}"
     );
-    assert_eq!(
-        end.threads, start.threads,
+    assert!(
+        end.threads <= start.threads,
         "threads: start {start:?}, end {end:?}"
     );
     assert!(
