@@ -113,11 +113,16 @@ impl Outbound {
         deadline: Option<Instant>,
     ) -> io::Result<bool> {
         let mut st = self.lock();
+        // Once this thread has been the flusher, it writes what others queued meanwhile too:
+        // they returned at once (`wait` false) counting on it, and a TLS handshake message
+        // left in the queue with nobody to write it stalls the connection for good (a
+        // renegotiation's ClientHello did: the server waited for it, the writer for the server).
+        let mut flusher = false;
         loop {
             if let Some((kind, text)) = &st.failed {
                 return Err(io::Error::new(*kind, text.clone()));
             }
-            if st.written_total >= mark {
+            if st.written_total >= mark && (!flusher || st.queue.is_empty()) {
                 return Ok(true);
             }
             if st.flushing {
@@ -143,6 +148,7 @@ impl Outbound {
                 continue;
             }
             st.flushing = true;
+            flusher = true;
             let plain = st.queued_plain - st.written_plain;
             let spare = std::mem::take(&mut st.spare);
             let mut batch = std::mem::replace(&mut st.queue, spare);
@@ -229,5 +235,34 @@ mod tests {
             out.flush_to(&a, mark, true).unwrap_err().kind(),
             io::ErrorKind::BrokenPipe
         );
+    }
+
+    /// A reader that queues a handshake message while a writer is flushing returns at once
+    /// (`wait` false); the writer must write it too before it stops being the flusher. Seen
+    /// as a renegotiation that never finished: the ClientHello stayed in the queue.
+    #[test]
+    fn the_flusher_writes_what_was_queued_while_it_wrote() {
+        let (a, mut b) = pair();
+        let out = std::sync::Arc::new(Outbound::default());
+        // More than the socket holds: the first flush blocks until `b` reads.
+        let big = vec![b'w'; 16 * 1024 * 1024];
+        let mark = out.push(&big, big.len());
+        let writer = {
+            let (out, a) = (out.clone(), a.try_clone().unwrap());
+            std::thread::spawn(move || out.flush_to(&a, mark, true))
+        };
+        let started = std::time::Instant::now();
+        while !out.lock().flushing {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::yield_now();
+        }
+        let hello = out.push(b"HELLO", 0);
+        out.flush_to(&a, hello, false).unwrap();
+        let mut got = vec![0u8; big.len() + 5];
+        b.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        b.read_exact(&mut got).unwrap();
+        assert_eq!(&got[big.len()..], b"HELLO");
+        writer.join().unwrap().unwrap();
     }
 }

@@ -263,9 +263,14 @@ fn renegotiations_during_upload() {
     let stdin = uploader.join().expect("the uploader");
     drop(stdin);
     let uploaded = fed.load(Ordering::SeqCst);
+    // stdin has ended (ignored: the connection stays); wait for the server to have printed
+    // every uploaded byte before SIGTERM: what still sits in the pipe or in s_server's stdout
+    // buffer at the signal is not the connection's loss.
+    let tildes = |log: &[u8]| log.iter().filter(|&&b| b == b'~').count() as u64;
+    srv.log.wait_until(WAIT, |log, _| tildes(log) >= uploaded);
     c.signal(SIGTERM);
     let st = c.wait_exit(WAIT, &[&srv]);
-    let received = srv.log.bytes().iter().filter(|&&b| b == b'~').count() as u64;
+    let received = tildes(&srv.log.bytes());
     let handshakes = count(&srv.log.bytes(), FINISHED.as_bytes());
     println!(
         "FIGURE renegotiations rounds={rounds} handshakes={handshakes} uploaded_MiB={:.1} received_exact={} rss_at_tenth_kib={rss_at_tenth} rss_end_kib={rss_end} hwm_kib={hwm} wall_s={:.1} exit={:?}",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use super::{CloseState, Stream, lock};
+use crate::Error;
 use crate::config::{CloseMode, format_duration};
 use crate::report::{CloseReport, Outcome};
 
@@ -196,7 +197,16 @@ impl Stream {
             match self.flags.close_notify_mark.load(Ordering::SeqCst) {
                 0 => {
                     if let Err(e) = tls.shutdown() {
+                        // A close that sends no close_notify is never clean (OpenSSL refuses
+                        // while a handshake is under way: "shutdown while in init").
                         debug!("close_notify not made: {e}");
+                        self.record_error(&Error::Tls {
+                            target: self.target.clone(),
+                            reason: format!(
+                                "close_notify could not be sent: {}",
+                                crate::error::tls_reason(&e.to_string()).0
+                            ),
+                        });
                         return CloseNotify::NotNeeded;
                     }
                     let Some(mark) = self.queue_tls_output(&mut tls) else {

@@ -20,6 +20,9 @@ impl Stream {
         }
         let chunk = &data[..data.len().min(MAX_WRITE)];
         loop {
+            // Taken before the attempt: progress the reader makes after it (the server's
+            // handshake fed in) must wake a wait below, or the wait could outlast it.
+            let seen = *lock(&self.progress);
             let (sent, stalled, mark, failed) = {
                 let mut tls = self.tls();
                 // Checked under the lock: the close takes it to write close_notify, so no
@@ -75,15 +78,15 @@ impl Stream {
                 return Ok(sent);
             }
             if stalled {
-                self.await_inbound()?;
+                self.await_inbound(seen)?;
             }
         }
     }
 
     /// Encryption waits for the server's part of a handshake (a TLS 1.2 renegotiation): the
-    /// thread reading the socket feeds it; with no such thread, this one reads.
-    pub(super) fn await_inbound(&self) -> io::Result<()> {
-        let seen = *lock(&self.progress);
+    /// thread reading the socket feeds it (we wait until its progress counter moves past
+    /// `seen`, read before the failed attempt); with no such thread, this one reads.
+    pub(super) fn await_inbound(&self, seen: u64) -> io::Result<()> {
         match self.reading.try_lock() {
             Ok(mut reading) => {
                 if let Err(e) = self.read_socket(&mut reading) {
