@@ -866,13 +866,11 @@ fn chains_too_long_are_refused_with_the_reason() {
 // ---------------------------------------------------------------------------
 // 5. The close's stash: a wait-mode close that nobody reads after.
 
-/// The server sends 20 MiB and then its close_notify; the caller starts a wait-mode close
-/// and never reads. The close keeps what it reads for a later `read`, up to 1 MiB, then
-/// stops reading: the server's writes block, the close ends at its timeout, and the
-/// process does not grow by the 20 MiB.
-#[test]
-fn wait_close_keeps_at_most_its_stash() {
-    const SENT: u64 = 20 * 1024 * 1024;
+/// What the servers of sections 5 and 6 offer: 20 MiB in 16 KiB records, then close_notify.
+const SENT: u64 = 20 * 1024 * 1024;
+
+/// A hostile server that offers [`SENT`] bytes at once, then its close_notify, and holds.
+fn offering_20_mib() -> (Pki, HostileServer) {
     let pki = Pki::new();
     let script = vec![
         Act::Records {
@@ -882,7 +880,17 @@ fn wait_close_keeps_at_most_its_stash() {
         Act::CloseNotify,
         Act::Hold,
     ];
-    let mut srv = HostileServer::start(&pki.server, Reads::Yes, script);
+    let srv = HostileServer::start(&pki.server, Reads::Yes, script);
+    (pki, srv)
+}
+
+/// The server sends 20 MiB and then its close_notify; the caller starts a wait-mode close
+/// and never reads. The close keeps what it reads for a later `read`, up to 1 MiB, then
+/// stops reading: the server's writes block, the close ends at its timeout, and the
+/// process does not grow by the 20 MiB.
+#[test]
+fn wait_close_keeps_at_most_its_stash() {
+    let (pki, mut srv) = offering_20_mib();
     let me = std::process::id();
     let config = Config::new()
         .ca_file(&pki.ca)
@@ -948,17 +956,7 @@ fn wait_close_keeps_at_most_its_stash() {
 /// in order.
 #[test]
 fn connection_events_nobody_takes_push_back() {
-    const SENT: u64 = 20 * 1024 * 1024;
-    let pki = Pki::new();
-    let script = vec![
-        Act::Records {
-            len: SENT,
-            size: 16 * 1024,
-        },
-        Act::CloseNotify,
-        Act::Hold,
-    ];
-    let mut srv = HostileServer::start(&pki.server, Reads::Yes, script);
+    let (pki, mut srv) = offering_20_mib();
     let me = std::process::id();
     let config = Config::new().ca_file(&pki.ca);
     let conn = Connection::connect(&config, &format!("127.0.0.1:{}", srv.port))

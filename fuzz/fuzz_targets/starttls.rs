@@ -11,21 +11,11 @@ use libfuzzer_sys::fuzz_target;
 #[path = "peer.rs"]
 mod peer;
 
-const PROTOCOLS: [Protocol; 7] = [
-    Protocol::Smtp,
-    Protocol::Lmtp,
-    Protocol::Imap,
-    Protocol::Pop3,
-    Protocol::Ftp,
-    Protocol::Xmpp,
-    Protocol::Postgres,
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, answer)) = data.split_first() else {
         return;
     };
-    let protocol = PROTOCOLS[usize::from(pick) % PROTOCOLS.len()];
+    let protocol = Protocol::ALL[usize::from(pick) % Protocol::ALL.len()];
     let Some((port, server)) = peer::serve(answer.to_vec()) else {
         return;
     };
