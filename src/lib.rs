@@ -81,7 +81,9 @@
 //!
 //! `cli` (on by default) builds the `gracetls` command. A program that uses only the library
 //! depends on it with `default-features = false` and compiles none of the command line's
-//! crates (clap, env_logger, signal-hook).
+//! crates (clap, env_logger, signal-hook). The crate is not on crates.io yet: depend on it
+//! by git, `gracetls = { git = "https://github.com/gracetls/gracetls", default-features =
+//! false }`, or by `path` on a clone.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
