@@ -4,7 +4,7 @@ CARGO ?= cargo
 # headers); a Rust toolchain (rustup) is assumed. `make demo` and `make install` install only
 # these, without Recommends (gcc's would bring libgd and a dozen image libraries).
 BUILD_PACKAGES := libssl-dev pkg-config gcc libc6-dev
-# What the tests need on top: the test peers, fault and bench tools (see README, "Testing").
+# What the tests need on top: the test peers, fault and bench tools (see docs/testing.md).
 # A new test peer's package goes here.
 APT_PACKAGES := openssl python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
@@ -78,7 +78,7 @@ test-faults: deps
 ## fanout: N (default 10000) connections to a local server (tests/peers/fanout_server.py),
 ## idle IDLE seconds, closed gracefully, once per mode in FANOUT_MODES: `stream` (no thread
 ## per connection, all closed from one thread) and `connection` (one reader thread each);
-## each run's last line is key=value (see README, "Many connections"). Neither mode needs
+## each run's last line is key=value (see docs/library.md, "Many connections"). Neither mode needs
 ## vm.max_map_count raised at N=10000 (a Connection's thread takes 4 mappings: about 16,000
 ## fit under the default 65,530); fanout says what to raise when N needs it.
 N ?= 10000
@@ -97,9 +97,9 @@ fanout: deps
 	done; \
 	kill $$pid; wait $$pid; grep SUMMARY $$dir/server.log; rm -rf $$dir; exit $$status
 
-## figures: issue 16's hostile-server figures at full size in release mode (20 MiB as 1-byte
+## figures: the hostile-server figures at full size in release mode (20 MiB as 1-byte
 ## records, 200,000 KeyUpdates during a 100 MiB upload, 1,500 renegotiations, garbage);
-## README's "Robustness" quotes the FIGURE lines. `make test` runs the same tests small.
+## docs/robustness.md quotes the FIGURE lines. `make test` runs the same tests small.
 figures: deps
 	GRACETLS_FIGURES=full $(CARGO) test --release --test figures -- --nocapture --test-threads=1
 
@@ -150,7 +150,7 @@ fuzz-deps:
 ci: deps lint doc fuzz-ci test
 
 ## bench: gracetls against s_client, socat, gnutls-cli and ncat on one server and cipher,
-## plus the in-process criterion comparison; writes BENCHMARKS.md and docs/bench.png.
+## plus the in-process criterion comparison; writes docs/benchmarks.md and docs/bench.png.
 ## Not part of test. Smaller: make bench BENCH_MIB=256 BENCH_RUNS=3
 BENCH_MIB ?= 1024
 BENCH_RUNS ?= 5

@@ -54,48 +54,20 @@
 //!
 //! # Design
 //!
-//! native-tls's `TlsStream` cannot be split, and a `Mutex<TlsStream<TcpStream>>` deadlocks:
-//! the reader blocks inside `read()` holding the lock, and the first write waits forever.
-//! Here TLS runs over an in-memory transport and **the TLS lock is never held across a
-//! blocking socket call**. A `Stream` has no thread of its own; the caller's threads do the
-//! work:
+//! TLS runs over an in-memory transport, and **the TLS lock is never held across a blocking
+//! socket call**: a reader waits on the socket holding only the read side's lock, then
+//! decrypts under the TLS lock; a writer encrypts under it and queues the ciphertext, which
+//! is written after the lock is released. So a reader blocked in `read` never holds up a
+//! writer or a close, and the end of the TCP stream reaches TLS only after everything before
+//! it was decrypted, which is how the server's close_notify (`Ok(0)`) is told from a
+//! truncation (`UnexpectedEof`).
 //!
-//! - a reader reads the socket holding only the read side's lock (one socket reader at a
-//!   time), then feeds the ciphertext to TLS and decrypts straight into its buffer under the
-//!   TLS lock;
-//! - a writer encrypts under the TLS lock and appends the ciphertext to one outbound queue
-//!   before releasing it; the queue is written to the socket after, by whichever thread gets
-//!   there first. What TLS writes while decrypting (a TLS 1.3 KeyUpdate reply, a TLS 1.2
-//!   renegotiation message) joins the same queue, so ciphertext reaches the wire in the order
-//!   TLS made it.
-//!
-//! Owning the transport is also how a clean close is told from a truncation: the end of the
-//! TCP stream is shown to TLS only after everything received before it was decrypted, so TLS
-//! reporting the end before that is the server's close_notify (`read` returns `Ok(0)`), and
-//! after it a truncation (`read` fails with `UnexpectedEof`).
-//!
-//! ## The close, step by step
-//!
-//! A fast close ([`CloseMode::Fast`]), from any thread, all within the close timeout:
-//!
-//! ```text
-//! t0  close() called; writes fail from now on
-//!     the outbound queue is written           readers keep reading meanwhile
-//!     flag "stopping" set, shutdown(Read)     a blocked read() returns Ok(0)
-//!     close_notify queued, the queue sealed   (nothing may follow close_notify on the wire)
-//!     close_notify written, shutdown(Write)   TCP FIN follows it
-//!     bytes that already arrived are read     (unread bytes at close make the kernel send RST)
-//! t1  report                                  t1 - t0 is about the time to write the queue
-//! ```
-//!
-//! [`CloseMode::Wait`] and the half-close ([`Stream::shutdown_write`]) keep the read side
-//! open instead and wait for the server's close_notify while readers still get data: on
-//! Linux a socket shut for reading returns 0 at once on every later read, so a reader that
-//! must go on reading cannot use `shutdown(Read)`. The flag set before our own
-//! `shutdown(Read)` is how a reader tells it from the server's FIN.
-//!
-//! If the close timeout passes, the socket is shut both ways (unblocking every thread) and the
-//! outcome is [`Outcome::CloseTimeout`].
+//! A fast close ([`CloseMode::Fast`], the default) writes what is queued, wakes blocked
+//! readers with `shutdown(Read)` (they get `Ok(0)`), then sends close_notify and a TCP FIN;
+//! [`CloseMode::Wait`] and [`Stream::shutdown_write`] keep reading until the server's
+//! close_notify instead. Past the close timeout the socket is shut both ways and the outcome
+//! is [`Outcome::CloseTimeout`]. The whole account, with the timeline and why each step is
+//! there, is in [docs/design.md](https://github.com/gracetls/gracetls/blob/main/docs/design.md).
 //!
 //! # Log levels
 //!
@@ -109,7 +81,9 @@
 //!
 //! `cli` (on by default) builds the `gracetls` command. A program that uses only the library
 //! depends on it with `default-features = false` and compiles none of the command line's
-//! crates (clap, env_logger, signal-hook).
+//! crates (clap, env_logger, signal-hook). The crate is not on crates.io yet: depend on it
+//! by git, `gracetls = { git = "https://github.com/gracetls/gracetls", default-features =
+//! false }`, or by `path` on a clone.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -143,3 +117,13 @@ pub use report::{CloseReport, Outcome};
 pub use session::Session;
 pub use stream::Stream;
 pub use target::parse_target;
+
+// README's and docs/library.md's Rust blocks, compiled (and run, where they need no server)
+// by `cargo test --doc`, so that what a user pastes from them builds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/library.md")]
+pub struct LibraryGuideDoctests;

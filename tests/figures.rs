@@ -1,7 +1,7 @@
-//! Issue 16's figures against hostile servers, run at two sizes. `cargo test` runs them small
-//! (what must hold: bytes exact, memory bounded, one-line errors); `make figures` runs them
-//! at the issue's sizes in release mode (`GRACETLS_FIGURES=full`) and README's robustness
-//! section quotes its `FIGURE` lines. Speed is printed, never asserted.
+//! The hostile-server figures, run at two sizes. `cargo test` runs them small (what must
+//! hold: bytes exact, memory bounded, one-line errors); `make figures` runs them at full size
+//! in release mode (`GRACETLS_FIGURES=full`) and docs/robustness.md quotes its `FIGURE`
+//! lines. Speed is printed, never asserted.
 
 // The harness defines `per_version!`; these runs pick their versions themselves.
 #![allow(unused_macros)]
@@ -22,7 +22,7 @@ use common::*;
 /// The client's peak RSS allowed in every run here.
 const RSS_LIMIT_KIB: u64 = 20 * 1024;
 
-/// Whether to run at the issue's sizes.
+/// Whether to run at full size.
 fn full() -> bool {
     std::env::var("GRACETLS_FIGURES").is_ok_and(|v| v == "full")
 }

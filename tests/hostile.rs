@@ -1,4 +1,4 @@
-//! Issue 16: a scripted hostile TLS 1.3 server (tests/common/hostile.rs) that forges its own
+//! A scripted hostile TLS 1.3 server (tests/common/hostile.rs) that forges its own
 //! records after a real handshake. Three things must hold against it:
 //!
 //! 1. A KeyUpdate flood from a server that never reads does not grow the client's memory: the

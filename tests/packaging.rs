@@ -417,3 +417,29 @@ fn demo_installs_only_the_build_packages() {
     let everything: BTreeSet<String> = build.union(&test).cloned().collect();
     assert_eq!(installed_by("test"), everything, "make test");
 }
+
+/// README is the front door: a page a newcomer reads in a few minutes, whose install lines
+/// build with the tested dependency versions (`--locked`), as do those of docs/.
+#[test]
+fn readme_is_short_and_every_install_line_is_locked() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let lines = readme.lines().count();
+    assert!(lines <= 300, "README.md has {lines} lines; at most 300");
+    for page in [
+        "README.md",
+        "docs/cli.md",
+        "docs/library.md",
+        "docs/testing.md",
+    ] {
+        let text = std::fs::read_to_string(root.join(page)).expect(page);
+        for line in text.lines().filter(|l| l.contains("cargo install")) {
+            // Prose that names the command without running it has no arguments after it.
+            let runs = line.contains("cargo install --") || line.contains("cargo install cargo-");
+            assert!(
+                !runs || line.contains("--locked"),
+                "{page}: an install line without --locked: {line}"
+            );
+        }
+    }
+}

@@ -1,5 +1,6 @@
-//! The close of a [`Stream`], from any thread, bounded by the close timeout: the sequence in
-//! the crate docs, with no thread of its own to join.
+//! The close of a [`Stream`], from any thread, bounded by the close timeout, with no thread
+//! of its own to join. The sequence and why each step is there: docs/design.md, "The close,
+//! step by step".
 
 use std::io::{self, Read};
 use std::net::Shutdown;
