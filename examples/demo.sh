@@ -32,10 +32,18 @@ trap cleanup EXIT
 # The servers and clients run in the background, where an interrupt does not reach them.
 trap 'exit 130' INT
 trap 'exit 143' TERM
-# A client that ended early closes its stdin FIFO: writing to it is then a failure of the demo,
-# not a death by SIGPIPE that would skip the cleanup. (A trapped signal is back to its default
-# in the programs started from here; an ignored one would stay ignored.)
-trap 'exit 1' PIPE
+# A write to a closed pipe: either the client ended early (its stdin FIFO has no reader), a
+# failure of the demo, or whoever reads the demo's output stopped. Trapped rather than a death
+# by SIGPIPE, which would skip the cleanup. (A trapped signal is back to its default in the
+# programs started from here; an ignored one would stay ignored.)
+on_broken_pipe() {
+    if [ -n "$client_pid" ] && ! kill -0 "$client_pid" 2>/dev/null; then
+        echo "demo: the client ended early" >&5
+        exit 1
+    fi
+    exit 141
+}
+trap on_broken_pipe PIPE
 # The demo's own errors, also from where stderr is silenced.
 exec 5>&2
 
@@ -186,6 +194,10 @@ finish() {
     fi
 }
 
+echo "gracetls against openssl s_server -state, one server per scenario; the verdicts are what"
+echo "s_server logged. gracetls sends close_notify and leaves without waiting for the answer"
+echo "(--close-wait waits): its report says whether the answer arrived first."
+echo
 echo "== 1. The server says quit: the client sends 'bye', the server answers 'quit', --quit-on quit closes"
 start_server
 start_client --quit-on quit
@@ -195,7 +207,6 @@ printf 'quit\n' >&4
 finish 0 CLEAN
 
 echo "== 2. The user exits while a read is pending: '~.' typed while the reader is blocked"
-echo "   (gracetls sends close_notify and does not wait for the answer; --close-wait would)"
 start_server
 # A FIFO stands in for the terminal here, so the escape is asked for explicitly.
 start_client --escape '~'
