@@ -1,9 +1,10 @@
 # gracetls: `make demo` and `make test` are all a fresh machine needs.
 CARGO ?= cargo
 # What the build and `make demo` need (OpenSSL's headers, a C compiler and linker with libc's
-# headers); a Rust toolchain (rustup) is assumed. `make demo` and `make install` install only
-# these, without Recommends (gcc's would bring libgd and a dozen image libraries).
-BUILD_PACKAGES := libssl-dev pkg-config gcc libc6-dev
+# headers; the openssl command is the demo's server); a Rust toolchain (rustup) is assumed.
+# `make demo` and `make install` install only these, without Recommends (gcc's would bring
+# libgd and a dozen image libraries).
+BUILD_PACKAGES := libssl-dev pkg-config gcc libc6-dev openssl
 # What the tests need on top: the test peers, fault and bench tools (see docs/testing.md).
 # A new test peer's package goes here.
 APT_PACKAGES := openssl python3 \
@@ -53,12 +54,15 @@ packages:
 	@echo "build: $(BUILD_PACKAGES)"
 	@echo "test: $(APT_PACKAGES)"
 
+## build: the command, target/debug/gracetls
 build: build-deps
-	$(CARGO) build --bin gracetls --examples
+	$(CARGO) build --bin gracetls
 
-## demo: the client against the bundled demo server, both exit scenarios of the reference problem
-demo: build
-	bash examples/demo.sh target/debug
+## demo: the reference problem played against `openssl s_server`, whose log gives the verdicts;
+## builds the command alone with the quick `demo` profile (Cargo.toml), into target/demo
+demo: build-deps
+	$(CARGO) build --profile demo --bin gracetls
+	bash examples/demo.sh $${CARGO_TARGET_DIR:-target}/demo/gracetls
 
 ## test: every unit, doc and integration test (real openssl s_server and Python ssl peers)
 test: deps

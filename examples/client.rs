@@ -4,6 +4,10 @@
 //! ```text
 //! cargo run --example client -- HOST:PORT CA.pem
 //! ```
+//!
+//! It closes once the server sends a `quit` line, as in `make demo`: against
+//! `openssl s_server -brief -accept 4433 -cert cert.pem -key key.pem`, type `quit` there
+//! when `bye` arrives.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -35,7 +39,7 @@ fn main() {
         }
     });
     let mut received = Vec::new();
-    // The demo server answers "bye" with "quit": close once it arrives.
+    // Read until the server's "quit", its answer to "bye", then close.
     while !received.ends_with(b"quit\n") {
         match conn.events().recv() {
             Ok(Event::Data(bytes)) => {

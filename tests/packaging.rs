@@ -443,3 +443,50 @@ fn readme_is_short_and_every_install_line_is_locked() {
         }
     }
 }
+
+/// `examples/demo.sh`, what `make demo` runs, against this build: `openssl s_server` itself
+/// logged receiving close_notify and answering it in the three scenarios of the reference
+/// problem, and logs the bare close it is compared with as an error.
+#[test]
+fn demo_verdicts_come_from_openssl() {
+    if !have_tool("openssl", "openssl") {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.sh");
+    let out = run("bash", &[path_str(&script), GRACETLS], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo.sh failed ({}):\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |name: &str| -> Vec<&str> {
+        stdout
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix(name))
+            .map(str::trim)
+            .collect()
+    };
+    assert_eq!(field("client exit:"), ["0", "0", "130", "137"], "{stdout}");
+    let reports = field("client report:");
+    for (report, trigger) in reports.iter().zip(["quit-line", "escape", "signal SIGINT"]) {
+        assert!(
+            report.starts_with(&format!(
+                "gracetls: clean close after {trigger}: close_notify sent"
+            )),
+            "{stdout}"
+        );
+    }
+    assert_eq!(reports[3], "(nothing)", "{stdout}");
+    let clean =
+        "received close_notify, answered with close_notify, no error: CLEAN (s_server exit 0)";
+    let verdicts = field("server verdict:");
+    assert_eq!(verdicts[..3], [clean; 3], "{stdout}");
+    assert!(
+        verdicts[3].starts_with("no close_notify received, sent no close_notify, ")
+            && verdicts[3].contains("unexpected eof")
+            && verdicts[3].contains("NOT CLEAN"),
+        "{stdout}"
+    );
+}
