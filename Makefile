@@ -4,7 +4,7 @@ CARGO ?= cargo
 # headers); a Rust toolchain (rustup) is assumed. `make demo` and `make install` install only
 # these, without Recommends (gcc's would bring libgd and a dozen image libraries).
 BUILD_PACKAGES := libssl-dev pkg-config gcc libc6-dev
-# What the tests need on top: the test peers, fault and bench tools (see README, "Testing").
+# What the tests need on top: the test peers, fault and bench tools (see docs/testing.md).
 # A new test peer's package goes here.
 APT_PACKAGES := openssl python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
@@ -28,6 +28,9 @@ INSTALL_FISH := $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/gracetls.fish
 
 all: build
 
+# Every test that skips appends a line here; `make test` ends with a summary of them.
+SKIP_LOG := target/skips.log
+
 # Installs the Debian packages named in $(1) that are missing (root or sudo), with the
 # apt-get options in $(2).
 define apt_install
@@ -38,6 +41,14 @@ define apt_install
 		echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections; \
 		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) $$missing; \
 	fi
+endef
+
+# Runs the test command $(1) with skips recorded, then prints how many tests skipped and why;
+# the exit status is the command's.
+define with_skip_summary
+	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
+	GRACETLS_SKIP_LOG=$(abspath $(SKIP_LOG)) $(1); status=$$?; \
+	python3 tests/skip_summary.py $(SKIP_LOG) $$status; exit $$status
 endef
 
 ## build-deps: install the system packages the build and the demo need (Debian; root or sudo)
@@ -60,20 +71,23 @@ build: build-deps
 demo: build
 	bash examples/demo.sh target/debug
 
-## test: every unit, doc and integration test (real openssl s_server and Python ssl peers)
+## test: every unit, doc and integration test (real openssl s_server and Python ssl peers),
+## then how many tests skipped and why. TEST_ARGS: more for cargo test (`--test faults`)
+TEST_ARGS ?=
 test: deps
-	$(CARGO) test
+	$(call with_skip_summary,$(CARGO) test $(TEST_ARGS))
 
 ## interop: the interop matrix (every exit path x every peer); prints the
 ## table and updates docs/INTEROP.md, also when a cell failed
 interop: deps
-	rm -rf target/tmp/interop
-	$(CARGO) test --test interop -- --test-threads=2; status=$$?; \
-	python3 tests/interop_table.py target/tmp/interop --write docs/INTEROP.md; exit $$status
+	rm -rf target/tmp/interop $(SKIP_LOG)
+	GRACETLS_SKIP_LOG=$(abspath $(SKIP_LOG)) $(CARGO) test --test interop -- --test-threads=2; status=$$?; \
+	python3 tests/interop_table.py target/tmp/interop --write docs/INTEROP.md; \
+	python3 tests/skip_summary.py $(SKIP_LOG) $$status; exit $$status
 
 ## test-faults: every exit path under 5% TCP loss (network namespace, needs root) and 100 ms delay (proxy)
 test-faults: deps
-	$(CARGO) test --test faults -- --nocapture
+	$(call with_skip_summary,$(CARGO) test --test faults -- --nocapture)
 
 ## fanout: N (default 10000) connections to a local server (tests/peers/fanout_server.py),
 ## idle IDLE seconds, closed gracefully, once per mode in FANOUT_MODES: `stream` (no thread
