@@ -28,19 +28,17 @@ INSTALL_FISH := $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/gracetls.fish
 
 all: build
 
+# What `make deps` could not install, and why (a package and the reason a line); the tests
+# that need such a package say SKIP with that reason (tests/common/skip.rs reads this path).
+NOT_INSTALLED := target/not-installed.txt
 # Every test that skips appends a line here; `make test` ends with a summary of them.
 SKIP_LOG := target/skips.log
 
 # Installs the Debian packages named in $(1) that are missing (root or sudo), with the
-# apt-get options in $(2).
+# apt-get options in $(2). It never removes a package and leaves the daemons it installs
+# stopped; a package that conflicts with one installed is left out (see tools/apt-install).
 define apt_install
-	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections; \
-		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) $$missing; \
-	fi
+	@bash tools/apt-install $(NOT_INSTALLED) $(2) -- $(1)
 endef
 
 # Runs the test command $(1) with skips recorded, then prints how many tests skipped and why;
@@ -55,7 +53,8 @@ endef
 build-deps:
 	$(call apt_install,$(BUILD_PACKAGES),--no-install-recommends)
 
-## deps: install the system packages the build and the tests need (Debian; root or sudo)
+## deps: install the system packages the build and the tests need (Debian; root or sudo);
+## removes none, starts no daemon; what it could not install is in target/not-installed.txt
 deps:
 	$(call apt_install,$(sort $(BUILD_PACKAGES) $(APT_PACKAGES)))
 
