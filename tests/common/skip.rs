@@ -9,7 +9,8 @@
 //!
 //! Where `make deps` could not install a package (it never removes one to make room), it
 //! says why in `target/not-installed.txt` (a package and the reason per line,
-//! tab-separated); a test whose tool comes from that package skips with that reason.
+//! tab-separated; `GRACETLS_NOT_INSTALLED` names another file); a test whose tool comes from
+//! that package skips with that reason.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -19,6 +20,8 @@ use std::path::Path;
 pub const SKIP_LOG: &str = "GRACETLS_SKIP_LOG";
 /// What `make deps` could not install, and why (see the module docs).
 pub const NOT_INSTALLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/not-installed.txt");
+/// The variable naming another file than [`NOT_INSTALLED`].
+pub const NOT_INSTALLED_VAR: &str = "GRACETLS_NOT_INSTALLED";
 
 /// True when `CI=true`: a missing peer is then a failure, never a skip.
 pub fn under_ci() -> bool {
@@ -85,7 +88,8 @@ pub fn have_tool(program: &str, package: &str) -> bool {
 }
 
 fn missing_reason(program: &str, package: &str) -> String {
-    let left_out = std::fs::read_to_string(NOT_INSTALLED).unwrap_or_default();
+    let report = std::env::var_os(NOT_INSTALLED_VAR).unwrap_or(NOT_INSTALLED.into());
+    let left_out = std::fs::read_to_string(report).unwrap_or_default();
     for wanted in package.split_whitespace() {
         let why = left_out.lines().find_map(|line| {
             let (name, why) = line.split_once('\t')?;
