@@ -4,14 +4,16 @@ CARGO ?= cargo
 # headers); a Rust toolchain (rustup) is assumed. `make demo` and `make install` install only
 # these, without Recommends (gcc's would bring libgd and a dozen image libraries).
 BUILD_PACKAGES := libssl-dev pkg-config gcc libc6-dev
-# What the tests need on top: the test peers, fault and bench tools (see docs/testing.md).
+# What the tests need on top: the test peers and fault tools (see docs/testing.md).
 # A new test peer's package goes here.
 APT_PACKAGES := openssl python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
 	nftables iproute2 socat ncat gcc tinyproxy microsocks \
 	postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd postgresql vsftpd prosody \
-	man-db groff-base zsh fish \
-	hyperfine time gnuplot-nox
+	man-db groff-base zsh fish
+# What `make bench` needs on top of the tests' packages: its timers and its plotter (whose
+# Recommends bring groff, ghostscript and ImageMagick).
+BENCH_PACKAGES := hyperfine time gnuplot-nox
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -24,7 +26,7 @@ INSTALL_BASH := $(DESTDIR)$(DATADIR)/bash-completion/completions/gracetls
 INSTALL_ZSH := $(DESTDIR)$(DATADIR)/zsh/site-functions/_gracetls
 INSTALL_FISH := $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/gracetls.fish
 
-.PHONY: all build demo test interop test-faults fanout figures soak bench lint doc ci deps build-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps
+.PHONY: all build demo test interop test-faults fanout figures soak bench lint doc ci deps build-deps bench-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps
 
 all: build
 
@@ -58,10 +60,15 @@ build-deps:
 deps:
 	$(call apt_install,$(sort $(BUILD_PACKAGES) $(APT_PACKAGES)))
 
-## packages: the two package lists (what `make demo` installs, what `make test` adds)
+bench-deps:
+	$(call apt_install,$(sort $(BUILD_PACKAGES) $(APT_PACKAGES) $(BENCH_PACKAGES)))
+
+## packages: the package lists (what `make demo` installs, what `make test` adds, what
+## `make bench` adds)
 packages:
 	@echo "build: $(BUILD_PACKAGES)"
 	@echo "test: $(APT_PACKAGES)"
+	@echo "bench: $(BENCH_PACKAGES)"
 
 build: build-deps
 	$(CARGO) build --bin gracetls --examples
@@ -155,7 +162,7 @@ ci: deps lint doc fuzz-ci test
 ## Not part of test. Smaller: make bench BENCH_MIB=256 BENCH_RUNS=3
 BENCH_MIB ?= 1024
 BENCH_RUNS ?= 5
-bench: deps
+bench: bench-deps
 	$(CARGO) build --release --bin gracetls --example bench_server
 	python3 bench/run --mib $(BENCH_MIB) --runs $(BENCH_RUNS)
 	$(CARGO) bench --bench transport

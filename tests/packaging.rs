@@ -381,7 +381,8 @@ fn make_install_places_binary_man_page_and_completions() {
     );
 }
 
-/// `make -n demo` installs the build's packages and none that only the tests need.
+/// `make -n demo` installs the build's packages and none that only the tests need; `make -n
+/// test`, none that only the benchmarks need.
 #[test]
 fn demo_installs_only_the_build_packages() {
     if !have_tool("make", "make") {
@@ -398,8 +399,10 @@ fn demo_installs_only_the_build_packages() {
     };
     let build = list("build: ");
     let test = list("test: ");
+    let bench = list("bench: ");
     assert!(build.contains("libssl-dev"), "{build:?}");
     assert!(test.contains("nginx"), "{test:?}");
+    assert!(bench.contains("hyperfine"), "{bench:?}");
 
     let installed_by = |target: &str| -> BTreeSet<String> {
         let dry = run_ok("make", &["-s", "-n", "-C", manifest, target], &[]);
@@ -416,6 +419,8 @@ fn demo_installs_only_the_build_packages() {
     assert_eq!(installed_by("demo"), build, "make demo");
     let everything: BTreeSet<String> = build.union(&test).cloned().collect();
     assert_eq!(installed_by("test"), everything, "make test");
+    let everything: BTreeSet<String> = everything.union(&bench).cloned().collect();
+    assert_eq!(installed_by("bench"), everything, "make bench");
 }
 
 /// What [`a_skip_is_recorded_and_summed_up`] runs in a child process: a test whose tool is
