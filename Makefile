@@ -5,14 +5,16 @@ CARGO ?= cargo
 # `make demo` and `make install` install only these, without Recommends (gcc's would bring
 # libgd and a dozen image libraries).
 BUILD_PACKAGES := libssl-dev pkg-config gcc libc6-dev openssl
-# What the tests need on top: the test peers, fault and bench tools (see docs/testing.md).
+# What the tests need on top: the test peers and fault tools (see docs/testing.md).
 # A new test peer's package goes here.
 APT_PACKAGES := openssl python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
 	nftables iproute2 socat ncat gcc tinyproxy microsocks \
 	postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd postgresql vsftpd prosody \
-	man-db groff-base zsh fish \
-	hyperfine time gnuplot-nox
+	man-db groff-base zsh fish
+# What `make bench` needs on top of the tests' packages: its timers and its plotter (whose
+# Recommends bring groff, ghostscript and ImageMagick).
+BENCH_PACKAGES := hyperfine time gnuplot-nox
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -25,34 +27,49 @@ INSTALL_BASH := $(DESTDIR)$(DATADIR)/bash-completion/completions/gracetls
 INSTALL_ZSH := $(DESTDIR)$(DATADIR)/zsh/site-functions/_gracetls
 INSTALL_FISH := $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/gracetls.fish
 
-.PHONY: all build demo test interop test-faults fanout figures soak bench lint doc ci deps build-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps
+.PHONY: all build demo test interop test-faults fanout figures soak bench lint doc ci deps build-deps bench-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps
 
 all: build
 
+# What `make deps` could not install, and why (a package and the reason a line); the tests
+# that need such a package say SKIP with that reason (tests/common/skip.rs reads this path).
+NOT_INSTALLED := target/not-installed.txt
+# Every test that skips appends a line here; `make test` ends with a summary of them.
+SKIP_LOG := target/skips.log
+
 # Installs the Debian packages named in $(1) that are missing (root or sudo), with the
-# apt-get options in $(2).
+# apt-get options in $(2). It never removes a package and leaves the daemons it installs
+# stopped; a package that conflicts with one installed is left out (see tools/apt-install).
 define apt_install
-	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections; \
-		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) $$missing; \
-	fi
+	@bash tools/apt-install $(NOT_INSTALLED) $(2) -- $(1)
+endef
+
+# Runs the test command $(1) with skips recorded, then prints how many tests skipped and why;
+# the exit status is the command's.
+define with_skip_summary
+	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
+	GRACETLS_SKIP_LOG=$(abspath $(SKIP_LOG)) $(1); status=$$?; \
+	python3 tests/skip_summary.py $(SKIP_LOG) $$status; exit $$status
 endef
 
 ## build-deps: install the system packages the build and the demo need (Debian; root or sudo)
 build-deps:
 	$(call apt_install,$(BUILD_PACKAGES),--no-install-recommends)
 
-## deps: install the system packages the build and the tests need (Debian; root or sudo)
+## deps: install the system packages the build and the tests need (Debian; root or sudo);
+## removes none, starts no daemon; what it could not install is in target/not-installed.txt
 deps:
 	$(call apt_install,$(sort $(BUILD_PACKAGES) $(APT_PACKAGES)))
 
-## packages: the two package lists (what `make demo` installs, what `make test` adds)
+bench-deps:
+	$(call apt_install,$(sort $(BUILD_PACKAGES) $(APT_PACKAGES) $(BENCH_PACKAGES)))
+
+## packages: the package lists (what `make demo` installs, what `make test` adds, what
+## `make bench` adds)
 packages:
 	@echo "build: $(BUILD_PACKAGES)"
 	@echo "test: $(APT_PACKAGES)"
+	@echo "bench: $(BENCH_PACKAGES)"
 
 ## build: the command, target/debug/gracetls
 build: build-deps
@@ -64,20 +81,23 @@ demo: build-deps
 	$(CARGO) build --profile demo --bin gracetls
 	bash examples/demo.sh $${CARGO_TARGET_DIR:-target}/demo/gracetls
 
-## test: every unit, doc and integration test (real openssl s_server and Python ssl peers)
+## test: every unit, doc and integration test (real openssl s_server and Python ssl peers),
+## then how many tests skipped and why. TEST_ARGS: more for cargo test (`--test faults`)
+TEST_ARGS ?=
 test: deps
-	$(CARGO) test
+	$(call with_skip_summary,$(CARGO) test $(TEST_ARGS))
 
 ## interop: the interop matrix (every exit path x every peer); prints the
 ## table and updates docs/INTEROP.md, also when a cell failed
 interop: deps
-	rm -rf target/tmp/interop
-	$(CARGO) test --test interop -- --test-threads=2; status=$$?; \
-	python3 tests/interop_table.py target/tmp/interop --write docs/INTEROP.md; exit $$status
+	rm -rf target/tmp/interop $(SKIP_LOG)
+	GRACETLS_SKIP_LOG=$(abspath $(SKIP_LOG)) $(CARGO) test --test interop -- --test-threads=2; status=$$?; \
+	python3 tests/interop_table.py target/tmp/interop --write docs/INTEROP.md; \
+	python3 tests/skip_summary.py $(SKIP_LOG) $$status; exit $$status
 
 ## test-faults: every exit path under 5% TCP loss (network namespace, needs root) and 100 ms delay (proxy)
 test-faults: deps
-	$(CARGO) test --test faults -- --nocapture
+	$(call with_skip_summary,$(CARGO) test --test faults -- --nocapture)
 
 ## fanout: N (default 10000) connections to a local server (tests/peers/fanout_server.py),
 ## idle IDLE seconds, closed gracefully, once per mode in FANOUT_MODES: `stream` (no thread
@@ -158,7 +178,7 @@ ci: deps lint doc fuzz-ci test
 ## Not part of test. Smaller: make bench BENCH_MIB=256 BENCH_RUNS=3
 BENCH_MIB ?= 1024
 BENCH_RUNS ?= 5
-bench: deps
+bench: bench-deps
 	$(CARGO) build --release --bin gracetls --example bench_server
 	python3 bench/run --mib $(BENCH_MIB) --runs $(BENCH_RUNS)
 	$(CARGO) bench --bench transport

@@ -1,7 +1,8 @@
 //! What a packager and a shell user get: the man page and the completions that
 //! `gracetls --generate` writes, checked by the programs that read them (man, bash, zsh,
 //! fish), and `make install`'s file list. What must be there is read from `--help`, so an
-//! option added to the command line is checked here with nothing to change.
+//! option added to the command line is checked here with nothing to change. Also what
+//! `make test` says of a test that skipped: recorded, and counted at the end.
 
 // The harness defines `per_version!`; nothing here speaks TLS.
 #![allow(unused_macros)]
@@ -12,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{GRACETLS, TempDir, have_tool};
+use common::{GRACETLS, NOT_INSTALLED_VAR, SKIP_LOG, TempDir, have_tool};
 
 /// Runs `program` with `args`, bounded by coreutils' `timeout`. A `make test` above this
 /// one does not pass its flags (-n, -j) down to the `make` runs here.
@@ -380,7 +381,8 @@ fn make_install_places_binary_man_page_and_completions() {
     );
 }
 
-/// `make -n demo` installs the build's packages and none that only the tests need.
+/// `make -n demo` installs the build's packages and none that only the tests need; `make -n
+/// test`, none that only the benchmarks need.
 #[test]
 fn demo_installs_only_the_build_packages() {
     if !have_tool("make", "make") {
@@ -397,25 +399,125 @@ fn demo_installs_only_the_build_packages() {
     };
     let build = list("build: ");
     let test = list("test: ");
+    let bench = list("bench: ");
     assert!(build.contains("libssl-dev"), "{build:?}");
     assert!(test.contains("nginx"), "{test:?}");
+    assert!(bench.contains("hyperfine"), "{bench:?}");
 
     let installed_by = |target: &str| -> BTreeSet<String> {
         let dry = run_ok("make", &["-s", "-n", "-C", manifest, target], &[]);
         let line = dry
             .lines()
-            .find(|l| l.contains("dpkg -s"))
-            .unwrap_or_else(|| panic!("`make -n {target}` checks no package:\n{dry}"));
+            .find(|l| l.contains("tools/apt-install"))
+            .unwrap_or_else(|| panic!("`make -n {target}` installs no package:\n{dry}"));
         let words = line
-            .split_once("for p in ")
-            .and_then(|(_, rest)| rest.split_once(';'))
-            .map(|(words, _)| words)
-            .unwrap_or_else(|| panic!("no package loop in {line:?}"));
+            .split_once(" -- ")
+            .map(|(_, words)| words)
+            .unwrap_or_else(|| panic!("no package list in {line:?}"));
         words.split_whitespace().map(String::from).collect()
     };
     assert_eq!(installed_by("demo"), build, "make demo");
     let everything: BTreeSet<String> = build.union(&test).cloned().collect();
     assert_eq!(installed_by("test"), everything, "make test");
+    let everything: BTreeSet<String> = everything.union(&bench).cloned().collect();
+    assert_eq!(installed_by("bench"), everything, "make bench");
+}
+
+/// What [`a_skip_is_recorded_and_summed_up`] runs in a child process: a test whose tool is
+/// missing.
+#[test]
+#[ignore = "run by a_skip_is_recorded_and_summed_up"]
+fn skip_probe() {
+    if !have_tool("gracetls-no-such-tool", "gracetls-no-such-package") {
+        return;
+    }
+    panic!("gracetls-no-such-tool was found");
+}
+
+/// Runs [`skip_probe`] alone with `envs`, without the caller's CI, skip log and report.
+fn run_skip_probe(envs: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", "skip_probe", "--ignored", "--nocapture"])
+        .env_remove("CI")
+        .env_remove(SKIP_LOG)
+        .env_remove(NOT_INSTALLED_VAR);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run skip_probe in a child process")
+}
+
+/// A test that skips passes for cargo, so the skip is written to the log `make test` names,
+/// with the test and the reason, and the summary at the end counts it; a package `make deps`
+/// left out gives its reason; under CI=true the skip is a failure.
+#[test]
+fn a_skip_is_recorded_and_summed_up() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let dir = TempDir::new("skips");
+    let log = dir.path().join("skips.log");
+    let log_str = path_str(&log);
+    let out = run_skip_probe(&[(SKIP_LOG, log_str)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the probe failed: {out:?}");
+    let reason = "gracetls-no-such-tool not found (Debian package gracetls-no-such-package); \
+                  run `make deps`";
+    assert!(stdout.contains(&format!("SKIP: {reason}")), "{stdout}");
+    let recorded = std::fs::read_to_string(&log).expect("the skip log");
+    assert_eq!(recorded, format!("packaging\tskip_probe\t{reason}\n"));
+
+    let summary = |log: &str, status: &str| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/skip_summary.py");
+        run_ok("python3", &[script, log, status], &[])
+    };
+    let text = summary(log_str, "0");
+    assert!(
+        text.contains(&format!("SKIPPED 1 test: {reason}\n")),
+        "{text}"
+    );
+    assert!(text.contains("    packaging: skip_probe\n"), "{text}");
+    assert!(
+        text.contains("1 test skipped (cargo counts them as passed): this was not a full run"),
+        "{text}"
+    );
+    let text = summary(path_str(&dir.path().join("none.log")), "0");
+    assert!(text.contains("0 tests skipped: full run"), "{text}");
+    let text = summary(path_str(&dir.path().join("none.log")), "101");
+    assert!(text.contains("0 tests skipped\n"), "{text}");
+    assert!(text.contains("cargo test failed (exit 101)"), "{text}");
+
+    let report = dir.write(
+        "not-installed.txt",
+        b"other\tnot this one\ngracetls-no-such-package\tinstalling it would remove exim4-base\n",
+    );
+    std::fs::remove_file(&log).expect("remove the log");
+    let out = run_skip_probe(&[(SKIP_LOG, log_str), (NOT_INSTALLED_VAR, path_str(&report))]);
+    assert!(out.status.success(), "the probe failed: {out:?}");
+    let recorded = std::fs::read_to_string(&log).expect("the skip log");
+    assert_eq!(
+        recorded,
+        "packaging\tskip_probe\tgracetls-no-such-package is not installed: \
+         installing it would remove exim4-base\n"
+    );
+
+    std::fs::remove_file(&log).expect("remove the log");
+    let out = run_skip_probe(&[(SKIP_LOG, log_str), ("CI", "true")]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "a skip under CI=true passed:\n{said}"
+    );
+    assert!(said.contains(&format!("CI=true and {reason}")), "{said}");
+    assert!(
+        !log.exists(),
+        "a failure under CI=true was recorded as a skip"
+    );
 }
 
 /// README is the front door: a page a newcomer reads in a few minutes, whose install lines

@@ -38,7 +38,18 @@ impl Dovecot {
         if !needs_root("Dovecot") {
             return None;
         }
-        if !have_tool(DOVECOT, "dovecot-imapd dovecot-pop3d dovecot-lmtpd") {
+        // One server speaks all three, and it does not start with a protocol missing (a
+        // package `make deps` could not install beside another POP3 or IMAP server).
+        let parts = [
+            ("/usr/lib/dovecot/imap-login", "dovecot-imapd"),
+            ("/usr/lib/dovecot/pop3-login", "dovecot-pop3d"),
+            ("/usr/lib/dovecot/lmtp", "dovecot-lmtpd"),
+            (DOVECOT, "dovecot-core"),
+        ];
+        if !parts
+            .iter()
+            .all(|(program, package)| have_tool(program, package))
+        {
             return None;
         }
         let mut failures = String::new();

@@ -40,10 +40,11 @@ mod process;
 mod pypeer;
 mod s_server;
 mod session;
+mod skip;
 #[allow(unused_imports)]
 pub use {
     capture::*, client::*, listener::*, logfile::*, pki::*, process::*, pypeer::*, s_server::*,
-    session::*,
+    session::*, skip::*,
 };
 
 use std::ffi::OsStr;
@@ -160,52 +161,4 @@ fn wait_exit_noreap(pid: u32) {
             return;
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-
-/// True when `CI=true`: a missing peer is then a failure, never a skip.
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Whether the external program `program` (a path or a name on PATH) can be
-/// run. Outside CI a missing one prints a SKIP line naming `make deps` and
-/// returns false; under `CI=true` it panics.
-pub fn have_tool(program: &str, package: &str) -> bool {
-    let found = if program.contains('/') {
-        Path::new(program).exists()
-    } else {
-        std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-        })
-    };
-    if found {
-        return true;
-    }
-    let msg = format!("{program} not found (Debian package {package}); run `make deps`");
-    if under_ci() {
-        panic!("CI=true and {msg}");
-    }
-    eprintln!("SKIP: {msg}");
-    println!("SKIP: {msg}");
-    false
-}
-
-/// Whether the tests run as root, which `server` (a daemon that switches to its own system
-/// users) needs. Outside CI, not root prints a SKIP line and returns false; under `CI=true`
-/// it panics.
-pub fn needs_root(server: &str) -> bool {
-    if netns::is_root() {
-        return true;
-    }
-    let msg = format!(
-        "{server} is started as root (it switches to its own users); run the tests as root"
-    );
-    if under_ci() {
-        panic!("CI=true and {msg}");
-    }
-    eprintln!("SKIP: {msg}");
-    println!("SKIP: {msg}");
-    false
 }

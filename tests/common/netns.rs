@@ -31,7 +31,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{have_tool, under_ci};
+use super::{have_tool, skip};
 
 const NAME_PREFIX: &str = "gtls-";
 
@@ -61,8 +61,7 @@ impl LossHook {
 }
 
 /// Whether namespaces with loss can be made here: root, `ip` and `nft`.
-/// Outside CI a missing piece prints a SKIP line and returns false; under
-/// `CI=true` it panics.
+/// A missing piece is a [`skip`] (a failure under `CI=true`).
 pub fn netns_available() -> bool {
     if !have_tool("ip", "iproute2") || !have_tool("nft", "nftables") {
         return false;
@@ -70,12 +69,7 @@ pub fn netns_available() -> bool {
     if is_root() {
         return true;
     }
-    let msg = "network namespaces need root (ip netns add); run the fault tests as root";
-    if under_ci() {
-        panic!("CI=true and {msg}");
-    }
-    eprintln!("SKIP: {msg}");
-    println!("SKIP: {msg}");
+    skip("network namespaces need root (ip netns add); run the fault tests as root");
     false
 }
 
