@@ -744,6 +744,130 @@ fn bad_arguments_fail_before_connecting() {
     }
 }
 
+/// A file option that cannot be used is exit 2 with one line naming the file, what is wrong
+/// with it and what to do, before any connection: a listener on the port sees nothing, and
+/// against a port where nothing listens the user hears about the file, not "connection
+/// refused".
+#[test]
+fn bad_files_fail_before_connecting() {
+    let pki = Pki::new();
+    let dir = TempDir::new("bad-files");
+    let text = dir.write("notes.txt", b"these are notes, not a certificate\n");
+    let empty = dir.write("empty.pem", b"");
+    let der = dir.write("ca.der", &[0x30, 0x82, 0x01, 0x0a, 0x02, 0x01]);
+    let text = text.display().to_string();
+    let empty = empty.display().to_string();
+    let der = der.display().to_string();
+    let ca = pki.ca.display().to_string();
+    let cert = pki.client.cert.display().to_string();
+    let key = pki.client.key.display().to_string();
+    let other_key = pki.server.key.display().to_string();
+    let missing = dir.path().join("missing.pem").display().to_string();
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let at = format!(
+        "127.0.0.1:{}",
+        listener.local_addr().expect("address").port()
+    );
+    let closed = {
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        format!("127.0.0.1:{}", gone.local_addr().expect("address").port())
+    };
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["--ca-file", &missing, &at],
+            format!(
+                "gracetls: error: cannot use CA file {missing}: there is no such file; check the path given to --ca-file"
+            ),
+        ),
+        (
+            vec!["--ca-file", &missing, &closed],
+            format!(
+                "gracetls: error: cannot use CA file {missing}: there is no such file; check the path given to --ca-file"
+            ),
+        ),
+        (
+            vec!["--ca-file", &text, &at],
+            format!(
+                "gracetls: error: cannot use CA file {text}: no certificate in it: it is not PEM (no -----BEGIN CERTIFICATE----- line); pass a PEM file that holds the certificate of the CA that issued the server's, with --ca-file"
+            ),
+        ),
+        (
+            vec!["--ca-file", &empty, &at],
+            format!(
+                "gracetls: error: cannot use CA file {empty}: it is empty: no certificate in it; pass a PEM file"
+            ),
+        ),
+        (
+            vec!["--ca-file", &der, &at],
+            format!(
+                "gracetls: error: cannot use CA file {der}: no PEM certificate in it (it looks like DER); convert it with `openssl x509 -inform der -in {der} -out {der}.pem` and pass {der}.pem"
+            ),
+        ),
+        (
+            vec!["--ca-file", &key, &at],
+            format!(
+                "gracetls: error: cannot use CA file {key}: it holds a private key, not a certificate; pass a PEM file"
+            ),
+        ),
+        (
+            vec!["--ca-file", &ca, "--cert", &missing, "--key", &key, &at],
+            format!(
+                "gracetls: error: cannot use client certificate {missing}: there is no such file; check the paths given to --cert and --key"
+            ),
+        ),
+        (
+            vec!["--ca-file", &ca, "--cert", &cert, "--key", &text, &at],
+            format!("gracetls: error: cannot use client key {text}: no PEM private key in it"),
+        ),
+        (
+            vec!["--ca-file", &ca, "--cert", &key, "--key", &key, &at],
+            format!(
+                "gracetls: error: cannot use client certificate {key}: it holds a private key, not a certificate; pass the client certificate and its private key as PEM files, with --cert and --key"
+            ),
+        ),
+        (
+            vec![
+                "--ca-file",
+                &ca,
+                "--cert",
+                &cert,
+                "--key",
+                &other_key,
+                &closed,
+            ],
+            format!(
+                "gracetls: error: the client key {other_key} does not match the client certificate {cert}: they hold different public keys; pass the key"
+            ),
+        ),
+    ];
+    for (args, expected) in &cases {
+        let mut c = Client::spawn(args.iter().copied());
+        c.close_stdin();
+        let st = c.wait_exit(WAIT, &[]);
+        c.assert_no_panic(&[]);
+        c.assert_code(st, 2, &[]);
+        let lines = c.message_lines();
+        assert!(
+            lines.len() == 1 && lines[0].starts_with(expected.as_str()),
+            "{args:?}: stderr must be the one line {expected:?}...{}",
+            c.dump()
+        );
+        assert!(
+            !lines[0].contains("connection refused"),
+            "{args:?}: the file is named, not the port{}",
+            c.dump()
+        );
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("{args:?}: a connection was made ({other:?}){}", c.dump()),
+        }
+    }
+}
+
 /// `https://HOST:PORT` is taken as HOST:PORT, the name checked being HOST.
 #[test]
 fn https_url_target_connects() {

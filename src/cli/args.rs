@@ -25,7 +25,8 @@ Exit codes:
   0    clean: close_notify sent (and received where the close waited for it)
   1    error: connect, proxy refused or failed, STARTTLS not offered or refused,
        certificate, handshake, reset, TLS failure, writing stdout
-  2    usage: bad arguments (nothing was sent)
+  2    usage: bad arguments, or a --ca-file, --cert or --key that cannot be used (all are
+       checked before connecting: nothing was sent)
   3    the server's stream ended without close_notify (possible truncation), or data
        arrived just as the quiet time ended and was dropped
   4    the close did not finish within --close-timeout; the socket was closed hard

@@ -63,7 +63,7 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
         } => Some(starttls_hint(target, problem)),
         // The reason already gives the command that converts the file.
         Error::Setup { reason, .. } if reason.contains("`openssl ") => None,
-        Error::Setup { .. } => Some("check the file's path and that it is PEM"),
+        Error::Setup { what, reason } => Some(setup_hint(what, reason)),
         Error::Io { .. } => {
             Some("the server or the network dropped the connection; see the server's log")
         }
@@ -121,6 +121,25 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
         Error::Closed => None,
         Error::Thread { .. } => Some("the system is out of threads or memory; see ulimit -u"),
         _ => None,
+    }
+}
+
+/// What to do about a file option that cannot be used: `what` is `CA file PATH`, `client
+/// certificate PATH` or `client key PATH`.
+fn setup_hint(what: &str, reason: &str) -> &'static str {
+    let unreadable = ["no such file", "permission denied", "a directory"]
+        .iter()
+        .any(|r| reason.contains(r));
+    match (what.split(' ').next(), unreadable) {
+        (Some("CA"), true) => "check the path given to --ca-file",
+        (Some("CA"), false) => {
+            "pass a PEM file that holds the certificate of the CA that issued the server's, with --ca-file"
+        }
+        (Some("client"), true) => "check the paths given to --cert and --key",
+        (Some("client"), false) => {
+            "pass the client certificate and its private key as PEM files, with --cert and --key"
+        }
+        _ => "check the options that name files: --ca-file, --cert and --key",
     }
 }
 

@@ -78,6 +78,13 @@ pub fn run() -> ExitCode {
         print_error(&e);
         return ExitCode::from(2);
     }
+    // So is a file option that cannot be used: read and checked here, before any
+    // connection, so that a wrong path is not hidden behind a server that is down.
+    let config = config_from(&args);
+    if let Err(e) = config.check() {
+        print_error(&e);
+        return ExitCode::from(2);
+    }
     let signals = match watch_signals() {
         Ok(rx) => rx,
         Err(e) => {
@@ -90,7 +97,6 @@ pub fn run() -> ExitCode {
             "--insecure: the server's certificate and name are not checked; anyone on the path can read and change this connection"
         );
     }
-    let config = config_from(&args);
 
     // Connect on a helper thread so a signal during a stalled handshake ends us at once.
     let (connected_tx, connected_rx) = crossbeam_channel::bounded(1);
