@@ -355,9 +355,8 @@ impl Config {
                 return Err(setup(path, "CA file", no_certificate(path, &pem)));
             }
             for cert in certs {
-                diagnosis
-                    .roots
-                    .push(cert.to_der().map_err(|e| setup(path, "CA file", e))?);
+                let der = cert.to_der().map_err(|e| setup(path, "CA file", e))?;
+                diagnosis.roots.push((path.display().to_string(), der));
                 builder.add_root_certificate(cert);
             }
         }

@@ -339,9 +339,10 @@ fn name_mismatch_without_alternative_names_gives_the_common_name() {
 // 3. Chains.
 
 /// The leaf is signed by an intermediate that the server does not send; the client trusts
-/// the root.
+/// the root. The client cannot tell a missing intermediate from an untrusted CA: the message
+/// says what is true of both, and the hint gives both remedies.
 #[test]
-fn missing_intermediate_is_an_incomplete_chain() {
+fn missing_intermediate_names_the_issuer() {
     let files = Files::new("cert-errors");
     let root = ca("gracetls cert_errors root", None);
     let intermediate = ca("gracetls cert_errors intermediate", Some(&root));
@@ -354,10 +355,10 @@ fn missing_intermediate_is_an_incomplete_chain() {
         st,
         took,
         &[
-            "is not trusted: the server sent an incomplete chain: its certificate \"localhost\" is issued by \"gracetls cert_errors intermediate\", which the server did not send and which is not a trusted CA",
-            "the server must send it",
+            "is not trusted: its certificate \"localhost\" is issued by \"gracetls cert_errors intermediate\", which is not a trusted CA (and which the server did not send); ",
+            "if \"gracetls cert_errors intermediate\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM; if it is an intermediate CA, the server must send it too",
         ],
-        &[],
+        &["incomplete chain"],
         &srv,
     );
     diagnosis_closed_cleanly(&c, &srv);
@@ -380,9 +381,61 @@ fn chain_that_stops_below_an_untrusted_root_names_the_missing_issuer() {
         st,
         took,
         &[
-            "the server sent an incomplete chain: the last certificate it sent, \"gracetls cert_errors intermediate\", is issued by \"gracetls cert_errors untrusted root\", which the server did not send and which is not a trusted CA",
+            "is not trusted: the last certificate the server sent, \"gracetls cert_errors intermediate\", is issued by \"gracetls cert_errors untrusted root\", which is not a trusted CA (and which the server did not send); ",
+            "if \"gracetls cert_errors untrusted root\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM",
         ],
-        &[],
+        &["incomplete chain"],
+        &srv,
+    );
+    diagnosis_closed_cleanly(&c, &srv);
+}
+
+/// A server under a private CA, and no --ca-file: the message names the CA, and the hint
+/// says to pass it with --ca-file. (The system roots are trusted; they hold no CA made here.)
+#[test]
+fn private_ca_without_ca_file_names_the_ca_to_pass() {
+    let files = Files::new("cert-errors");
+    let ca = ca("gracetls cert_errors private CA", None);
+    let server = files.pair("server", leaf(&ca, &SERVER));
+    let srv = SServer::start_with(&server, Tls::V13, &[]);
+    let target = vec![format!("127.0.0.1:{}", srv.port)];
+    let (c, st, took) = run(&target, &srv);
+    one_line(
+        &c,
+        st,
+        took,
+        &[&format!(
+            "gracetls: error: certificate of 127.0.0.1:{} is not trusted: its certificate \"localhost\" is issued by \"gracetls cert_errors private CA\", which is not a trusted CA (and which the server did not send); if \"gracetls cert_errors private CA\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM; if it is an intermediate CA, the server must send it too",
+            srv.port
+        )],
+        &["incomplete chain"],
+        &srv,
+    );
+    diagnosis_closed_cleanly(&c, &srv);
+}
+
+per_version! {
+    ca_file_with_the_server_certificate_says_so => ca_file_with_the_server_certificate_says_so;
+}
+
+/// `--ca-file` holds the server's own certificate instead of its CA's: the message says so,
+/// names the file and the CA to pass instead.
+fn ca_file_with_the_server_certificate_says_so(tls: Tls) {
+    let files = Files::new("cert-errors");
+    let ca = ca("gracetls cert_errors CA", None);
+    let server = files.pair("server", leaf(&ca, &SERVER));
+    let leaf_path = server.cert.display().to_string();
+    let srv = SServer::start_with(&server, tls, &[]);
+    let (c, st, took) = run(&args(&leaf_path, "127.0.0.1", srv.port, &[]), &srv);
+    one_line(
+        &c,
+        st,
+        took,
+        &[&format!(
+            "gracetls: error: certificate of 127.0.0.1:{} is not trusted: the CA file {leaf_path} holds the server's own certificate (\"localhost\"), not the CA that issued it (\"gracetls cert_errors CA\"); pass the certificate of the CA \"gracetls cert_errors CA\" with --ca-file PEM instead",
+            srv.port
+        )],
+        &["incomplete chain"],
         &srv,
     );
     diagnosis_closed_cleanly(&c, &srv);

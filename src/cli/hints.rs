@@ -1,6 +1,7 @@
 //! What to do about an error, in the command line's words: each hint names the option that
 //! helps. The library's messages say what went wrong; only the command knows its flags.
 
+use std::borrow::Cow;
 use std::io;
 
 use gracetls::Error;
@@ -8,7 +9,33 @@ use gracetls::error::CertificateProblem;
 use gracetls::starttls::{Problem, Protocol};
 
 /// One short sentence on what to do about `error`, for a person at the terminal.
-pub(crate) fn hint(error: &Error) -> Option<&'static str> {
+pub(crate) fn hint(error: &Error) -> Option<Cow<'static, str>> {
+    if let Some(hint) = naming_hint(error) {
+        return Some(Cow::Owned(hint));
+    }
+    fixed_hint(error).map(Cow::Borrowed)
+}
+
+/// The hints that name something the error holds: a CA, the protocol a server speaks.
+fn naming_hint(error: &Error) -> Option<String> {
+    match error {
+        Error::Certificate {
+            problem: Some(problem),
+            ..
+        } => match &**problem {
+            CertificateProblem::IncompleteChain { issuer, .. } => Some(format!(
+                "if \"{issuer}\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM; if it is an intermediate CA, the server must send it too"
+            )),
+            CertificateProblem::CaFileHoldsLeaf { issuer, .. } => Some(format!(
+                "pass the certificate of the CA \"{issuer}\" with --ca-file PEM instead"
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn fixed_hint(error: &Error) -> Option<&'static str> {
     let alert = error.alert();
     match error {
         Error::InvalidTarget { .. } => Some("give HOST[:PORT], e.g. example.com:443 or [::1]:8443"),
@@ -155,9 +182,6 @@ fn problem_hint(problem: &CertificateProblem) -> &'static str {
         }
         CertificateProblem::NameMismatch { .. } => {
             "connect by a name the certificate holds, or set --servername to one of them"
-        }
-        CertificateProblem::IncompleteChain { .. } => {
-            "if that issuer is an intermediate CA, the server must send it too; if it is a CA you trust, pass it with --ca-file PEM"
         }
         CertificateProblem::UntrustedRoot { .. } | CertificateProblem::SelfSigned { .. } => {
             "if you trust it, pass it with --ca-file PEM; or --insecure to skip verification (unsafe)"
