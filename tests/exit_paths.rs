@@ -868,6 +868,52 @@ fn bad_files_fail_before_connecting() {
     }
 }
 
+/// Every argument error, whether clap or gracetls finds it, starts `gracetls: error: ` and is
+/// exit 2.
+#[test]
+fn argument_errors_have_one_style() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--no-such-option", "localhost"],
+            "unexpected argument '--no-such-option'",
+        ),
+        (
+            &["--on-eof", "never", "localhost"],
+            "invalid value 'never' for '--on-eof <MODE>'",
+        ),
+        (
+            &["--tls-min", "1.1", "localhost"],
+            "invalid value '1.1' for '--tls-min <VERSION>'",
+        ),
+        (
+            &["--starttls", "gopher", "localhost"],
+            "invalid value 'gopher' for '--starttls <PROTO>'",
+        ),
+        (&[], "the following required arguments were not provided"),
+        (&["--servername", "", "localhost"], "--servername is empty"),
+        (&["localhost", "443"], "HOST and PORT are one argument"),
+    ];
+    for (args, expected) in cases {
+        let mut c = Client::spawn(args.iter().copied());
+        c.close_stdin();
+        let st = c.wait_exit(WAIT, &[]);
+        c.assert_no_panic(&[]);
+        c.assert_code(st, 2, &[]);
+        let err = c.stderr_text();
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("gracetls: error: ") && first.contains(expected),
+            "{args:?}: the first stderr line must be `gracetls: error: ...{expected}...`{}",
+            c.dump()
+        );
+        assert!(
+            !err.lines().skip(1).any(|l| l.contains("error:")),
+            "{args:?}: one error line{}",
+            c.dump()
+        );
+    }
+}
+
 /// `https://HOST:PORT` is taken as HOST:PORT, the name checked being HOST.
 #[test]
 fn https_url_target_connects() {

@@ -60,9 +60,17 @@ pub fn run() -> ExitCode {
     let args = match generate::parse() {
         Ok(Parsed::Run(args)) => *args,
         Ok(Parsed::Generate(kind)) => return generate::write(kind),
-        Err(e) => {
+        // --help and --version, on stdout.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // In the words of every other error gracetls prints: `gracetls: error: ...`.
+            let text = e.to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint!("gracetls: error: {text}");
+            return ExitCode::from(2);
         }
     };
     if !args.system_roots && (!args.ca_file.is_empty() || args.insecure) {
