@@ -139,6 +139,41 @@ fn wait_on_stdin_eof_ends_when_quiet(tls: Tls) {
     );
 }
 
+/// The `-v` line `closed ...: ... in N ms` and the report agree: the report's `tls_close_ms`
+/// is that N, and its `close_ms` counts from stdin EOF, the quiet time included.
+#[test]
+fn verbose_close_time_and_report_agree() {
+    let mut s = Session::s_server(Tls::V13, &["--quiet-time", "500ms", "-v"]);
+    s.c.write_stdin(b"hello\n", &[&s.srv]);
+    s.srv.expect_log("hello\n", WAIT, &[&s.c]);
+    s.c.close_stdin();
+    let st = exit_cleanly(&mut s);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    let report = s.c.report(&[&s.srv]);
+    let err = s.c.stderr_text();
+    let closed = err
+        .lines()
+        .find(|l| l.starts_with("gracetls: info: closed "))
+        .unwrap_or_else(|| panic!("no -v line `closed ...`{}", s.dump()));
+    let verbose_ms: u64 = closed
+        .strip_suffix(" ms")
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time at the end of {closed:?}"));
+    assert_eq!(
+        report["tls_close_ms"].as_u64(),
+        Some(verbose_ms),
+        "the report's tls_close_ms must be the -v line's figure ({closed:?}){}",
+        s.dump()
+    );
+    let close_ms = report["close_ms"].as_u64().unwrap_or_default();
+    assert!(
+        close_ms >= 500 && close_ms >= verbose_ms,
+        "close_ms ({close_ms}) counts from stdin EOF, the 500 ms quiet time included{}",
+        s.dump()
+    );
+}
+
 /// `--on-eof wait`: data after stdin EOF is delivered and restarts the quiet time.
 fn wait_quiet_time_counts_from_the_last_data(tls: Tls) {
     let mut s = ready_session(tls, &["--quiet-time", "800ms"]);
