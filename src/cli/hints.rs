@@ -31,6 +31,13 @@ fn naming_hint(error: &Error) -> Option<String> {
             )),
             _ => None,
         },
+        Error::Starttls {
+            problem: Problem::OtherProtocol { protocol, .. },
+            ..
+        } => Some(format!(
+            "to talk to that server, use --starttls {}; otherwise check the port",
+            protocol.name()
+        )),
         _ => None,
     }
 }
@@ -315,6 +322,7 @@ mod tests {
         };
         let timeout = || Problem::Timeout {
             timeout: Duration::from_secs(10),
+            last: None,
         };
         assert!(
             hint(&e("mail.example:465", timeout())).is_some_and(|h| h.contains("drop --starttls"))
