@@ -585,6 +585,40 @@ fn ftp_against_an_smtp_server_names_smtp() {
     );
 }
 
+/// The same against Postfix itself.
+#[test]
+fn ftp_against_postfix_names_smtp() {
+    let pki = Pki::new();
+    let Some(pf) = Postfix::start(&pki.server) else {
+        return;
+    };
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        pf.port,
+        &["--starttls", "ftp"],
+    ));
+    let st = c.wait_exit(WAIT, &[&pf]);
+    c.assert_code(st, 1, &[&pf]);
+    let lines = c.message_lines();
+    let want = format!(
+        "gracetls: error: 127.0.0.1:{} speaks SMTP, not FTP: it greeted with \"220 ",
+        pf.port
+    );
+    assert!(
+        lines.len() == 1
+            && lines[0].starts_with(&want)
+            && lines[0].contains(" ESMTP ")
+            && lines[0].ends_with(
+                "; to talk to that server, use --starttls smtp; otherwise check the port"
+            ),
+        "expected one line starting {want:?}{}{}",
+        c.dump(),
+        pf.dump()
+    );
+    println!("FTP TO SMTP: {}", lines[0]);
+}
+
 /// `--starttls xmpp` against an FTP server: the FTP server greets and waits for a line that
 /// XMPP never ends. gracetls does not wait out the timeout (10 s here): a greeting that is
 /// not XML ends the exchange at once, naming what the server is.
