@@ -166,6 +166,14 @@ fn verbose_close_time_and_report_agree() {
         "the report's tls_close_ms must be the -v line's figure ({closed:?}){}",
         s.dump()
     );
+    let closing = err
+        .lines()
+        .find(|l| l.starts_with("gracetls: info: closing: stdin-eof, then quiet ("))
+        .unwrap_or_else(|| panic!("no -v line `closing: ...`{}", s.dump()));
+    assert!(
+        closing.ends_with(" ms after stdin-eof); the TLS close starts"),
+        "the -v line must say how long after stdin EOF the TLS close starts: {closing:?}"
+    );
     let close_ms = report["close_ms"].as_u64().unwrap_or_default();
     assert!(
         close_ms >= 500 && close_ms >= verbose_ms,
