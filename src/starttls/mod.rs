@@ -434,7 +434,8 @@ pub(crate) fn describe(
             }
             match last {
                 Some(line) => write!(f, "; the last line it sent was {line:?}"),
-                None => Ok(()),
+                None if step == "greeting" => Ok(()),
+                None => write!(f, "; it sent nothing"),
             }
         }
         Problem::OtherProtocol {

@@ -345,3 +345,16 @@ fn xmpp_fails_at_once_on_a_line_protocol() {
     assert!(text.contains("\"hello there\""), "{text}");
     assert!(started.elapsed() < Duration::from_secs(1), "{text}");
 }
+
+/// A server that never answers the XMPP stream header: the timeout says it sent nothing.
+#[test]
+fn silence_after_our_first_words_says_nothing_was_sent() {
+    let (result, _s) = negotiate(Protocol::Xmpp, &[]);
+    let (p, step, text) = problem(result);
+    assert!(matches!(p, Problem::Timeout { last: None, .. }), "{p:?}");
+    assert_eq!(step, "stream features");
+    assert!(
+        text.ends_with("did not answer XMPP stream features within 2s; it sent nothing"),
+        "{text}"
+    );
+}
