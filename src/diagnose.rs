@@ -254,6 +254,15 @@ mod imp {
                         issuer: subject(cert.issuer_name()),
                     });
                 }
+                // Only for the server's own certificate: an intermediate's published issuer
+                // is as often a root that is simply not trusted here.
+                if let Some(url) = (first.depth == 0).then(|| ca_issuers(cert)).flatten() {
+                    return Some(CertificateProblem::MissingIntermediate {
+                        subject: subject(cert.subject_name()),
+                        issuer: subject(cert.issuer_name()),
+                        url,
+                    });
+                }
                 CertificateProblem::IncompleteChain {
                     depth: first.depth,
                     subject: subject(cert.subject_name()),
@@ -402,6 +411,22 @@ mod imp {
             let same = root.subject_name().to_der().ok()? == subject
                 && root.public_key().ok()?.public_eq(&key);
             same.then(|| file.clone())
+        })
+    }
+
+    /// The first `CA Issuers` URL of the certificate's Authority Information Access: where
+    /// its issuer's certificate is published, which public CAs write into what they issue.
+    fn ca_issuers(cert: &X509Ref) -> Option<String> {
+        cert.authority_info()?.iter().find_map(|access| {
+            let uri = (access.method().nid() == Nid::AD_CA_ISSUERS)
+                .then(|| access.location().uri())
+                .flatten()?;
+            // The server's bytes, bound for a terminal: nothing but printable ASCII.
+            Some(
+                uri.chars()
+                    .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+                    .collect(),
+            )
         })
     }
 

@@ -250,6 +250,18 @@ pub enum CertificateProblem {
         /// Its issuer, which the server did not send and which is not a trusted CA.
         issuer: String,
     },
+    /// The server's certificate is issued by a CA that is neither sent nor trusted, and it
+    /// names where that CA's certificate is published (Authority Information Access, which
+    /// public CAs write into every certificate): most likely an intermediate CA that the
+    /// server should have sent.
+    MissingIntermediate {
+        /// The server's certificate's subject.
+        subject: String,
+        /// Its issuer, which the server did not send.
+        issuer: String,
+        /// Where the issuer's certificate is published (the `CA Issuers` URL).
+        url: String,
+    },
     /// A CA file holds the server's own certificate rather than the CA that issued it: a
     /// certificate that is not a CA's is no root of trust, so its issuer is looked for, and
     /// it is neither sent nor trusted.
@@ -334,6 +346,14 @@ impl CertificateProblem {
                     "certificate of {target} is not trusted: {which} is issued by \"{issuer}\", which is not a trusted CA (and which the server did not send)"
                 )
             }
+            CertificateProblem::MissingIntermediate {
+                subject,
+                issuer,
+                url,
+            } => write!(
+                f,
+                "certificate of {target} is not trusted: its certificate \"{subject}\" is issued by \"{issuer}\", which is not a trusted CA and which the server did not send; \"{issuer}\" is published at {url}"
+            ),
             CertificateProblem::CaFileHoldsLeaf {
                 file,
                 subject,

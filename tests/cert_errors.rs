@@ -69,6 +69,8 @@ struct Leaf<'a> {
     dates: Option<(Ymd, Ymd)>,
     /// A key made elsewhere (PEM), instead of a fresh P-256 one.
     key_pem: Option<&'a str>,
+    /// Where its issuer's certificate is published (Authority Information Access).
+    ca_issuers: Option<&'a str>,
 }
 
 const SERVER: Leaf<'static> = Leaf {
@@ -77,6 +79,7 @@ const SERVER: Leaf<'static> = Leaf {
     client: false,
     dates: None,
     key_pem: None,
+    ca_issuers: None,
 };
 
 const CLIENT: Leaf<'static> = Leaf {
@@ -85,6 +88,7 @@ const CLIENT: Leaf<'static> = Leaf {
     client: true,
     dates: None,
     key_pem: None,
+    ca_issuers: None,
 };
 
 /// The leaf's certificate and key, PEM.
@@ -105,12 +109,35 @@ fn leaf(issuer: &Ca, spec: &Leaf) -> (String, String) {
         params.not_before = rcgen::date_time_ymd(y0, m0, d0);
         params.not_after = rcgen::date_time_ymd(y1, m1, d1);
     }
+    if let Some(url) = spec.ca_issuers {
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                authority_info_access(url),
+            ));
+    }
     let key = match spec.key_pem {
         Some(pem) => rcgen::KeyPair::from_pem(pem).expect("leaf key from PEM"),
         None => rcgen::KeyPair::generate().expect("leaf key"),
     };
     let cert = params.signed_by(&key, &issuer.issuer).expect("sign leaf");
     (cert.pem(), key.serialize_pem())
+}
+
+/// The DER of an Authority Information Access extension with one `CA Issuers` URL (RFC 5280
+/// 4.2.2.1), for a URL shorter than 100 bytes.
+fn authority_info_access(url: &str) -> Vec<u8> {
+    const CA_ISSUERS: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+    assert!(url.len() < 100, "a short URL: one-byte DER lengths");
+    let mut location = vec![0x86, url.len() as u8];
+    location.extend_from_slice(url.as_bytes());
+    let mut access = vec![0x30, (CA_ISSUERS.len() + location.len()) as u8];
+    access.extend_from_slice(&CA_ISSUERS);
+    access.extend_from_slice(&location);
+    let mut syntax = vec![0x30, access.len() as u8];
+    syntax.extend_from_slice(&access);
+    syntax
 }
 
 /// Files of one test, removed at its end.
@@ -359,6 +386,35 @@ fn missing_intermediate_names_the_issuer() {
             "if \"gracetls cert_errors intermediate\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM; if it is an intermediate CA, the server must send it too",
         ],
         &["incomplete chain"],
+        &srv,
+    );
+    diagnosis_closed_cleanly(&c, &srv);
+}
+
+/// As above, with the leaf naming where its issuer is published, as public CAs write it:
+/// the message gives the URL, and the hint calls the issuer most likely an intermediate.
+#[test]
+fn missing_intermediate_with_its_published_url() {
+    let files = Files::new("cert-errors");
+    let root = ca("gracetls cert_errors root", None);
+    let intermediate = ca("gracetls cert_errors intermediate", Some(&root));
+    let root_path = files.write("root.pem", &root.cert_pem);
+    let spec = Leaf {
+        ca_issuers: Some("http://ca.example/intermediate.crt"),
+        ..SERVER
+    };
+    let server = files.pair("server", leaf(&intermediate, &spec));
+    let srv = SServer::start_with(&server, Tls::V13, &[]);
+    let (c, st, took) = run(&args(&root_path, "127.0.0.1", srv.port, &[]), &srv);
+    one_line(
+        &c,
+        st,
+        took,
+        &[&format!(
+            "gracetls: error: certificate of 127.0.0.1:{} is not trusted: its certificate \"localhost\" is issued by \"gracetls cert_errors intermediate\", which is not a trusted CA and which the server did not send; \"gracetls cert_errors intermediate\" is published at http://ca.example/intermediate.crt; \"gracetls cert_errors intermediate\" is most likely an intermediate CA, which the server must send with its own certificate (tell its administrator); if it is a CA you trust, fetch it from there and pass it with --ca-file PEM",
+            srv.port
+        )],
+        &[],
         &srv,
     );
     diagnosis_closed_cleanly(&c, &srv);

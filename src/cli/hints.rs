@@ -26,6 +26,9 @@ fn naming_hint(error: &Error) -> Option<String> {
             CertificateProblem::IncompleteChain { issuer, .. } => Some(format!(
                 "if \"{issuer}\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM; if it is an intermediate CA, the server must send it too"
             )),
+            CertificateProblem::MissingIntermediate { issuer, .. } => Some(format!(
+                "\"{issuer}\" is most likely an intermediate CA, which the server must send with its own certificate (tell its administrator); if it is a CA you trust, fetch it from there and pass it with --ca-file PEM"
+            )),
             CertificateProblem::CaFileHoldsLeaf { issuer, .. } => Some(format!(
                 "pass the certificate of the CA \"{issuer}\" with --ca-file PEM instead"
             )),
