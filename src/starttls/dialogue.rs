@@ -200,6 +200,9 @@ impl<'a> Dialogue<'a> {
                     return Err(self.unexpected(line.trim(), expected));
                 }
                 None => {
+                    if self.read + n > MAX_TOTAL {
+                        return Err(self.fail(Problem::TooLong { limit: MAX_TOTAL }));
+                    }
                     (&*self.socket)
                         .read_exact(&mut buf[..n])
                         .map_err(|e| self.io_failure(e))?;

@@ -358,3 +358,12 @@ fn silence_after_our_first_words_says_nothing_was_sent() {
         "{text}"
     );
 }
+
+/// Endless white space before the XMPP stream is bounded like any answer.
+#[test]
+fn endless_white_space_before_xml_is_bounded() {
+    let blanks = vec![b' '; dialogue::MAX_TOTAL + 1];
+    let (result, _s) = negotiate(Protocol::Xmpp, &[&blanks]);
+    let (p, _, _) = problem(result);
+    assert!(matches!(p, Problem::TooLong { .. }), "{p:?}");
+}
