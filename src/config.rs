@@ -1,5 +1,6 @@
 //! Connection options, and how they become a `native_tls::TlsConnector`.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -351,12 +352,11 @@ impl Config {
             let path = &source.label();
             let certs = Certificate::stack_from_pem(&pem).map_err(|e| setup(path, "CA file", e))?;
             if certs.is_empty() {
-                return Err(setup(path, "CA file", "no certificate in it"));
+                return Err(setup(path, "CA file", no_certificate(path, &pem)));
             }
             for cert in certs {
-                diagnosis
-                    .roots
-                    .push(cert.to_der().map_err(|e| setup(path, "CA file", e))?);
+                let der = cert.to_der().map_err(|e| setup(path, "CA file", e))?;
+                diagnosis.roots.push((path.display().to_string(), der));
                 builder.add_root_certificate(cert);
             }
         }
@@ -458,7 +458,10 @@ fn pkcs8_key(
         })?
         .into_iter()
         .next()
-        .ok_or_else(|| setup(cert_path, "client certificate", "no certificate in it"))?;
+        .ok_or_else(|| {
+            let reason = no_certificate(cert_path, cert_pem);
+            setup(cert_path, "client certificate", reason)
+        })?;
     let matches = cert.public_key().is_ok_and(|public| public.public_eq(&key));
     if !matches {
         return Err(Error::KeyMismatch {
@@ -525,7 +528,37 @@ fn encrypted(key_path: &Path, key_pem: &[u8]) -> Option<String> {
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| setup(path, what, e))
+    std::fs::read(path).map_err(|e| {
+        let reason = match e.kind() {
+            io::ErrorKind::NotFound => "there is no such file".to_string(),
+            io::ErrorKind::PermissionDenied => "permission denied: it cannot be read".to_string(),
+            io::ErrorKind::IsADirectory => "it is a directory, not a file".to_string(),
+            _ => e.to_string(),
+        };
+        setup(path, what, reason)
+    })
+}
+
+/// Why a file in which no PEM certificate was found is not one, from what it holds instead.
+fn no_certificate(path: &Path, contents: &[u8]) -> String {
+    let text = String::from_utf8_lossy(contents);
+    if text.trim().is_empty() {
+        return "it is empty: no certificate in it".into();
+    }
+    // DER: an ASN.1 SEQUENCE, `0x30`, where PEM starts with text.
+    if contents.first() == Some(&0x30) {
+        let path = path.display();
+        return format!(
+            "no PEM certificate in it (it looks like DER); convert it with `openssl x509 -inform der -in {path} -out {path}.pem` and pass {path}.pem"
+        );
+    }
+    if text.contains("PRIVATE KEY-----") {
+        return "it holds a private key, not a certificate".into();
+    }
+    if text.contains("-----BEGIN ") {
+        return "no certificate in it: its PEM blocks are not certificates (no -----BEGIN CERTIFICATE-----)".into();
+    }
+    "no certificate in it: it is not PEM (no -----BEGIN CERTIFICATE----- line)".into()
 }
 
 fn setup(path: &Path, what: &str, reason: impl std::fmt::Display) -> Error {

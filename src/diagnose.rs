@@ -116,8 +116,9 @@ const LIMIT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, Default)]
 #[cfg_attr(any(target_os = "windows", target_vendor = "apple"), allow(dead_code))]
 pub(crate) struct Settings {
-    /// The CA files' certificates (DER), as read when the connector was built.
-    pub(crate) roots: Vec<Vec<u8>>,
+    /// The CA files' certificates (DER), as read when the connector was built, each with
+    /// the name of its file.
+    pub(crate) roots: Vec<(String, Vec<u8>)>,
     /// Whether the system's roots are trusted too.
     pub(crate) system_roots: bool,
     pub(crate) min_version: Option<TlsVersion>,
@@ -243,6 +244,25 @@ mod imp {
                     // broken extension) that these facts would not explain.
                     return None;
                 }
+                if let Some(file) = (first.depth == 0)
+                    .then(|| holding_file(settings, cert))
+                    .flatten()
+                {
+                    return Some(CertificateProblem::CaFileHoldsLeaf {
+                        file,
+                        subject: subject(cert.subject_name()),
+                        issuer: subject(cert.issuer_name()),
+                    });
+                }
+                // Only for the server's own certificate: an intermediate's published issuer
+                // is as often a root that is simply not trusted here.
+                if let Some(url) = (first.depth == 0).then(|| ca_issuers(cert)).flatten() {
+                    return Some(CertificateProblem::MissingIntermediate {
+                        subject: subject(cert.subject_name()),
+                        issuer: subject(cert.issuer_name()),
+                        url,
+                    });
+                }
                 CertificateProblem::IncompleteChain {
                     depth: first.depth,
                     subject: subject(cert.subject_name()),
@@ -322,7 +342,7 @@ mod imp {
         } else {
             builder.set_cert_store(X509StoreBuilder::new()?.build());
         }
-        for der in &settings.roots {
+        for (_, der) in &settings.roots {
             let _ = builder.cert_store_mut().add_cert(X509::from_der(der)?);
         }
         let version = |v: TlsVersion| match v {
@@ -379,6 +399,35 @@ mod imp {
         fn flush(&mut self) -> io::Result<()> {
             self.socket.flush()
         }
+    }
+
+    /// The CA file that holds `cert` itself (the same subject and key), which OpenSSL does
+    /// not take as a root of trust since it was not issued by itself.
+    fn holding_file(settings: &Settings, cert: &X509Ref) -> Option<String> {
+        let subject = cert.subject_name().to_der().ok()?;
+        let key = cert.public_key().ok()?;
+        settings.roots.iter().find_map(|(file, der)| {
+            let root = X509::from_der(der).ok()?;
+            let same = root.subject_name().to_der().ok()? == subject
+                && root.public_key().ok()?.public_eq(&key);
+            same.then(|| file.clone())
+        })
+    }
+
+    /// The first `CA Issuers` URL of the certificate's Authority Information Access: where
+    /// its issuer's certificate is published, which public CAs write into what they issue.
+    fn ca_issuers(cert: &X509Ref) -> Option<String> {
+        cert.authority_info()?.iter().find_map(|access| {
+            let uri = (access.method().nid() == Nid::AD_CA_ISSUERS)
+                .then(|| access.location().uri())
+                .flatten()?;
+            // The server's bytes, bound for a terminal: nothing but printable ASCII.
+            Some(
+                uri.chars()
+                    .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+                    .collect(),
+            )
+        })
     }
 
     /// The common name, or else the whole subject as `O=..., OU=...`.

@@ -240,13 +240,37 @@ pub enum CertificateProblem {
         common_name: Option<String>,
     },
     /// The chain the server sent ends at a certificate whose issuer is neither sent nor
-    /// trusted: a missing intermediate, or a CA that is not trusted.
+    /// trusted: a CA that is not trusted (a private CA, most often), or an intermediate CA
+    /// that the server should have sent. Which of the two, the client cannot tell.
     IncompleteChain {
         /// Which certificate: 0 is the server's own, 1 its issuer, and so on.
         depth: u32,
         /// Its subject.
         subject: String,
         /// Its issuer, which the server did not send and which is not a trusted CA.
+        issuer: String,
+    },
+    /// The server's certificate is issued by a CA that is neither sent nor trusted, and it
+    /// names where that CA's certificate is published (Authority Information Access, which
+    /// public CAs write into every certificate): most likely an intermediate CA that the
+    /// server should have sent.
+    MissingIntermediate {
+        /// The server's certificate's subject.
+        subject: String,
+        /// Its issuer, which the server did not send.
+        issuer: String,
+        /// Where the issuer's certificate is published (the `CA Issuers` URL).
+        url: String,
+    },
+    /// A CA file holds the server's own certificate rather than the CA that issued it: a
+    /// certificate that is not a CA's is no root of trust, so its issuer is looked for, and
+    /// it is neither sent nor trusted.
+    CaFileHoldsLeaf {
+        /// The CA file that holds it (or `(PEM in memory)`).
+        file: String,
+        /// The server's certificate's subject.
+        subject: String,
+        /// Its issuer: the CA whose certificate the file should hold.
         issuer: String,
     },
     /// The server sent its whole chain, up to a self-signed root that is not trusted.
@@ -315,13 +339,29 @@ impl CertificateProblem {
                 let which = if *depth == 0 {
                     format!("its certificate \"{subject}\"")
                 } else {
-                    format!("the last certificate it sent, \"{subject}\",")
+                    format!("the last certificate the server sent, \"{subject}\",")
                 };
                 write!(
                     f,
-                    "certificate of {target} is not trusted: the server sent an incomplete chain: {which} is issued by \"{issuer}\", which the server did not send and which is not a trusted CA"
+                    "certificate of {target} is not trusted: {which} is issued by \"{issuer}\", which is not a trusted CA (and which the server did not send)"
                 )
             }
+            CertificateProblem::MissingIntermediate {
+                subject,
+                issuer,
+                url,
+            } => write!(
+                f,
+                "certificate of {target} is not trusted: its certificate \"{subject}\" is issued by \"{issuer}\", which is not a trusted CA and which the server did not send; \"{issuer}\" is published at {url}"
+            ),
+            CertificateProblem::CaFileHoldsLeaf {
+                file,
+                subject,
+                issuer,
+            } => write!(
+                f,
+                "certificate of {target} is not trusted: the CA file {file} holds the server's own certificate (\"{subject}\"), not the CA that issued it (\"{issuer}\")"
+            ),
             CertificateProblem::UntrustedRoot { root } => write!(
                 f,
                 "certificate of {target} is not trusted: self-signed certificate in certificate chain: the server sent its chain up to the root \"{root}\", which is not a trusted CA"

@@ -1,7 +1,8 @@
 //! Errors that tell the truth: every certificate and key problem ends in one line on stderr
 //! that names the cause with its facts (dates, names, the missing issuer, the two files) and
-//! what to do, exit code 1, promptly. Each test runs a real `openssl s_server` on 127.0.0.1
-//! with certificates made here at run time by rcgen.
+//! what to do, promptly: exit code 1, or 2 for a client key that does not fit, found before
+//! connecting. Each test runs a real `openssl s_server` on 127.0.0.1 with certificates
+//! made here at run time by rcgen.
 
 #[macro_use]
 mod common;
@@ -68,6 +69,8 @@ struct Leaf<'a> {
     dates: Option<(Ymd, Ymd)>,
     /// A key made elsewhere (PEM), instead of a fresh P-256 one.
     key_pem: Option<&'a str>,
+    /// Where its issuer's certificate is published (Authority Information Access).
+    ca_issuers: Option<&'a str>,
 }
 
 const SERVER: Leaf<'static> = Leaf {
@@ -76,6 +79,7 @@ const SERVER: Leaf<'static> = Leaf {
     client: false,
     dates: None,
     key_pem: None,
+    ca_issuers: None,
 };
 
 const CLIENT: Leaf<'static> = Leaf {
@@ -84,6 +88,7 @@ const CLIENT: Leaf<'static> = Leaf {
     client: true,
     dates: None,
     key_pem: None,
+    ca_issuers: None,
 };
 
 /// The leaf's certificate and key, PEM.
@@ -104,12 +109,35 @@ fn leaf(issuer: &Ca, spec: &Leaf) -> (String, String) {
         params.not_before = rcgen::date_time_ymd(y0, m0, d0);
         params.not_after = rcgen::date_time_ymd(y1, m1, d1);
     }
+    if let Some(url) = spec.ca_issuers {
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                authority_info_access(url),
+            ));
+    }
     let key = match spec.key_pem {
         Some(pem) => rcgen::KeyPair::from_pem(pem).expect("leaf key from PEM"),
         None => rcgen::KeyPair::generate().expect("leaf key"),
     };
     let cert = params.signed_by(&key, &issuer.issuer).expect("sign leaf");
     (cert.pem(), key.serialize_pem())
+}
+
+/// The DER of an Authority Information Access extension with one `CA Issuers` URL (RFC 5280
+/// 4.2.2.1), for a URL shorter than 100 bytes.
+fn authority_info_access(url: &str) -> Vec<u8> {
+    const CA_ISSUERS: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+    assert!(url.len() < 100, "a short URL: one-byte DER lengths");
+    let mut location = vec![0x86, url.len() as u8];
+    location.extend_from_slice(url.as_bytes());
+    let mut access = vec![0x30, (CA_ISSUERS.len() + location.len()) as u8];
+    access.extend_from_slice(&CA_ISSUERS);
+    access.extend_from_slice(&location);
+    let mut syntax = vec![0x30, access.len() as u8];
+    syntax.extend_from_slice(&access);
+    syntax
 }
 
 /// Files of one test, removed at its end.
@@ -188,8 +216,21 @@ fn one_line(
     absent: &[&str],
     srv: &SServer,
 ) -> String {
+    one_line_code(c, st, 1, took, phrases, absent, srv)
+}
+
+/// [`one_line`] with exit code `code`.
+fn one_line_code(
+    c: &Client,
+    st: ExitStatus,
+    code: i32,
+    took: Duration,
+    phrases: &[&str],
+    absent: &[&str],
+    srv: &SServer,
+) -> String {
     c.assert_no_panic(&[srv]);
-    c.assert_code(st, 1, &[srv]);
+    c.assert_code(st, code, &[srv]);
     let lines = c.message_lines();
     assert_eq!(
         lines.len(),
@@ -325,9 +366,10 @@ fn name_mismatch_without_alternative_names_gives_the_common_name() {
 // 3. Chains.
 
 /// The leaf is signed by an intermediate that the server does not send; the client trusts
-/// the root.
+/// the root. The client cannot tell a missing intermediate from an untrusted CA: the message
+/// says what is true of both, and the hint gives both remedies.
 #[test]
-fn missing_intermediate_is_an_incomplete_chain() {
+fn missing_intermediate_names_the_issuer() {
     let files = Files::new("cert-errors");
     let root = ca("gracetls cert_errors root", None);
     let intermediate = ca("gracetls cert_errors intermediate", Some(&root));
@@ -340,9 +382,38 @@ fn missing_intermediate_is_an_incomplete_chain() {
         st,
         took,
         &[
-            "is not trusted: the server sent an incomplete chain: its certificate \"localhost\" is issued by \"gracetls cert_errors intermediate\", which the server did not send and which is not a trusted CA",
-            "the server must send it",
+            "is not trusted: its certificate \"localhost\" is issued by \"gracetls cert_errors intermediate\", which is not a trusted CA (and which the server did not send); ",
+            "if \"gracetls cert_errors intermediate\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM; if it is an intermediate CA, the server must send it too",
         ],
+        &["incomplete chain"],
+        &srv,
+    );
+    diagnosis_closed_cleanly(&c, &srv);
+}
+
+/// As above, with the leaf naming where its issuer is published, as public CAs write it:
+/// the message gives the URL, and the hint calls the issuer most likely an intermediate.
+#[test]
+fn missing_intermediate_with_its_published_url() {
+    let files = Files::new("cert-errors");
+    let root = ca("gracetls cert_errors root", None);
+    let intermediate = ca("gracetls cert_errors intermediate", Some(&root));
+    let root_path = files.write("root.pem", &root.cert_pem);
+    let spec = Leaf {
+        ca_issuers: Some("http://ca.example/intermediate.crt"),
+        ..SERVER
+    };
+    let server = files.pair("server", leaf(&intermediate, &spec));
+    let srv = SServer::start_with(&server, Tls::V13, &[]);
+    let (c, st, took) = run(&args(&root_path, "127.0.0.1", srv.port, &[]), &srv);
+    one_line(
+        &c,
+        st,
+        took,
+        &[&format!(
+            "gracetls: error: certificate of 127.0.0.1:{} is not trusted: its certificate \"localhost\" is issued by \"gracetls cert_errors intermediate\", which is not a trusted CA and which the server did not send; \"gracetls cert_errors intermediate\" is published at http://ca.example/intermediate.crt; \"gracetls cert_errors intermediate\" is most likely an intermediate CA, which the server must send with its own certificate (tell its administrator); if it is a CA you trust, fetch it from there and pass it with --ca-file PEM",
+            srv.port
+        )],
         &[],
         &srv,
     );
@@ -366,9 +437,61 @@ fn chain_that_stops_below_an_untrusted_root_names_the_missing_issuer() {
         st,
         took,
         &[
-            "the server sent an incomplete chain: the last certificate it sent, \"gracetls cert_errors intermediate\", is issued by \"gracetls cert_errors untrusted root\", which the server did not send and which is not a trusted CA",
+            "is not trusted: the last certificate the server sent, \"gracetls cert_errors intermediate\", is issued by \"gracetls cert_errors untrusted root\", which is not a trusted CA (and which the server did not send); ",
+            "if \"gracetls cert_errors untrusted root\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM",
         ],
-        &[],
+        &["incomplete chain"],
+        &srv,
+    );
+    diagnosis_closed_cleanly(&c, &srv);
+}
+
+/// A server under a private CA, and no --ca-file: the message names the CA, and the hint
+/// says to pass it with --ca-file. (The system roots are trusted; they hold no CA made here.)
+#[test]
+fn private_ca_without_ca_file_names_the_ca_to_pass() {
+    let files = Files::new("cert-errors");
+    let ca = ca("gracetls cert_errors private CA", None);
+    let server = files.pair("server", leaf(&ca, &SERVER));
+    let srv = SServer::start_with(&server, Tls::V13, &[]);
+    let target = vec![format!("127.0.0.1:{}", srv.port)];
+    let (c, st, took) = run(&target, &srv);
+    one_line(
+        &c,
+        st,
+        took,
+        &[&format!(
+            "gracetls: error: certificate of 127.0.0.1:{} is not trusted: its certificate \"localhost\" is issued by \"gracetls cert_errors private CA\", which is not a trusted CA (and which the server did not send); if \"gracetls cert_errors private CA\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM; if it is an intermediate CA, the server must send it too",
+            srv.port
+        )],
+        &["incomplete chain"],
+        &srv,
+    );
+    diagnosis_closed_cleanly(&c, &srv);
+}
+
+per_version! {
+    ca_file_with_the_server_certificate_says_so => ca_file_with_the_server_certificate_says_so;
+}
+
+/// `--ca-file` holds the server's own certificate instead of its CA's: the message says so,
+/// names the file and the CA to pass instead.
+fn ca_file_with_the_server_certificate_says_so(tls: Tls) {
+    let files = Files::new("cert-errors");
+    let ca = ca("gracetls cert_errors CA", None);
+    let server = files.pair("server", leaf(&ca, &SERVER));
+    let leaf_path = server.cert.display().to_string();
+    let srv = SServer::start_with(&server, tls, &[]);
+    let (c, st, took) = run(&args(&leaf_path, "127.0.0.1", srv.port, &[]), &srv);
+    one_line(
+        &c,
+        st,
+        took,
+        &[&format!(
+            "gracetls: error: certificate of 127.0.0.1:{} is not trusted: the CA file {leaf_path} holds the server's own certificate (\"localhost\"), not the CA that issued it (\"gracetls cert_errors CA\"); pass the certificate of the CA \"gracetls cert_errors CA\" with --ca-file PEM instead",
+            srv.port
+        )],
+        &["incomplete chain"],
         &srv,
     );
     diagnosis_closed_cleanly(&c, &srv);
@@ -461,9 +584,10 @@ fn key_that_does_not_match_names_both_files() {
         ),
         &srv,
     );
-    one_line(
+    one_line_code(
         &c,
         st,
+        2,
         took,
         &[
             &format!(

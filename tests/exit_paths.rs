@@ -139,6 +139,49 @@ fn wait_on_stdin_eof_ends_when_quiet(tls: Tls) {
     );
 }
 
+/// The `-v` line `closed ...: ... in N ms` and the report agree: the report's `tls_close_ms`
+/// is that N, and its `close_ms` counts from stdin EOF, the quiet time included.
+#[test]
+fn verbose_close_time_and_report_agree() {
+    let mut s = Session::s_server(Tls::V13, &["--quiet-time", "500ms", "-v"]);
+    s.c.write_stdin(b"hello\n", &[&s.srv]);
+    s.srv.expect_log("hello\n", WAIT, &[&s.c]);
+    s.c.close_stdin();
+    let st = exit_cleanly(&mut s);
+    s.c.assert_code(st, 0, &[&s.srv]);
+    let report = s.c.report(&[&s.srv]);
+    let err = s.c.stderr_text();
+    let closed = err
+        .lines()
+        .find(|l| l.starts_with("gracetls: info: closed "))
+        .unwrap_or_else(|| panic!("no -v line `closed ...`{}", s.dump()));
+    let verbose_ms: u64 = closed
+        .strip_suffix(" ms")
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time at the end of {closed:?}"));
+    assert_eq!(
+        report["tls_close_ms"].as_u64(),
+        Some(verbose_ms),
+        "the report's tls_close_ms must be the -v line's figure ({closed:?}){}",
+        s.dump()
+    );
+    let closing = err
+        .lines()
+        .find(|l| l.starts_with("gracetls: info: closing: stdin-eof, then quiet ("))
+        .unwrap_or_else(|| panic!("no -v line `closing: ...`{}", s.dump()));
+    assert!(
+        closing.ends_with(" ms after stdin-eof); the TLS close starts"),
+        "the -v line must say how long after stdin EOF the TLS close starts: {closing:?}"
+    );
+    let close_ms = report["close_ms"].as_u64().unwrap_or_default();
+    assert!(
+        close_ms >= 500 && close_ms >= verbose_ms,
+        "close_ms ({close_ms}) counts from stdin EOF, the 500 ms quiet time included{}",
+        s.dump()
+    );
+}
+
 /// `--on-eof wait`: data after stdin EOF is delivered and restarts the quiet time.
 fn wait_quiet_time_counts_from_the_last_data(tls: Tls) {
     let mut s = ready_session(tls, &["--quiet-time", "800ms"]);
@@ -741,6 +784,176 @@ fn bad_arguments_fail_before_connecting() {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             other => panic!("{args:?}: a connection was made ({other:?}){}", c.dump()),
         }
+    }
+}
+
+/// A file option that cannot be used is exit 2 with one line naming the file, what is wrong
+/// with it and what to do, before any connection: a listener on the port sees nothing, and
+/// against a port where nothing listens the user hears about the file, not "connection
+/// refused".
+#[test]
+fn bad_files_fail_before_connecting() {
+    let pki = Pki::new();
+    let dir = TempDir::new("bad-files");
+    let text = dir.write("notes.txt", b"these are notes, not a certificate\n");
+    let empty = dir.write("empty.pem", b"");
+    let der = dir.write("ca.der", &[0x30, 0x82, 0x01, 0x0a, 0x02, 0x01]);
+    let text = text.display().to_string();
+    let empty = empty.display().to_string();
+    let der = der.display().to_string();
+    let ca = pki.ca.display().to_string();
+    let cert = pki.client.cert.display().to_string();
+    let key = pki.client.key.display().to_string();
+    let other_key = pki.server.key.display().to_string();
+    let missing = dir.path().join("missing.pem").display().to_string();
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let at = format!(
+        "127.0.0.1:{}",
+        listener.local_addr().expect("address").port()
+    );
+    let closed = {
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        format!("127.0.0.1:{}", gone.local_addr().expect("address").port())
+    };
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["--ca-file", &missing, &at],
+            format!(
+                "gracetls: error: cannot use CA file {missing}: there is no such file; check the path given to --ca-file"
+            ),
+        ),
+        (
+            vec!["--ca-file", &missing, &closed],
+            format!(
+                "gracetls: error: cannot use CA file {missing}: there is no such file; check the path given to --ca-file"
+            ),
+        ),
+        (
+            vec!["--ca-file", &text, &at],
+            format!(
+                "gracetls: error: cannot use CA file {text}: no certificate in it: it is not PEM (no -----BEGIN CERTIFICATE----- line); pass a PEM file that holds the certificate of the CA that issued the server's, with --ca-file"
+            ),
+        ),
+        (
+            vec!["--ca-file", &empty, &at],
+            format!(
+                "gracetls: error: cannot use CA file {empty}: it is empty: no certificate in it; pass a PEM file"
+            ),
+        ),
+        (
+            vec!["--ca-file", &der, &at],
+            format!(
+                "gracetls: error: cannot use CA file {der}: no PEM certificate in it (it looks like DER); convert it with `openssl x509 -inform der -in {der} -out {der}.pem` and pass {der}.pem"
+            ),
+        ),
+        (
+            vec!["--ca-file", &key, &at],
+            format!(
+                "gracetls: error: cannot use CA file {key}: it holds a private key, not a certificate; pass a PEM file"
+            ),
+        ),
+        (
+            vec!["--ca-file", &ca, "--cert", &missing, "--key", &key, &at],
+            format!(
+                "gracetls: error: cannot use client certificate {missing}: there is no such file; check the paths given to --cert and --key"
+            ),
+        ),
+        (
+            vec!["--ca-file", &ca, "--cert", &cert, "--key", &text, &at],
+            format!("gracetls: error: cannot use client key {text}: no PEM private key in it"),
+        ),
+        (
+            vec!["--ca-file", &ca, "--cert", &key, "--key", &key, &at],
+            format!(
+                "gracetls: error: cannot use client certificate {key}: it holds a private key, not a certificate; pass the client certificate and its private key as PEM files, with --cert and --key"
+            ),
+        ),
+        (
+            vec![
+                "--ca-file",
+                &ca,
+                "--cert",
+                &cert,
+                "--key",
+                &other_key,
+                &closed,
+            ],
+            format!(
+                "gracetls: error: the client key {other_key} does not match the client certificate {cert}: they hold different public keys; pass the key"
+            ),
+        ),
+    ];
+    for (args, expected) in &cases {
+        let mut c = Client::spawn(args.iter().copied());
+        c.close_stdin();
+        let st = c.wait_exit(WAIT, &[]);
+        c.assert_no_panic(&[]);
+        c.assert_code(st, 2, &[]);
+        let lines = c.message_lines();
+        assert!(
+            lines.len() == 1 && lines[0].starts_with(expected.as_str()),
+            "{args:?}: stderr must be the one line {expected:?}...{}",
+            c.dump()
+        );
+        assert!(
+            !lines[0].contains("connection refused"),
+            "{args:?}: the file is named, not the port{}",
+            c.dump()
+        );
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("{args:?}: a connection was made ({other:?}){}", c.dump()),
+        }
+    }
+}
+
+/// Every argument error, whether clap or gracetls finds it, starts `gracetls: error: ` and is
+/// exit 2.
+#[test]
+fn argument_errors_have_one_style() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--no-such-option", "localhost"],
+            "unexpected argument '--no-such-option'",
+        ),
+        (
+            &["--on-eof", "never", "localhost"],
+            "invalid value 'never' for '--on-eof <MODE>'",
+        ),
+        (
+            &["--tls-min", "1.1", "localhost"],
+            "invalid value '1.1' for '--tls-min <VERSION>'",
+        ),
+        (
+            &["--starttls", "gopher", "localhost"],
+            "invalid value 'gopher' for '--starttls <PROTO>'",
+        ),
+        (&[], "the following required arguments were not provided"),
+        (&["--servername", "", "localhost"], "--servername is empty"),
+        (&["localhost", "443"], "HOST and PORT are one argument"),
+    ];
+    for (args, expected) in cases {
+        let mut c = Client::spawn(args.iter().copied());
+        c.close_stdin();
+        let st = c.wait_exit(WAIT, &[]);
+        c.assert_no_panic(&[]);
+        c.assert_code(st, 2, &[]);
+        let err = c.stderr_text();
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("gracetls: error: ") && first.contains(expected),
+            "{args:?}: the first stderr line must be `gracetls: error: ...{expected}...`{}",
+            c.dump()
+        );
+        assert!(
+            !err.lines().skip(1).any(|l| l.contains("error:")),
+            "{args:?}: one error line{}",
+            c.dump()
+        );
     }
 }
 

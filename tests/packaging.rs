@@ -258,6 +258,68 @@ fn bash_completion_loads_and_completes_options_and_values() {
     }
 }
 
+/// The options whose values clap cannot list by itself (they are parsed by a function) offer
+/// their values, never file names.
+#[test]
+fn completions_offer_the_values_of_starttls_tls_versions_and_escape() {
+    let dir = TempDir::new("values");
+    let set =
+        |words: &[&str]| -> BTreeSet<String> { words.iter().map(|w| w.to_string()).collect() };
+    let protocols = set(&["smtp", "lmtp", "imap", "pop3", "ftp", "xmpp", "postgres"]);
+    let versions = set(&["1.2", "1.3"]);
+    let escapes = set(&["none"]);
+    let cases = [
+        ("--starttls", &protocols),
+        ("--tls-min", &versions),
+        ("--tls-max", &versions),
+        ("--escape", &escapes),
+    ];
+    let script = generate(&dir, "bash");
+    let lines: Vec<Vec<String>> = cases
+        .iter()
+        .map(|(option, _)| vec!["gracetls".into(), option.to_string(), String::new()])
+        .collect();
+    let answers = bash_complete(&script, &lines);
+    for ((option, want), got) in cases.iter().zip(&answers) {
+        assert_eq!(got, *want, "bash: completing `gracetls {option} `");
+    }
+    let script = generate(&dir, "zsh");
+    let text = std::fs::read_to_string(&script).expect("read back");
+    for (option, want) in &cases {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("'{option}=")))
+            .unwrap_or_else(|| panic!("zsh: no line for {option}:\n{text}"));
+        for value in want.iter() {
+            assert!(
+                line.contains(value.as_str()),
+                "zsh: {option} does not offer {value}: {line}"
+            );
+        }
+        assert!(
+            !line.contains("_files"),
+            "zsh: {option} offers files: {line}"
+        );
+    }
+    let script = generate(&dir, "fish");
+    if !have_tool("fish", "fish") {
+        return;
+    }
+    for (option, want) in &cases {
+        let program = format!(
+            "source {}; complete -C 'gracetls {option} '",
+            path_str(&script)
+        );
+        let home = dir.path().to_str().expect("UTF-8");
+        let got: BTreeSet<String> =
+            run_ok("fish", &["--no-config", "-c", &program], &[("HOME", home)])
+                .lines()
+                .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
+                .collect();
+        assert_eq!(&got, *want, "fish: completing `gracetls {option} `");
+    }
+}
+
 #[test]
 fn zsh_completion_parses() {
     let dir = TempDir::new("zsh");

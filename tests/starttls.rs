@@ -506,3 +506,147 @@ fn smtp_expired_certificate_is_diagnosed_after_starttls() {
     );
     println!("EXPIRED AFTER STARTTLS: {}", lines[0]);
 }
+
+// ---------------------------------------------------------------------------
+// A greeting of another protocol, and a server that stops mid-answer: scripted servers of
+// this test's own (a few lines of clear text, no TLS), since no real server is needed to
+// greet.
+
+/// A server on 127.0.0.1 that sends `greeting`, then answers every chunk the client sends
+/// that ends a line with `answer` (nothing when it is empty), until the client closes.
+fn greeter(greeting: &'static [u8], answer: &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local address").port();
+    std::thread::spawn(move || {
+        let Ok((mut socket, _)) = listener.accept() else {
+            return;
+        };
+        // Bounded: the thread ends when the client goes or after this long.
+        let _ = socket.set_read_timeout(Some(WAIT));
+        if socket.write_all(greeting).is_err() {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = socket.read(&mut buf) {
+            if buf[..n].contains(&b'\n') && !answer.is_empty() && socket.write_all(answer).is_err()
+            {
+                return;
+            }
+        }
+    });
+    port
+}
+
+/// Runs `gracetls --starttls PROTO` with `extra` against `port`; asserts exit 1 with one line
+/// on stderr holding `phrases`, within `bound`.
+fn starttls_error(proto: &str, port: u16, extra: &[&str], phrases: &[String], bound: Duration) {
+    let mut args = vec!["--starttls", proto];
+    args.extend(extra);
+    let target = format!("127.0.0.1:{port}");
+    args.push(&target);
+    let mut c = Client::spawn(args);
+    let st = c.wait_exit(WAIT, &[]);
+    let took = c
+        .proc
+        .exited_at()
+        .map_or(Duration::MAX, |at| at - c.started);
+    c.assert_no_panic(&[]);
+    c.assert_code(st, 1, &[]);
+    let lines = c.message_lines();
+    assert_eq!(lines.len(), 1, "one line on stderr{}", c.dump());
+    for phrase in phrases {
+        assert!(
+            lines[0].contains(phrase.as_str()),
+            "the error line lacks {phrase:?}: {:?}{}",
+            lines[0],
+            c.dump()
+        );
+    }
+    assert!(took < bound, "the error took {took:?}{}", c.dump());
+}
+
+/// FTP and SMTP both greet with 220: `--starttls ftp` against an SMTP server names SMTP and
+/// the option to use.
+#[test]
+fn ftp_against_an_smtp_server_names_smtp() {
+    let port = greeter(
+        b"220 localhost ESMTP Exim 4.97 Mon, 07 Dec 2026 07:00:00 +0000\r\n",
+        b"500 unrecognised command\r\n",
+    );
+    starttls_error(
+        "ftp",
+        port,
+        &[],
+        &[format!(
+            "gracetls: error: 127.0.0.1:{port} speaks SMTP, not FTP: it greeted with \"220 localhost ESMTP Exim 4.97 Mon, 07 Dec 2026 07:00:00 +0000\"; to talk to that server, use --starttls smtp; otherwise check the port"
+        )],
+        Duration::from_secs(5),
+    );
+}
+
+/// The same against Postfix itself.
+#[test]
+fn ftp_against_postfix_names_smtp() {
+    let pki = Pki::new();
+    let Some(pf) = Postfix::start(&pki.server) else {
+        return;
+    };
+    let mut c = Client::spawn(client_args(
+        &pki,
+        "127.0.0.1",
+        pf.port,
+        &["--starttls", "ftp"],
+    ));
+    let st = c.wait_exit(WAIT, &[&pf]);
+    c.assert_code(st, 1, &[&pf]);
+    let lines = c.message_lines();
+    let want = format!(
+        "gracetls: error: 127.0.0.1:{} speaks SMTP, not FTP: it greeted with \"220 ",
+        pf.port
+    );
+    assert!(
+        lines.len() == 1
+            && lines[0].starts_with(&want)
+            && lines[0].contains(" ESMTP ")
+            && lines[0].ends_with(
+                "; to talk to that server, use --starttls smtp; otherwise check the port"
+            ),
+        "expected one line starting {want:?}{}{}",
+        c.dump(),
+        pf.dump()
+    );
+    println!("FTP TO SMTP: {}", lines[0]);
+}
+
+/// `--starttls xmpp` against an FTP server: the FTP server greets and waits for a line that
+/// XMPP never ends. gracetls does not wait out the timeout (10 s here): a greeting that is
+/// not XML ends the exchange at once, naming what the server is.
+#[test]
+fn xmpp_against_an_ftp_server_names_ftp() {
+    let port = greeter(b"220 (vsFTPd 3.0.5)\r\n", b"");
+    starttls_error(
+        "xmpp",
+        port,
+        &[],
+        &[format!(
+            "gracetls: error: 127.0.0.1:{port} speaks FTP, not XMPP: it greeted with \"220 (vsFTPd 3.0.5)\"; to talk to that server, use --starttls ftp"
+        )],
+        Duration::from_secs(5),
+    );
+}
+
+/// A server that stops in the middle of its answer: the timeout quotes the last line it sent.
+#[test]
+fn a_starttls_timeout_quotes_the_last_line() {
+    let port = greeter(b"220 mail.example ready\r\n", b"250-mail.example\r\n");
+    starttls_error(
+        "smtp",
+        port,
+        &["--connect-timeout", "1s"],
+        &[format!(
+            "gracetls: error: STARTTLS timeout: 127.0.0.1:{port} did not answer SMTP EHLO within 1s; the last line it sent was \"250-mail.example\"; "
+        )],
+        Duration::from_secs(5),
+    );
+}

@@ -533,6 +533,33 @@ mod ftp {
             "does not offer AUTH TLS: it answered AUTH TLS with \"530 Please login with USER and PASS.\"",
         );
     }
+
+    /// `--starttls xmpp` against vsftpd: its greeting is named as FTP's, at once.
+    #[test]
+    fn xmpp_against_vsftpd_names_ftp() {
+        let pki = Pki::new();
+        let Some(ftp) = Vsftpd::start(&pki.server, true) else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        check_refused(
+            &pki,
+            &ftp,
+            "xmpp",
+            "speaks FTP, not XMPP: it greeted with \"220 (vsFTPd ",
+        );
+        check_refused(
+            &pki,
+            &ftp,
+            "xmpp",
+            "; to talk to that server, use --starttls ftp",
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the exchange waited out the timeout{}",
+            ftp.dump()
+        );
+    }
 }
 
 mod xmpp {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, ValueEnum, ValueHint};
 use gracetls::starttls::Protocol;
 use gracetls::{CloseMode, Config, Proxy, TlsVersion};
 
@@ -25,7 +25,8 @@ Exit codes:
   0    clean: close_notify sent (and received where the close waited for it)
   1    error: connect, proxy refused or failed, STARTTLS not offered or refused,
        certificate, handshake, reset, TLS failure, writing stdout
-  2    usage: bad arguments (nothing was sent)
+  2    usage: bad arguments, or a --ca-file, --cert or --key that cannot be used (all are
+       checked before connecting: nothing was sent)
   3    the server's stream ended without close_notify (possible truncation), or data
        arrived just as the quiet time ended and was dropped
   4    the close did not finish within --close-timeout; the socket was closed hard
@@ -43,7 +44,7 @@ The server's certificate: gracetls --show-cert HOST | openssl x509 -noout -endda
 #[command(name = "gracetls", version, after_help = EXIT_CODES)]
 pub(crate) struct Args {
     /// The server, HOST[:PORT]; port 443 by default, IPv6 as [::1]:8443; https://HOST[:PORT] too.
-    #[arg(value_name = "HOST[:PORT]")]
+    #[arg(value_name = "HOST[:PORT]", value_hint = ValueHint::Hostname)]
     pub(crate) target: String,
 
     /// Anything after the target: refused with a hint (`HOST PORT` is one word, `HOST:PORT`).
@@ -51,7 +52,7 @@ pub(crate) struct Args {
     pub(crate) extra: Vec<String>,
 
     /// Trust the CA certificates in this PEM file instead of the system roots (repeatable).
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", value_hint = ValueHint::FilePath)]
     pub(crate) ca_file: Vec<PathBuf>,
 
     /// With --ca-file: trust the system roots as well.
@@ -63,19 +64,19 @@ pub(crate) struct Args {
     pub(crate) insecure: bool,
 
     /// The name sent as SNI and checked against the certificate [default: HOST].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Hostname)]
     pub(crate) servername: Option<String>,
 
     /// Client certificate chain (PEM); needs --key.
-    #[arg(long, value_name = "PEM", requires = "key")]
+    #[arg(long, value_name = "PEM", requires = "key", value_hint = ValueHint::FilePath)]
     pub(crate) cert: Option<PathBuf>,
 
     /// Client private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --cert.
-    #[arg(long, value_name = "PEM", requires = "cert")]
+    #[arg(long, value_name = "PEM", requires = "cert", value_hint = ValueHint::FilePath)]
     pub(crate) key: Option<PathBuf>,
 
     /// ALPN protocols to offer, comma-separated (e.g. h2,http/1.1).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_hint = ValueHint::Other)]
     pub(crate) alpn: Vec<String>,
 
     /// Lowest TLS version: 1.2 or 1.3.
@@ -89,7 +90,7 @@ pub(crate) struct Args {
     /// Connect through this proxy: http://[USER:PASSWORD@]HOST:PORT (HTTP CONNECT) or
     /// socks5://[USER:PASSWORD@]HOST:PORT. TLS runs end to end through the tunnel and the
     /// certificate is checked against the target. No environment variable is read.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
     pub(crate) proxy: Option<String>,
 
     /// Start in clear and upgrade with STARTTLS: smtp, lmtp, imap, pop3, ftp, xmpp or postgres
@@ -103,11 +104,11 @@ pub(crate) struct Args {
     pub(crate) crlf: bool,
 
     /// Bound on TCP connect (and the proxy's tunnel), the STARTTLS exchange and the TLS handshake (e.g. 500ms, 2s, 1m).
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_hint = ValueHint::Other)]
     pub(crate) connect_timeout: Duration,
 
     /// Bound on the whole close; past it the socket is closed hard (exit 4).
-    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout, allow_hyphen_values = true, value_hint = ValueHint::Other)]
     pub(crate) close_timeout: Duration,
 
     /// After sending close_notify, wait for the server's (delivering its data meanwhile).
@@ -119,7 +120,7 @@ pub(crate) struct Args {
     pub(crate) on_eof: OnEof,
 
     /// With --on-eof wait: after stdin EOF, close once no data has moved either way this long.
-    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout, allow_hyphen_values = true, value_hint = ValueHint::Other)]
     pub(crate) quiet_time: Duration,
 
     /// Escape character of the local command (CHAR then '.' alone on a line), or 'none'
@@ -128,7 +129,7 @@ pub(crate) struct Args {
     pub(crate) escape: Option<Escape>,
 
     /// Close after the server sends a line equal to LINE (CR/LF stripped); it is delivered.
-    #[arg(long, value_name = "LINE")]
+    #[arg(long, value_name = "LINE", value_hint = ValueHint::Other)]
     pub(crate) quit_on: Option<String>,
 
     /// Print the server's certificate as PEM on stdout, then close (close_notify) and exit 0.

@@ -259,9 +259,18 @@ impl Coordinator {
         if !matches!(self.trigger, Some((t, _)) if t == trigger) {
             self.trigger = Some((trigger, Instant::now()));
         }
-        match self.end {
-            Some(end) => info!("closing: {}, then {end}", trigger.name()),
-            None => info!("closing: {}", trigger.name()),
+        // The time before the TLS close (the quiet time, the server's answer to a
+        // half-close) is said here, so that the `closed ... in N ms` line that follows, which
+        // counts the TLS close alone, is not read as the whole end.
+        match (self.end, self.trigger) {
+            (Some(end), Some((_, at))) => info!(
+                "closing: {}, then {end} ({} ms after {}); the TLS close starts",
+                trigger.name(),
+                at.elapsed().as_millis(),
+                trigger.name()
+            ),
+            (Some(end), None) => info!("closing: {}, then {end}", trigger.name()),
+            (None, _) => info!("closing: {}", trigger.name()),
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         let stream = Arc::clone(&self.stream);

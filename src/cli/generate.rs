@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Arg, CommandFactory, FromArgMatches, ValueEnum};
 use clap_complete::Shell;
+use gracetls::starttls::Protocol;
 
 use super::args::Args;
 
@@ -57,7 +58,7 @@ pub(crate) fn parse() -> Result<Parsed, clap::Error> {
 pub(crate) fn write(kind: Generated) -> ExitCode {
     // Into memory first: `clap_complete::generate` panics on a write error, a `Vec` has none.
     let mut text = Vec::new();
-    let mut cmd = Args::command();
+    let cmd = Args::command();
     let shell = match kind {
         Generated::Man => None,
         Generated::Bash => Some(Shell::Bash),
@@ -67,6 +68,7 @@ pub(crate) fn write(kind: Generated) -> ExitCode {
     let rendered = match shell {
         None => man_page(cmd, &mut text),
         Some(shell) => {
+            let mut cmd = with_values(cmd);
             clap_complete::generate(shell, &mut cmd, "gracetls", &mut text);
             Ok(())
         }
@@ -89,6 +91,19 @@ pub(crate) fn write(kind: Generated) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The command as the completions see it: the options whose values are parsed by a function
+/// rather than listed (clap would offer file names for them) are given the values to offer.
+/// `--escape` takes any character besides `none`, which is the one word worth offering (a
+/// `~` among bash's candidates would be expanded to the home directory).
+fn with_values(cmd: clap::Command) -> clap::Command {
+    let protocols = Protocol::ALL.map(Protocol::name);
+    let versions = ["1.2", "1.3"];
+    cmd.mut_arg("starttls", |a| a.value_parser(protocols))
+        .mut_arg("tls_min", |a| a.value_parser(versions))
+        .mut_arg("tls_max", |a| a.value_parser(versions))
+        .mut_arg("escape", |a| a.value_parser(["none"]))
 }
 
 /// The page clap_mangen renders, except that the text after the options (the endings and

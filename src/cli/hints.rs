@@ -1,6 +1,7 @@
 //! What to do about an error, in the command line's words: each hint names the option that
 //! helps. The library's messages say what went wrong; only the command knows its flags.
 
+use std::borrow::Cow;
 use std::io;
 
 use gracetls::Error;
@@ -8,7 +9,43 @@ use gracetls::error::CertificateProblem;
 use gracetls::starttls::{Problem, Protocol};
 
 /// One short sentence on what to do about `error`, for a person at the terminal.
-pub(crate) fn hint(error: &Error) -> Option<&'static str> {
+pub(crate) fn hint(error: &Error) -> Option<Cow<'static, str>> {
+    if let Some(hint) = naming_hint(error) {
+        return Some(Cow::Owned(hint));
+    }
+    fixed_hint(error).map(Cow::Borrowed)
+}
+
+/// The hints that name something the error holds: a CA, the protocol a server speaks.
+fn naming_hint(error: &Error) -> Option<String> {
+    match error {
+        Error::Certificate {
+            problem: Some(problem),
+            ..
+        } => match &**problem {
+            CertificateProblem::IncompleteChain { issuer, .. } => Some(format!(
+                "if \"{issuer}\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM; if it is an intermediate CA, the server must send it too"
+            )),
+            CertificateProblem::MissingIntermediate { issuer, .. } => Some(format!(
+                "\"{issuer}\" is most likely an intermediate CA, which the server must send with its own certificate (tell its administrator); if it is a CA you trust, fetch it from there and pass it with --ca-file PEM"
+            )),
+            CertificateProblem::CaFileHoldsLeaf { issuer, .. } => Some(format!(
+                "pass the certificate of the CA \"{issuer}\" with --ca-file PEM instead"
+            )),
+            _ => None,
+        },
+        Error::Starttls {
+            problem: Problem::OtherProtocol { protocol, .. },
+            ..
+        } => Some(format!(
+            "to talk to that server, use --starttls {}; otherwise check the port",
+            protocol.name()
+        )),
+        _ => None,
+    }
+}
+
+fn fixed_hint(error: &Error) -> Option<&'static str> {
     let alert = error.alert();
     match error {
         Error::InvalidTarget { .. } => Some("give HOST[:PORT], e.g. example.com:443 or [::1]:8443"),
@@ -63,7 +100,7 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
         } => Some(starttls_hint(target, problem)),
         // The reason already gives the command that converts the file.
         Error::Setup { reason, .. } if reason.contains("`openssl ") => None,
-        Error::Setup { .. } => Some("check the file's path and that it is PEM"),
+        Error::Setup { what, reason } => Some(setup_hint(what, reason)),
         Error::Io { .. } => {
             Some("the server or the network dropped the connection; see the server's log")
         }
@@ -124,6 +161,25 @@ pub(crate) fn hint(error: &Error) -> Option<&'static str> {
     }
 }
 
+/// What to do about a file option that cannot be used: `what` is `CA file PATH`, `client
+/// certificate PATH` or `client key PATH`.
+fn setup_hint(what: &str, reason: &str) -> &'static str {
+    let unreadable = ["no such file", "permission denied", "a directory"]
+        .iter()
+        .any(|r| reason.contains(r));
+    match (what.split(' ').next(), unreadable) {
+        (Some("CA"), true) => "check the path given to --ca-file",
+        (Some("CA"), false) => {
+            "pass a PEM file that holds the certificate of the CA that issued the server's, with --ca-file"
+        }
+        (Some("client"), true) => "check the paths given to --cert and --key",
+        (Some("client"), false) => {
+            "pass the client certificate and its private key as PEM files, with --cert and --key"
+        }
+        _ => "check the options that name files: --ca-file, --cert and --key",
+    }
+}
+
 fn problem_hint(problem: &CertificateProblem) -> &'static str {
     match problem {
         CertificateProblem::Dates {
@@ -136,9 +192,6 @@ fn problem_hint(problem: &CertificateProblem) -> &'static str {
         }
         CertificateProblem::NameMismatch { .. } => {
             "connect by a name the certificate holds, or set --servername to one of them"
-        }
-        CertificateProblem::IncompleteChain { .. } => {
-            "if that issuer is an intermediate CA, the server must send it too; if it is a CA you trust, pass it with --ca-file PEM"
         }
         CertificateProblem::UntrustedRoot { .. } | CertificateProblem::SelfSigned { .. } => {
             "if you trust it, pass it with --ca-file PEM; or --insecure to skip verification (unsafe)"
@@ -272,6 +325,7 @@ mod tests {
         };
         let timeout = || Problem::Timeout {
             timeout: Duration::from_secs(10),
+            last: None,
         };
         assert!(
             hint(&e("mail.example:465", timeout())).is_some_and(|h| h.contains("drop --starttls"))

@@ -60,9 +60,17 @@ pub fn run() -> ExitCode {
     let args = match generate::parse() {
         Ok(Parsed::Run(args)) => *args,
         Ok(Parsed::Generate(kind)) => return generate::write(kind),
-        Err(e) => {
+        // --help and --version, on stdout.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // In the words of every other error gracetls prints: `gracetls: error: ...`.
+            let text = e.to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint!("gracetls: error: {text}");
+            return ExitCode::from(2);
         }
     };
     if !args.system_roots && (!args.ca_file.is_empty() || args.insecure) {
@@ -78,6 +86,13 @@ pub fn run() -> ExitCode {
         print_error(&e);
         return ExitCode::from(2);
     }
+    // So is a file option that cannot be used: read and checked here, before any
+    // connection, so that a wrong path is not hidden behind a server that is down.
+    let config = config_from(&args);
+    if let Err(e) = config.check() {
+        print_error(&e);
+        return ExitCode::from(2);
+    }
     let signals = match watch_signals() {
         Ok(rx) => rx,
         Err(e) => {
@@ -90,7 +105,6 @@ pub fn run() -> ExitCode {
             "--insecure: the server's certificate and name are not checked; anyone on the path can read and change this connection"
         );
     }
-    let config = config_from(&args);
 
     // Connect on a helper thread so a signal during a stalled handshake ends us at once.
     let (connected_tx, connected_rx) = crossbeam_channel::bounded(1);

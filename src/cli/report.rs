@@ -74,7 +74,9 @@ pub(crate) struct ExitReport {
     /// What finished an end that the trigger only began: after stdin EOF,
     /// `server-close-notify`, `server-eof` or `quiet` (nothing moved for the quiet time).
     pub(crate) end: Option<&'static str>,
-    /// From the trigger to the exit.
+    /// From the trigger to the exit: what came before the TLS close (the quiet time, the
+    /// server's answer to a half-close) and the TLS close itself, which is
+    /// `close.close_duration` (the figure of the `-v` line `closed ...`).
     pub(crate) close_duration: Duration,
     /// From start to exit.
     pub(crate) duration: Duration,
@@ -98,7 +100,7 @@ impl ExitReport {
         let mut s = String::with_capacity(256);
         let _ = write!(
             s,
-            r#"{{"trigger":"{}","end":{},"outcome":"{}","signal":{},"close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"bytes_dropped":{},"close_ms":{},"duration_ms":{},"exit_code":{},"error":{},"alert":{},"session":{}}}"#,
+            r#"{{"trigger":"{}","end":{},"outcome":"{}","signal":{},"close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"bytes_dropped":{},"close_ms":{},"tls_close_ms":{},"duration_ms":{},"exit_code":{},"error":{},"alert":{},"session":{}}}"#,
             self.trigger.name(),
             self.end.map_or("null".to_string(), json_string),
             c.outcome.name(),
@@ -110,6 +112,7 @@ impl ExitReport {
             c.bytes_out,
             c.bytes_dropped,
             self.close_duration.as_millis(),
+            c.close_duration.as_millis(),
             self.duration.as_millis(),
             self.exit_code,
             c.error.as_deref().map_or("null".to_string(), json_string),
@@ -124,16 +127,17 @@ impl ExitReport {
     /// One line for a person.
     pub(crate) fn to_text(&self) -> String {
         let c = &self.close;
-        let mut by = match self.signal() {
+        let trigger = match self.signal() {
             Some(s) => format!("signal {}", s.name()),
             None => self.trigger.name().to_string(),
         };
+        let mut by = trigger.clone();
         if let Some(end) = self.end {
             let _ = write!(by, ", then {end}");
         }
         let yes = |b: bool| if b { "sent" } else { "not sent" };
         let mut line = format!(
-            "gracetls: {} close after {by}: close_notify {}, {}; {} bytes in, {} bytes out; close {} ms, total {} ms; exit {}",
+            "gracetls: {} close after {by}: close_notify {}, {}; {} bytes in, {} bytes out; {} ms from {trigger} to exit, of which the TLS close {} ms; total {} ms; exit {}",
             c.outcome.name(),
             yes(c.close_notify_sent),
             if c.close_notify_received {
@@ -144,6 +148,7 @@ impl ExitReport {
             c.bytes_in,
             c.bytes_out,
             self.close_duration.as_millis(),
+            c.close_duration.as_millis(),
             self.duration.as_millis(),
             self.exit_code,
         );
@@ -341,6 +346,21 @@ mod tests {
         let t = report(Trigger::Escape, None).to_text();
         assert!(t.starts_with("gracetls: clean close after escape"), "{t}");
         assert!(!t.contains('\n'));
+    }
+
+    /// The time from the trigger and the TLS close's own (the `-v` line's) are each named.
+    #[test]
+    fn text_and_json_say_what_each_close_time_counts() {
+        let mut r = report(Trigger::StdinEof, None);
+        r.end = Some("quiet");
+        r.close_duration = Duration::from_millis(2051);
+        let t = r.to_text();
+        assert!(
+            t.contains("2051 ms from stdin-eof to exit, of which the TLS close 3 ms; total 5 ms"),
+            "{t}"
+        );
+        let j = r.to_json();
+        assert!(j.contains(r#""close_ms":2051,"tls_close_ms":3,"#), "{j}");
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub(super) struct Dialogue<'a> {
     /// Bytes taken from the server so far.
     read: usize,
     transcript: Vec<String>,
+    /// What the server sent of an answer that never ended (the read failed before its end):
+    /// a timeout quotes it.
+    partial: Vec<u8>,
 }
 
 impl<'a> Dialogue<'a> {
@@ -53,6 +56,7 @@ impl<'a> Dialogue<'a> {
             step: "greeting",
             read: 0,
             transcript: Vec::new(),
+            partial: Vec::new(),
         }
     }
 
@@ -65,6 +69,41 @@ impl<'a> Dialogue<'a> {
     /// The step that errors from now on name.
     pub(super) fn step(&mut self, step: &'static str) {
         self.step = step;
+    }
+
+    /// The server's first line (its greeting), whole or not.
+    pub(super) fn first_server_line(&self) -> Option<String> {
+        let recorded = self
+            .transcript
+            .iter()
+            .find_map(|line| line.strip_prefix("S: "))
+            .map(str::to_string);
+        recorded.or_else(|| {
+            let text = String::from_utf8_lossy(&self.partial);
+            let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+            Some(quote(line))
+        })
+    }
+
+    /// The last line the server sent: of an answer it left unfinished, or else its last whole
+    /// answer.
+    fn last_server_line(&self) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.partial);
+        if let Some(line) = text.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+            return Some(quote(line));
+        }
+        self.transcript
+            .iter()
+            .rev()
+            .find_map(|line| line.strip_prefix("S: "))
+            .map(quote)
+    }
+
+    fn timeout(&self) -> Error {
+        self.fail(Problem::Timeout {
+            timeout: self.timeout,
+            last: self.last_server_line(),
+        })
     }
 
     pub(super) fn fail(&self, problem: Problem) -> Error {
@@ -136,6 +175,43 @@ impl<'a> Dialogue<'a> {
         Ok(text)
     }
 
+    /// Waits for the server's first byte that is not white space and fails at once, quoting
+    /// its line, when that byte cannot start XML: a server of a line protocol (FTP, SMTP)
+    /// greeted, and waiting for a `>` would wait out the whole timeout. White space before it
+    /// is taken.
+    pub(super) fn expect_xml(&mut self, expected: &'static str) -> Result<(), Error> {
+        let mut buf = [0u8; CHUNK];
+        loop {
+            let remaining = self.remaining()?;
+            let peeked = self
+                .socket
+                .set_read_timeout(Some(remaining))
+                .and_then(|()| self.socket.peek(&mut buf));
+            let n = match peeked {
+                Ok(0) => return Err(self.fail(Problem::Closed)),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_failure(e)),
+            };
+            match buf[..n].iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(at) if buf[at] == b'<' => return Ok(()),
+                Some(_) => {
+                    let line = self.line()?;
+                    return Err(self.unexpected(line.trim(), expected));
+                }
+                None => {
+                    if self.read + n > MAX_TOTAL {
+                        return Err(self.fail(Problem::TooLong { limit: MAX_TOTAL }));
+                    }
+                    (&*self.socket)
+                        .read_exact(&mut buf[..n])
+                        .map_err(|e| self.io_failure(e))?;
+                    self.read += n;
+                }
+            }
+        }
+    }
+
     /// One byte from the server.
     pub(super) fn byte(&mut self) -> Result<u8, Error> {
         let raw = self.take(None, 1)?;
@@ -148,13 +224,19 @@ impl<'a> Dialogue<'a> {
     }
 
     /// Takes bytes up to and including `end` (or `max` bytes when `end` is `None`), never
-    /// more than were peeked at.
+    /// more than were peeked at. What was taken of an answer that did not end is kept for
+    /// the message.
     fn take(&mut self, end: Option<u8>, max: usize) -> Result<Vec<u8>, Error> {
-        let mut out = Vec::new();
+        self.partial.clear();
+        self.take_into_partial(end, max)?;
+        Ok(std::mem::take(&mut self.partial))
+    }
+
+    fn take_into_partial(&mut self, end: Option<u8>, max: usize) -> Result<(), Error> {
         let mut buf = [0u8; CHUNK];
         loop {
             let room = CHUNK
-                .min(max - out.len())
+                .min(max - self.partial.len())
                 .min(MAX_TOTAL.saturating_sub(self.read));
             if room == 0 {
                 return Err(self.fail(Problem::TooLong { limit: MAX_TOTAL }));
@@ -179,11 +261,11 @@ impl<'a> Dialogue<'a> {
                 .read_exact(&mut buf[..n])
                 .map_err(|e| self.io_failure(e))?;
             self.read += n;
-            out.extend_from_slice(&buf[..n]);
-            if done && (end.is_some() || out.len() == max) {
-                return Ok(out);
+            self.partial.extend_from_slice(&buf[..n]);
+            if done && (end.is_some() || self.partial.len() == max) {
+                return Ok(());
             }
-            if out.len() >= max {
+            if self.partial.len() >= max {
                 return Err(self.fail(Problem::TooLong { limit: max }));
             }
         }
@@ -193,18 +275,14 @@ impl<'a> Dialogue<'a> {
     fn remaining(&self) -> Result<Duration, Error> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(self.fail(Problem::Timeout {
-                timeout: self.timeout,
-            }));
+            return Err(self.timeout());
         }
         Ok(left)
     }
 
     fn io_failure(&self, e: io::Error) -> Error {
         match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => self.fail(Problem::Timeout {
-                timeout: self.timeout,
-            }),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => self.timeout(),
             io::ErrorKind::UnexpectedEof => self.fail(Problem::Closed),
             _ => self.fail(Problem::Io(e)),
         }

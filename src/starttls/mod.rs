@@ -256,7 +256,18 @@ impl Starttls {
             let _ = socket.set_read_timeout(read);
             let _ = socket.set_write_timeout(write);
         }
-        result.map(|()| d.into_transcript())
+        match result {
+            Ok(()) => Ok(d.into_transcript()),
+            Err(e) => Err(self.other_protocol(&d).unwrap_or(e)),
+        }
+    }
+
+    /// When the exchange failed: the error to give instead if the server greeted in another
+    /// protocol, which explains the failure better than the step that failed.
+    fn other_protocol(&self, d: &Dialogue<'_>) -> Option<Error> {
+        let greeting = d.first_server_line()?;
+        let protocol = Protocol::of_greeting(&greeting).filter(|p| *p != self.protocol)?;
+        Some(d.fail(Problem::OtherProtocol { protocol, greeting }))
     }
 }
 
@@ -294,6 +305,17 @@ pub enum Problem {
     Timeout {
         /// The timeout that ran out.
         timeout: Duration,
+        /// The last line the server sent, if any: of an answer it left unfinished, or else
+        /// its last whole answer.
+        last: Option<String>,
+    },
+    /// The exchange failed, and the server's greeting is another protocol's: `--starttls
+    /// ftp` against an SMTP server, which greets with `220` too.
+    OtherProtocol {
+        /// The protocol the greeting belongs to.
+        protocol: Protocol,
+        /// The greeting.
+        greeting: String,
     },
     /// The socket failed.
     Io(std::io::Error),
@@ -310,6 +332,39 @@ impl Protocol {
             Protocol::Ftp => "FTP",
             Protocol::Xmpp => "XMPP",
             Protocol::Postgres => "PostgreSQL",
+        }
+    }
+
+    /// The protocol a server's first line says it speaks, where the line is plain about it:
+    /// IMAP's `* OK`, POP3's `+OK`, XMPP's XML, and a `220` that names (E)SMTP, LMTP or FTP
+    /// (`220 mail.example ESMTP Postfix`, `220 (vsFTPd 3.0.5)`). PostgreSQL does not greet.
+    pub(crate) fn of_greeting(line: &str) -> Option<Protocol> {
+        let upper = line.trim_start().to_ascii_uppercase();
+        if upper.starts_with("* OK") || upper.starts_with("* PREAUTH") {
+            return Some(Protocol::Imap);
+        }
+        if upper.starts_with("+OK") {
+            return Some(Protocol::Pop3);
+        }
+        if upper.starts_with("<?XML") || upper.starts_with("<STREAM:") {
+            return Some(Protocol::Xmpp);
+        }
+        if !(upper.starts_with("220") || upper.starts_with("120")) {
+            return None;
+        }
+        let words: Vec<&str> = upper
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let has = |word: &str| words.contains(&word);
+        if has("LMTP") {
+            Some(Protocol::Lmtp)
+        } else if has("SMTP") || has("ESMTP") {
+            Some(Protocol::Smtp)
+        } else if words.iter().any(|w| w.contains("FTP")) {
+            Some(Protocol::Ftp)
+        } else {
+            None
         }
     }
 
@@ -364,15 +419,32 @@ pub(crate) fn describe(
             f,
             "{target} sent an answer longer than {limit} bytes during {during}, before TLS"
         ),
-        Problem::Timeout { timeout } if step == "greeting" => write!(
+        Problem::Timeout { timeout, last } => {
+            let within = crate::config::format_duration(*timeout);
+            if step == "greeting" {
+                write!(
+                    f,
+                    "STARTTLS timeout: {target} did not send {during} within {within}"
+                )?;
+            } else {
+                write!(
+                    f,
+                    "STARTTLS timeout: {target} did not answer {during} within {within}"
+                )?;
+            }
+            match last {
+                Some(line) => write!(f, "; the last line it sent was {line:?}"),
+                None if step == "greeting" => Ok(()),
+                None => write!(f, "; it sent nothing"),
+            }
+        }
+        Problem::OtherProtocol {
+            protocol: other,
+            greeting,
+        } => write!(
             f,
-            "STARTTLS timeout: {target} did not send {during} within {}",
-            crate::config::format_duration(*timeout)
-        ),
-        Problem::Timeout { timeout } => write!(
-            f,
-            "STARTTLS timeout: {target} did not answer {during} within {}",
-            crate::config::format_duration(*timeout)
+            "{target} speaks {}, not {label}: it greeted with {greeting:?}",
+            other.label()
         ),
         Problem::Io(source) => write!(f, "{source} during {during} with {target}"),
     }

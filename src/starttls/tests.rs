@@ -259,3 +259,111 @@ fn a_server_cannot_break_the_message_into_lines() {
     assert!(!text.contains(['\r', '\n', '\u{1}']), "{text:?}");
     assert!(text.contains("+OK\\r\\nSTLS\\r\\n\\u{1}"), "{text:?}");
 }
+
+#[test]
+fn greetings_name_their_protocol() {
+    let cases = [
+        (
+            "220 localhost ESMTP Exim 4.97 Mon, 07 Dec 2026",
+            Some(Protocol::Smtp),
+        ),
+        (
+            "220 mail.example ESMTP Postfix (Debian/GNU)",
+            Some(Protocol::Smtp),
+        ),
+        ("220 host LMTP server ready", Some(Protocol::Lmtp)),
+        ("220 (vsFTPd 3.0.5)", Some(Protocol::Ftp)),
+        (
+            "220 ProFTPD Server (Debian) [::ffff:127.0.0.1]",
+            Some(Protocol::Ftp),
+        ),
+        (
+            "* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready.",
+            Some(Protocol::Imap),
+        ),
+        ("+OK Dovecot ready.", Some(Protocol::Pop3)),
+        ("<?xml version='1.0'?><stream:stream", Some(Protocol::Xmpp)),
+        ("220 mail.example ready", None),
+        ("500 what?", None),
+    ];
+    for (line, want) in cases {
+        assert_eq!(Protocol::of_greeting(line), want, "{line}");
+    }
+}
+
+/// Both greet with 220: the failure names the protocol the greeting belongs to.
+#[test]
+fn ftp_against_an_smtp_greeting_names_smtp() {
+    let (result, _s) = negotiate(
+        Protocol::Ftp,
+        &[
+            b"220 localhost ESMTP Exim 4.97\r\n",
+            b"500 unrecognized command\r\n",
+        ],
+    );
+    let (p, _, text) = problem(result);
+    assert!(
+        matches!(
+            p,
+            Problem::OtherProtocol {
+                protocol: Protocol::Smtp,
+                ..
+            }
+        ),
+        "{p:?}"
+    );
+    assert!(
+        text.contains("speaks SMTP, not FTP: it greeted with \"220 localhost ESMTP Exim 4.97\""),
+        "{text}"
+    );
+}
+
+/// A timeout quotes the last line the server sent, whole or not.
+#[test]
+fn a_timeout_quotes_the_last_line() {
+    let (result, _s) = negotiate(
+        Protocol::Smtp,
+        &[b"220 hi\r\n", b"250-mail.example\r\n250-SIZE"],
+    );
+    let (p, step, text) = problem(result);
+    assert!(matches!(p, Problem::Timeout { .. }), "{p:?}");
+    assert_eq!(step, "EHLO");
+    assert!(
+        text.ends_with("within 2s; the last line it sent was \"250-SIZE\""),
+        "{text}"
+    );
+}
+
+/// A greeting that cannot start XML ends an XMPP exchange at once, quoted.
+#[test]
+fn xmpp_fails_at_once_on_a_line_protocol() {
+    let started = std::time::Instant::now();
+    let (result, _s) = negotiate(Protocol::Xmpp, &[b"  hello there\r\n"]);
+    let (p, step, text) = problem(result);
+    assert!(matches!(p, Problem::Unexpected { .. }), "{p:?}");
+    assert_eq!(step, "stream features");
+    assert!(text.contains("\"hello there\""), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(1), "{text}");
+}
+
+/// A server that never answers the XMPP stream header: the timeout says it sent nothing.
+#[test]
+fn silence_after_our_first_words_says_nothing_was_sent() {
+    let (result, _s) = negotiate(Protocol::Xmpp, &[]);
+    let (p, step, text) = problem(result);
+    assert!(matches!(p, Problem::Timeout { last: None, .. }), "{p:?}");
+    assert_eq!(step, "stream features");
+    assert!(
+        text.ends_with("did not answer XMPP stream features within 2s; it sent nothing"),
+        "{text}"
+    );
+}
+
+/// Endless white space before the XMPP stream is bounded like any answer.
+#[test]
+fn endless_white_space_before_xml_is_bounded() {
+    let blanks = vec![b' '; dialogue::MAX_TOTAL + 1];
+    let (result, _s) = negotiate(Protocol::Xmpp, &[&blanks]);
+    let (p, _, _) = problem(result);
+    assert!(matches!(p, Problem::TooLong { .. }), "{p:?}");
+}

@@ -21,6 +21,7 @@ pub(super) fn upgrade(d: &mut Dialogue<'_>, domain: &str) -> Result<(), Error> {
     );
     d.send("stream header", header.as_bytes(), &header)?;
     d.step("stream features");
+    d.expect_xml("<stream:stream>")?;
     let mut features = String::new();
     loop {
         let tag = d.until(b'>')?;
