@@ -91,6 +91,8 @@ pub struct Config {
     connect_timeout: Duration,
     close_timeout: Duration,
     close_mode: CloseMode,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
     reader_stack_size: usize,
     system_roots: bool,
     proxy: Option<Proxy>,
@@ -122,6 +124,8 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
             close_mode: CloseMode::Fast,
+            read_timeout: None,
+            write_timeout: None,
             reader_stack_size: DEFAULT_STACK_SIZE,
             system_roots: true,
             proxy: None,
@@ -258,6 +262,27 @@ impl Config {
         self
     }
 
+    /// Bounds how long a `read` on a [`Stream`](crate::Stream) this configuration connects
+    /// waits for the server, as [`Stream::set_read_timeout`](crate::Stream::set_read_timeout)
+    /// does after the handshake. Default: none, a read waits as long as it takes. The
+    /// handshake is bounded by the connect timeout alone.
+    ///
+    /// A [`Connection`](crate::Connection)'s reader thread takes a read timeout as the end
+    /// of the connection: leave it unset there.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds how long a `write` on a [`Stream`](crate::Stream) this configuration connects
+    /// waits for the server to take data, as
+    /// [`Stream::set_write_timeout`](crate::Stream::set_write_timeout) does after the
+    /// handshake. Default: none, a write waits as long as the server does not read.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = Some(timeout);
+        self
+    }
+
     /// Stack size of a [`Connection`](crate::Connection)'s reader thread. Default:
     /// [`DEFAULT_STACK_SIZE`] (64 KiB), four times what the TLS paths were measured to need.
     pub fn thread_stack_size(mut self, bytes: usize) -> Self {
@@ -310,6 +335,14 @@ impl Config {
 
     pub(crate) fn get_servername(&self) -> Option<&str> {
         self.servername.as_deref()
+    }
+
+    pub(crate) fn read_timeout_setting(&self) -> Option<Duration> {
+        self.read_timeout
+    }
+
+    pub(crate) fn write_timeout_setting(&self) -> Option<Duration> {
+        self.write_timeout
     }
 
     pub(crate) fn get_thread_stack_size(&self) -> usize {

@@ -12,6 +12,7 @@
 
 mod close;
 mod read;
+mod socket;
 mod write;
 
 use read::{SMALL_READ, Step};
@@ -20,7 +21,7 @@ use std::fmt;
 use std::io;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use native_tls::TlsStream;
@@ -39,14 +40,21 @@ use crate::transport::MemoryTransport;
 /// A TLS client connection with `std::io` manners.
 ///
 /// - [`Read`](io::Read) and [`Write`](io::Write) are implemented for `Stream` and for `&Stream` (as for
-///   `&TcpStream`): share it with an `Arc` or a scoped thread, and one thread can block in
-///   `read` while others write.
+///   `&TcpStream`): share it with [`try_clone`](Stream::try_clone), an `Arc` or a scoped
+///   thread, and one thread can block in `read` while others write. (`Arc<Stream>` itself
+///   cannot be `Read` or `Write`: neither the traits nor `Arc` belong to this crate. Read
+///   through `&*arc`, or give the thread a handle of its own with `try_clone`.)
+/// - `TcpStream`'s manners: [`set_read_timeout`](Stream::set_read_timeout),
+///   [`set_write_timeout`](Stream::set_write_timeout), [`peer_addr`](Stream::peer_addr),
+///   [`local_addr`](Stream::local_addr), [`set_nodelay`](Stream::set_nodelay) (on by
+///   default), `AsFd`/`AsRawFd` for polling, `write_vectored`.
 /// - `read` returns `Ok(0)` after the server's close_notify or after our own close, and an
 ///   error of kind [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) when the server's TCP
 ///   stream ended without close_notify: possibly truncated data.
 /// - [`close`](Stream::close) sends close_notify from any thread, also while another thread
 ///   is blocked in `read` (which then returns `Ok(0)`) or `write` (which returns an error),
-///   bounded by the close timeout; every call returns the same report. `Drop` closes too.
+///   bounded by the close timeout; every call returns the same report. Dropping the last
+///   handle closes too.
 /// - [`shutdown_write`](Stream::shutdown_write) is the half-close: close_notify now, the
 ///   read side stays open.
 /// - [`session`](Stream::session): version, cipher suite, ALPN, certificate, addresses.
@@ -77,6 +85,12 @@ use crate::transport::MemoryTransport;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Stream {
+    inner: Arc<Inner>,
+}
+
+/// The connection's state, shared by every handle [`Stream::try_clone`] made; dropping the
+/// last handle drops it, which closes.
+pub(crate) struct Inner {
     target: String,
     socket: TcpStream,
     tls: Mutex<TlsStream<MemoryTransport>>,
@@ -171,8 +185,8 @@ fn open<'a>(
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stream")
-            .field("target", &self.target)
-            .field("session", &self.session)
+            .field("target", &self.inner.target)
+            .field("session", &self.inner.session)
             .finish_non_exhaustive()
     }
 }
@@ -325,7 +339,13 @@ impl Stream {
                 .map_or_else(|| "?".into(), |a| a.to_string()),
             started.elapsed().as_millis()
         );
-        Stream {
+        if let Some(timeout) = config.read_timeout_setting() {
+            let _ = socket.set_read_timeout(Some(timeout));
+        }
+        if let Some(timeout) = config.write_timeout_setting() {
+            let _ = socket.set_write_timeout(Some(timeout));
+        }
+        let inner = Inner {
             target,
             socket,
             tls: Mutex::new(tls),
@@ -352,42 +372,46 @@ impl Stream {
             close_timeout: config.get_close_timeout(),
             close_mode: config.get_close_mode(),
             session,
+        };
+        Stream {
+            inner: Arc::new(inner),
         }
     }
 
     /// The server as messages name it: `host:port`.
     pub fn target(&self) -> &str {
-        &self.target
+        &self.inner.target
     }
 
     /// What the handshake negotiated, and with whom.
     pub fn session(&self) -> &Session {
-        &self.session
+        &self.inner.session
     }
 
     /// Whether the server's close_notify was read: after `read` returned `Ok(0)`, this tells
     /// the server's goodbye from our own close.
     pub fn close_notify_received(&self) -> bool {
-        self.flags.close_notify_received.load(Ordering::SeqCst)
-    }
-
-    /// Bounds how long a `read` waits for the server: past it, `read` fails with
-    /// `WouldBlock` (or `TimedOut`) and the connection stays usable, as with
-    /// `TcpStream::set_read_timeout`. `None` (the default) waits as long as it takes; a read
-    /// can also always be ended by [`close`](Self::close) from another thread.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_read_timeout(timeout)
+        self.inner
+            .flags
+            .close_notify_received
+            .load(Ordering::SeqCst)
     }
 
     /// How long no application data has moved either way: since the last plaintext was read
     /// or handed to the socket. Zero while ciphertext waits to be written, so a server slow
     /// to read does not count as quiet.
     pub fn idle_time(&self) -> Duration {
-        if self.out.pending() > 0 {
+        if self.inner.out.pending() > 0 {
             return Duration::ZERO;
         }
-        let last = Duration::from_nanos(self.counters.last_data.load(Ordering::Relaxed));
-        self.counters.born.elapsed().saturating_sub(last)
+        let last = Duration::from_nanos(self.inner.counters.last_data.load(Ordering::Relaxed));
+        self.inner.counters.born.elapsed().saturating_sub(last)
+    }
+}
+
+impl Inner {
+    fn close_notify_received(&self) -> bool {
+        self.flags.close_notify_received.load(Ordering::SeqCst)
     }
 
     fn tls(&self) -> MutexGuard<'_, TlsStream<MemoryTransport>> {
@@ -451,8 +475,9 @@ impl Stream {
     }
 }
 
-impl Drop for Stream {
-    /// Closes gracefully with the configured mode, bounded by the close timeout.
+impl Drop for Inner {
+    /// Closes gracefully with the configured mode, bounded by the close timeout, when the
+    /// last handle goes.
     fn drop(&mut self) {
         self.close();
     }

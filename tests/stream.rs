@@ -647,3 +647,132 @@ fn half_close_and_close_at_once_report_the_one_close_notify() {
         server.assert_verdict("client_close_notify", &[]);
     }
 }
+
+/// `TcpStream`'s manners against `openssl s_server`: the timeouts `Config` gives and their
+/// getters and setters (the configured read timeout holds: a silent server times the read
+/// out), both addresses, `TCP_NODELAY` on by default and off on request (as the socket itself
+/// says, reached through `AsFd`), `write_vectored` as one line in the server's log, and a
+/// clean close after all of it.
+#[test]
+fn tcp_stream_manners() {
+    use std::io::IoSlice;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    let pki = common::Pki::new();
+    let server = SServer::start(&pki, Tls::V13);
+    let config = config(&pki)
+        .read_timeout(Duration::from_millis(300))
+        .write_timeout(Duration::from_secs(7));
+    let stream = Stream::connect(&config, &format!("localhost:{}", server.port)).expect("connect");
+    assert_eq!(
+        stream.read_timeout().expect("read timeout"),
+        Some(Duration::from_millis(300))
+    );
+    assert_eq!(
+        stream.write_timeout().expect("write timeout"),
+        Some(Duration::from_secs(7))
+    );
+    let mut buf = [0u8; 64];
+    let err = (&stream)
+        .read(&mut buf)
+        .expect_err("the configured read timeout ends a read from a silent server");
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err:?}"
+    );
+    stream.set_read_timeout(Some(WAIT)).expect("set");
+    assert_eq!(stream.read_timeout().expect("get"), Some(WAIT));
+    stream.set_write_timeout(None).expect("set");
+    assert_eq!(stream.write_timeout().expect("get"), None);
+
+    let peer = stream.peer_addr().expect("peer_addr");
+    assert_eq!(peer.port(), server.port);
+    assert_eq!(Some(peer), stream.session().peer_addr());
+    let local = stream.local_addr().expect("local_addr");
+    assert_eq!(Some(local), stream.session().local_addr());
+
+    assert!(stream.nodelay().expect("nodelay"), "on by default");
+    // A duplicate of the descriptor is the same socket: same address, same options. Only
+    // options are read through it, as the docs ask.
+    let dup = TcpStream::from(stream.as_fd().try_clone_to_owned().expect("dup"));
+    assert_eq!(stream.as_raw_fd(), stream.as_fd().as_raw_fd());
+    assert_eq!(dup.local_addr().expect("dup local_addr"), local);
+    stream.set_nodelay(false).expect("set_nodelay");
+    assert!(!stream.nodelay().expect("nodelay"));
+    assert!(!dup.nodelay().expect("the socket's own option"));
+    drop(dup);
+
+    let n = (&stream)
+        .write_vectored(&[
+            IoSlice::new(b"gath"),
+            IoSlice::new(b""),
+            IoSlice::new(b"ered\n"),
+        ])
+        .expect("write_vectored");
+    assert_eq!(n, 9);
+    server.expect_log("gathered\n", WAIT, &[]);
+    writeln!(&stream, "still on").expect("write after all that");
+    server.expect_log("still on\n", WAIT, &[]);
+    let report = stream.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    server.assert_client_closed_cleanly(&[]);
+}
+
+/// `try_clone`: a reading handle on another thread gets the server's line while the first
+/// handle writes; dropping the first leaves the connection open (the clone still writes), and
+/// dropping the last closes it with close_notify, as the server's log shows.
+#[test]
+fn try_clone_shares_one_connection_closed_by_the_last_handle() {
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, Tls::V13);
+    let stream = Stream::connect(
+        &config(&pki).read_timeout(WAIT),
+        &format!("localhost:{}", server.port),
+    )
+    .expect("connect");
+    let clone = stream.try_clone().expect("try_clone");
+    let reader = thread::spawn(move || {
+        let mut line = String::new();
+        let got = BufReader::new(&clone).read_line(&mut line).map(|_| line);
+        (got, clone)
+    });
+    writeln!(&stream, "from the first handle").expect("write");
+    server.expect_log("from the first handle\n", WAIT, &[]);
+    server.send_line("to the clone");
+    let (line, clone) = reader.join().expect("reader thread");
+    assert_eq!(line.expect("the server's line"), "to the clone\n");
+    drop(stream);
+    writeln!(&clone, "from the clone").expect("the connection outlives the first handle");
+    server.expect_log("from the clone\n", WAIT, &[]);
+    drop(clone);
+    server.assert_client_closed_cleanly(&[]);
+}
+
+/// `Config::write_timeout` bounds a write to a server that never reads: the write fails with
+/// `WouldBlock` or `TimedOut` once the socket buffers are full, instead of waiting for good.
+#[test]
+fn configured_write_timeout_bounds_a_write() {
+    let pki = common::Pki::new();
+    let server = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
+    let config = config(&pki)
+        .write_timeout(Duration::from_millis(300))
+        .close_timeout(Duration::from_secs(1));
+    let stream = Stream::connect(&config, &format!("127.0.0.1:{}", server.port)).expect("connect");
+    let chunk = vec![b'x'; 256 * 1024];
+    let started = Instant::now();
+    let mut err = None;
+    // 64 MiB at most: far more than loopback socket buffers hold.
+    for _ in 0..256 {
+        if let Err(e) = (&stream).write(&chunk) {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("a server that never reads makes a write time out");
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < WAIT, "{:?}", started.elapsed());
+    drop(stream);
+}

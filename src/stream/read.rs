@@ -4,7 +4,7 @@
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 
-use super::{ReadBuffer, Stream, lock};
+use super::{Inner, ReadBuffer, Stream, lock};
 use crate::Error;
 use crate::error::tls_reason;
 
@@ -28,7 +28,7 @@ pub(super) enum Step {
     Failed(String),
 }
 
-impl Stream {
+impl Inner {
     pub(super) fn read_plain(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -240,12 +240,12 @@ impl Stream {
 
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_plain(buf)
+        self.inner.read_plain(buf)
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_plain(buf)
+        self.inner.read_plain(buf)
     }
 }
