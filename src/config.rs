@@ -41,7 +41,11 @@ impl std::str::FromStr for TlsVersion {
     }
 }
 
-/// How [`Connection::close`](crate::Connection::close) ends a connection.
+/// How a connection is closed: by [`Stream::close`](crate::Stream::close),
+/// [`Connection::close`](crate::Connection::close), and by `Drop` of the last
+/// [`Stream`](crate::Stream) handle or of the [`Connection`](crate::Connection). The
+/// half-close ([`Stream::shutdown_write`](crate::Stream::shutdown_write)) is the same in
+/// both modes: close_notify now, the read side left open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CloseMode {
@@ -99,7 +103,9 @@ pub struct Config {
     /// The connector built from the fields above, shared by every connection made with this
     /// `Config` and its clones. Building one loads the system roots (about 1 MiB and tens of
     /// milliseconds each time), so many connections must not each build their own. Every
-    /// setter starts a new, empty cache.
+    /// setter of what the connector is built from (roots, identity, versions, ALPN,
+    /// verification) starts a new, empty cache; the others (timeouts, close mode, proxy,
+    /// server name, stack size) keep it.
     connector: Arc<OnceLock<Connector>>,
 }
 
@@ -187,7 +193,6 @@ impl Config {
     /// The name sent as SNI and verified against the certificate. Default: the target's host.
     pub fn servername(mut self, name: impl Into<String>) -> Self {
         self.servername = Some(name.into());
-        self.connector = Arc::default();
         self
     }
 
@@ -243,22 +248,20 @@ impl Config {
     /// Bounds TCP connect (all addresses) plus the TLS handshake. Default: 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
-        self.connector = Arc::default();
         self
     }
 
     /// Bounds the whole close; past it the socket is closed hard. Default: 2 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
-        self.connector = Arc::default();
         self
     }
 
-    /// How [`Connection::close`](crate::Connection::close) and `Drop` close. Default:
+    /// How [`Stream::close`](crate::Stream::close), [`Connection::close`](crate::Connection::close)
+    /// and `Drop` close. Default:
     /// [`CloseMode::Fast`].
     pub fn close_mode(mut self, mode: CloseMode) -> Self {
         self.close_mode = mode;
-        self.connector = Arc::default();
         self
     }
 
@@ -287,7 +290,6 @@ impl Config {
     /// [`DEFAULT_STACK_SIZE`] (64 KiB), four times what the TLS paths were measured to need.
     pub fn thread_stack_size(mut self, bytes: usize) -> Self {
         self.reader_stack_size = bytes;
-        self.connector = Arc::default();
         self
     }
 
@@ -304,7 +306,6 @@ impl Config {
     /// ```
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.proxy = Some(proxy);
-        self.connector = Arc::default();
         self
     }
 
@@ -618,6 +619,24 @@ mod tests {
     fn durations() {
         assert_eq!(format_duration(Duration::from_secs(10)), "10s");
         assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
+    }
+
+    #[test]
+    fn only_connector_settings_drop_the_connector() {
+        let config = Config::new();
+        let kept = config
+            .clone()
+            .connect_timeout(Duration::from_secs(1))
+            .close_timeout(Duration::from_secs(1))
+            .close_mode(CloseMode::Wait)
+            .read_timeout(Duration::from_secs(1))
+            .write_timeout(Duration::from_secs(1))
+            .servername("example.org")
+            .thread_stack_size(1 << 20)
+            .proxy("http://127.0.0.1:8888".parse().expect("proxy"));
+        assert!(Arc::ptr_eq(&config.connector, &kept.connector));
+        let dropped = config.clone().alpn(["h2"]);
+        assert!(!Arc::ptr_eq(&config.connector, &dropped.connector));
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! };
 //! writeln!(&*stream, "hello")?;
 //! let report = stream.close(); // close_notify, bounded by the close timeout
-//! assert!(report.close_notify_sent);
+//! assert!(report.close_notify_sent());
 //! reader.join().expect("reader thread")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -105,12 +105,16 @@ pub mod starttls;
 mod stream;
 mod target;
 mod transport;
+#[doc(hidden)]
 pub mod unversioned;
 mod utc;
 
 pub use certificate::{Certificate, SubjectAltName};
 pub use config::{CloseMode, Config, TlsVersion};
 pub use connection::{Connection, Event};
+/// The receiving end of [`Connection::events`]: crossbeam-channel's, so it works in its
+/// `select!` next to a program's own channels.
+pub use crossbeam_channel::Receiver;
 pub use error::Error;
 pub use proxy::{Proxy, ProxyKind};
 pub use report::{CloseReport, Outcome};

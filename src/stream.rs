@@ -80,7 +80,7 @@ use crate::transport::MemoryTransport;
 /// };
 /// writeln!(&*stream, "hello")?;
 /// let report = stream.close(); // from this thread, while the reader is blocked
-/// assert!(report.close_notify_sent);
+/// assert!(report.close_notify_sent());
 /// reader.join().expect("reader thread")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

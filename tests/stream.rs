@@ -103,8 +103,8 @@ fn lines_reader_closed_from_another_thread(tls: Tls) {
         .expect("reader")
         .expect("the pending read ends with Ok(0)");
     assert_eq!(lines, ["first"]);
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_sent);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent());
     server.assert_client_closed_cleanly(&[]);
     // Reads after the close keep returning the end.
     assert_eq!((&*stream).read(&mut [0u8; 8]).expect("read after close"), 0);
@@ -141,9 +141,9 @@ fn write_while_another_thread_reads(tls: Tls) {
         assert_eq!(got, payload, "the echo is not what was sent");
     });
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     assert_eq!(
-        (report.bytes_in, report.bytes_out),
+        (report.bytes_in(), report.bytes_out()),
         (total as u64, total as u64)
     );
     server.assert_verdict("client_close_notify", &[]);
@@ -165,8 +165,8 @@ fn server_close_notify_reads_as_end(tls: Tls) {
     assert_eq!(got, "all of it\n");
     assert!(stream.close_notify_received());
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_received && report.close_notify_sent);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_received() && report.close_notify_sent());
     let verdict = server.verdict(&[]);
     assert!(
         verdict.starts_with("client_close_notify") || verdict == "client_answered_close_notify",
@@ -193,7 +193,7 @@ fn truncation_is_unexpected_eof(tls: Tls) {
     assert!(err.to_string().contains("without close_notify"), "{err}");
     assert_eq!(got, b"cut here\n");
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Truncated, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Truncated, "{report:?}");
 }
 
 /// Two threads close at once: one close runs, both get its report.
@@ -208,7 +208,7 @@ fn close_from_two_threads_one_report(tls: Tls) {
         (a.join().expect("a"), b.join().expect("b"))
     });
     assert_eq!(a, b);
-    assert_eq!(a.outcome, Outcome::Clean, "{a:?}");
+    assert_eq!(a.outcome(), Outcome::Clean, "{a:?}");
     assert_eq!(stream.close(), a, "a later close returns the same report");
     server.assert_client_closed_cleanly(&[]);
 }
@@ -228,7 +228,7 @@ fn from_tcp_after_plaintext(tls: Tls) {
         stream.target()
     );
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);
 }
 
@@ -281,8 +281,8 @@ fn shutdown_write_keeps_reading(tls: Tls) {
     assert_eq!(got, b"echo me\n");
     assert!(started.elapsed() < WAIT);
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_received);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_received());
     server.assert_verdict("client_close_notify", &[]);
 }
 
@@ -304,7 +304,7 @@ fn pem_in_memory(tls: Tls) {
     stream.read_exact(&mut got).expect("the echo");
     assert_eq!(&got, b"pem\n");
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     server.assert_verdict("client_close_notify", &[]);
 }
 
@@ -350,8 +350,8 @@ fn starttls_upgrade_through_from_tcp(tls: Tls) {
     });
     assert_eq!(echo.expect("the echo"), "MAIL FROM:<a@example.com>\n");
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_sent);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent());
     server.assert_verdict("client_close_notify", &[]);
     server.expect_line(&format!("HANDSHAKE {}", tls.python_name()), WAIT, &[]);
 }
@@ -460,8 +460,8 @@ fn websocket_closed_from_another_thread(tls: Tls) {
         matches!(after, Err(WsError::AlreadyClosed)),
         "a read after it: {after:?}"
     );
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_sent, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent(), "{report:?}");
     let (end, error) = server.join().expect("server thread");
     assert_eq!(
         end.as_deref(),
@@ -583,9 +583,9 @@ fn io_copy_64_mib_each_way_at_once(tls: Tls) {
         "the down copy ended otherwise"
     );
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     assert_eq!(
-        (report.bytes_in, report.bytes_out),
+        (report.bytes_in(), report.bytes_out()),
         (COPY_BYTES, COPY_BYTES)
     );
     let verdict = peer.next_verdict(WAIT);
@@ -622,7 +622,7 @@ fn read_timeout_leaves_the_stream_usable(tls: Tls) {
         got.extend_from_slice(&buf[..n]);
     }
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);
 }
 
@@ -642,8 +642,12 @@ fn half_close_and_close_at_once_report_the_one_close_notify() {
             half.join().expect("half-close thread").expect("half-close");
             report
         });
-        assert!(report.close_notify_sent, "round {round}: {report:?}");
-        assert_eq!(report.outcome, Outcome::Clean, "round {round}: {report:?}");
+        assert!(report.close_notify_sent(), "round {round}: {report:?}");
+        assert_eq!(
+            report.outcome(),
+            Outcome::Clean,
+            "round {round}: {report:?}"
+        );
         server.assert_verdict("client_close_notify", &[]);
     }
 }
@@ -714,7 +718,7 @@ fn tcp_stream_manners() {
     writeln!(&stream, "still on").expect("write after all that");
     server.expect_log("still on\n", WAIT, &[]);
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);
 }
 

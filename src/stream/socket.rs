@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Inner, Stream};
+use crate::Error;
 use crate::report::CloseReport;
 
 impl Stream {
@@ -22,8 +23,26 @@ impl Stream {
     /// The half-close: sends close_notify and a TCP FIN now, after what was written before,
     /// and leaves the read side open, so the server's data and its close_notify can still be
     /// read. Writing fails from here on. Bounded by the close timeout.
-    pub fn shutdown_write(&self) -> io::Result<()> {
-        self.inner.shutdown_write()
+    ///
+    /// It returns a [`gracetls::Error`](crate::Error), as
+    /// [`Connection::shutdown_write`](crate::Connection::shutdown_write) does; `?` turns it
+    /// into an `io::Error` where a function returns one.
+    ///
+    /// ```no_run
+    /// use std::io::{Read, Write};
+    /// use gracetls::{Config, Stream};
+    ///
+    /// let stream = Stream::connect(&Config::new(), "example.com:443")?;
+    /// (&stream).write_all(b"the whole request")?;
+    /// stream.shutdown_write()?; // the server sees the end of the request
+    /// let mut answer = Vec::new();
+    /// (&stream).read_to_end(&mut answer)?; // until the server's close_notify
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown_write(&self) -> Result<(), Error> {
+        self.inner
+            .shutdown_write()
+            .map_err(|e| Error::from_io(e, "writing close_notify to", self.target()))
     }
 
     /// A second handle to the same connection, as `TcpStream::try_clone` gives: both read,
