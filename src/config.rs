@@ -8,7 +8,7 @@ use std::time::Duration;
 use native_tls::{Certificate, Identity, Protocol, TlsConnector};
 
 use crate::diagnose;
-use crate::{Error, Proxy};
+use crate::{CloseReport, Error, Proxy};
 
 /// A TLS protocol version that can bound the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +107,17 @@ pub struct Config {
     /// verification) starts a new, empty cache; the others (timeouts, close mode, proxy,
     /// server name, stack size) keep it.
     connector: Arc<OnceLock<Connector>>,
+    on_close: Option<OnClose>,
+}
+
+/// What [`Config::on_close`] was given.
+#[derive(Clone)]
+pub(crate) struct OnClose(pub(crate) Arc<dyn Fn(&CloseReport) + Send + Sync>);
+
+impl std::fmt::Debug for OnClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnClose(..)")
+    }
 }
 
 /// A native-tls connector, and what a diagnosis of its certificate failures needs to trust
@@ -136,6 +147,7 @@ impl Default for Config {
             system_roots: true,
             proxy: None,
             connector: Arc::default(),
+            on_close: None,
         }
     }
 }
@@ -286,6 +298,34 @@ impl Config {
         self
     }
 
+    /// Called with the [`CloseReport`] of every connection this configuration makes, once,
+    /// when its close ends, on the thread that closed it: also for a close done by `Drop`
+    /// (a connection pool that drops its streams, a `Stream` that goes out of scope), whose
+    /// report would otherwise be lost. Default: none. A later call replaces the earlier.
+    ///
+    /// The callback runs inside the close, so it should be quick and must not panic (a
+    /// panic in `Drop` may abort the program). Every close is also logged at `info`
+    /// (`closed HOST:PORT: OUTCOME, close_notify sent / received, in N ms`).
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use gracetls::{CloseReport, Config, Outcome};
+    ///
+    /// let (tx, rx) = mpsc::channel::<CloseReport>();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let config = Config::new().on_close(move |report| {
+    ///     if report.outcome() != Outcome::Clean {
+    ///         let _ = tx.lock().map(|tx| tx.send(report.clone()));
+    ///     }
+    /// });
+    /// // Every connection made with `config`, however it ends, sends an unclean report to `rx`.
+    /// assert!(rx.try_recv().is_err());
+    /// ```
+    pub fn on_close(mut self, callback: impl Fn(&CloseReport) + Send + Sync + 'static) -> Self {
+        self.on_close = Some(OnClose(Arc::new(callback)));
+        self
+    }
+
     /// Stack size of a [`Connection`](crate::Connection)'s reader thread. Default:
     /// [`DEFAULT_STACK_SIZE`] (64 KiB), four times what the TLS paths were measured to need.
     pub fn thread_stack_size(mut self, bytes: usize) -> Self {
@@ -344,6 +384,10 @@ impl Config {
 
     pub(crate) fn write_timeout_setting(&self) -> Option<Duration> {
         self.write_timeout
+    }
+
+    pub(crate) fn on_close_callback(&self) -> Option<OnClose> {
+        self.on_close.clone()
     }
 
     pub(crate) fn get_thread_stack_size(&self) -> usize {

@@ -28,7 +28,7 @@ use native_tls::TlsStream;
 
 use crate::Error;
 use crate::certificate::Certificate;
-use crate::config::{CloseMode, Config};
+use crate::config::{CloseMode, Config, OnClose};
 use crate::connect::{connect_tcp, start_tls};
 use crate::diagnose::Redial;
 use crate::outbound::Outbound;
@@ -109,6 +109,8 @@ pub(crate) struct Inner {
     closed: Condvar,
     close_timeout: Duration,
     close_mode: CloseMode,
+    /// [`Config::on_close`], called once with the report of the first close.
+    on_close: Mutex<Option<OnClose>>,
     session: Session,
 }
 
@@ -371,6 +373,7 @@ impl Stream {
             closed: Condvar::new(),
             close_timeout: config.get_close_timeout(),
             close_mode: config.get_close_mode(),
+            on_close: Mutex::new(config.on_close_callback()),
             session,
         };
         Stream {
@@ -410,6 +413,18 @@ impl Stream {
 }
 
 impl Inner {
+    /// Closes as [`Stream::close`] does, and hands the first report to the program's
+    /// callback, if it gave one.
+    fn close_and_report(&self) -> CloseReport {
+        let report = self.close();
+        // Taken out of the lock first: a callback may close again (it gets the same report).
+        let callback = lock(&self.on_close).take();
+        if let Some(OnClose(callback)) = callback {
+            callback(&report);
+        }
+        report
+    }
+
     fn close_notify_received(&self) -> bool {
         self.flags.close_notify_received.load(Ordering::SeqCst)
     }
@@ -479,7 +494,7 @@ impl Drop for Inner {
     /// Closes gracefully with the configured mode, bounded by the close timeout, when the
     /// last handle goes.
     fn drop(&mut self) {
-        self.close();
+        self.close_and_report();
     }
 }
 

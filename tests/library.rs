@@ -349,3 +349,46 @@ fn drop_scenario_alone() {
         task_count()
     );
 }
+
+/// `Config::on_close` receives the report of a close nobody asked for: a `Stream` dropped
+/// (its last handle) and a `Connection` dropped, each once, with what the server saw.
+#[test]
+fn on_close_gets_the_report_of_a_close_by_drop() {
+    let pki = common::Pki::new();
+    let (tx, rx) = mpsc::channel::<gracetls::CloseReport>();
+    let tx = Mutex::new(tx);
+    let config = config(&pki).on_close(move |report| {
+        let _ = tx.lock().map(|tx| tx.send(report.clone()));
+    });
+
+    let server = SServer::start(&pki, Tls::V13);
+    let stream =
+        gracetls::Stream::connect(&config, &format!("localhost:{}", server.port)).expect("connect");
+    let clone = stream.try_clone().expect("try_clone");
+    (&stream).write_all(b"dropped\n").expect("write");
+    server.expect_log("dropped\n", WAIT, &[]);
+    drop(stream);
+    assert!(rx.try_recv().is_err(), "no close while a handle is left");
+    drop(clone);
+    let report = rx
+        .recv_timeout(WAIT)
+        .expect("the report of the close by Drop");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent());
+    assert_eq!(report.bytes_out(), 8);
+    server.assert_client_closed_cleanly(&[]);
+
+    let server = SServer::start(&pki, Tls::V13);
+    let conn =
+        Connection::connect(&config, &format!("localhost:{}", server.port)).expect("connect");
+    conn.send(b"bye\n").expect("send");
+    server.expect_log("bye\n", WAIT, &[]);
+    drop(conn);
+    let report = rx
+        .recv_timeout(WAIT)
+        .expect("the report of the Connection's Drop");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert_eq!(report.bytes_out(), 4);
+    assert!(rx.try_recv().is_err(), "one report per connection");
+    server.assert_client_closed_cleanly(&[]);
+}

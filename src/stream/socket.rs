@@ -16,8 +16,11 @@ impl Stream {
     /// ([`try_clone`](Self::try_clone)), also while others are blocked in `read` (it then
     /// returns `Ok(0)`) or `write` (it returns an error). Every call returns the report of the
     /// first; a second caller waits for it.
+    ///
+    /// The report also goes to [`Config::on_close`](crate::Config::on_close), once, as the
+    /// report of a close done by `Drop` does.
     pub fn close(&self) -> CloseReport {
-        self.inner.close()
+        self.inner.close_and_report()
     }
 
     /// The half-close: sends close_notify and a TCP FIN now, after what was written before,
