@@ -30,6 +30,7 @@ impl From<Error> for io::Error {
             | Error::Setup { .. }
             | Error::KeyMismatch { .. } => io::ErrorKind::InvalidInput,
             Error::Closed => io::ErrorKind::BrokenPipe,
+            Error::Truncated { .. } => io::ErrorKind::UnexpectedEof,
             Error::Starttls { problem, .. } => match problem {
                 Problem::Io(source) => source.kind(),
                 Problem::Timeout { .. } => io::ErrorKind::TimedOut,

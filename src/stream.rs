@@ -212,7 +212,9 @@ impl Stream {
     /// // Nothing listens on port 1 of the loopback.
     /// let config = Config::new().connect_timeout(Duration::from_secs(2));
     /// let err = Stream::connect(&config, "127.0.0.1:1").unwrap_err();
-    /// assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1: connection refused");
+    /// assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1");
+    /// let cause = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>());
+    /// assert_eq!(cause.map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
     /// ```
     pub fn connect(config: &Config, target: &str) -> Result<Stream, Error> {
         let started = Instant::now();
@@ -456,7 +458,7 @@ impl Inner {
     fn record_error(&self, error: &Error) {
         let mut first = lock(&self.first_error);
         if first.is_none() {
-            *first = Some((error.to_string(), error.alert()));
+            *first = Some((crate::error::with_causes(error), error.alert()));
         }
     }
 

@@ -3,5 +3,6 @@
 //! the library needs none of it.
 
 pub use crate::config::format_duration;
+pub use crate::error::with_causes;
 pub use crate::transport::{MemoryTransport, Spill};
 pub use crate::utc::{rfc3339 as format_rfc3339, utc as format_utc};

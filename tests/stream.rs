@@ -191,6 +191,20 @@ fn truncation_is_unexpected_eof(tls: Tls) {
         .expect_err("a truncation is an error");
     assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
     assert!(err.to_string().contains("without close_notify"), "{err}");
+    let inner = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+        .expect("a gracetls::Error inside");
+    assert!(
+        matches!(
+            inner,
+            Error::Truncated {
+                how: gracetls::Truncation::NoCloseNotify,
+                ..
+            }
+        ),
+        "{inner:?}"
+    );
     assert_eq!(got, b"cut here\n");
     let report = stream.close();
     assert_eq!(report.outcome(), Outcome::Truncated, "{report:?}");

@@ -275,7 +275,7 @@ pub(crate) fn not_connected(outcome: Ended, error: Option<&gracetls::Error>) -> 
         bytes_out: 0,
         bytes_dropped: 0,
         close_duration: Duration::ZERO,
-        error: error.map(ToString::to_string),
+        error: error.map(|e| gracetls::unversioned::with_causes(e)),
         alert: error.and_then(gracetls::Error::alert),
     }
 }

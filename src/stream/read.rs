@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Inner, ReadBuffer, Stream, lock};
 use crate::Error;
+use crate::error::Truncation;
 use crate::error::tls_reason;
 
 /// One socket read while data trickles or the connection is idle. A read that fills it
@@ -176,29 +177,24 @@ impl Inner {
             }
             return Ok(0);
         }
-        let message = if cut {
-            format!(
-                "truncated: {} closed TCP in the middle of a TLS record; the last data is incomplete",
-                self.target
-            )
+        let how = if cut {
+            Truncation::MidRecord
         } else if self.flags.close_notify_mark.load(Ordering::SeqCst) > 0 {
             // Seen with nginx, which never answers close_notify: everything up to the FIN
             // was whole, but nothing says it was all the server meant to send.
-            format!(
-                "possible truncation: {} closed TCP without answering our close_notify (some servers, nginx among them, never answer)",
-                self.target
-            )
+            Truncation::Unanswered
         } else {
-            format!(
-                "possible truncation: {} closed TCP without close_notify",
-                self.target
-            )
+            Truncation::NoCloseNotify
+        };
+        let error = Error::Truncated {
+            target: self.target.clone(),
+            how,
         };
         if !self.flags.peer_eof.swap(true, Ordering::SeqCst) {
-            log::warn!("{message}");
+            log::warn!("{error}");
             self.progressed();
         }
-        Err(io::Error::new(io::ErrorKind::UnexpectedEof, message))
+        Err(io::Error::new(io::ErrorKind::UnexpectedEof, error))
     }
 
     /// One socket read, fed to TLS: data, or the end of the stream.
