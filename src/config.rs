@@ -69,7 +69,10 @@ pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 
 /// Everything a [`Connection`](crate::Connection) needs to know before it connects.
 ///
-/// Built with chained setters; every setter documents its default.
+/// Built with chained setters; every setter documents its default. A setting's getter is
+/// the setter's name with `get_` before it ([`get_connect_timeout`](Self::get_connect_timeout)
+/// for [`connect_timeout`](Self::connect_timeout)), as `std::process::Command` names its
+/// getters (`get_args` for `arg`): the plain name is the setter's.
 ///
 /// ```
 /// use std::time::Duration;
@@ -369,6 +372,16 @@ impl Config {
         self.close_mode
     }
 
+    /// The read timeout a new [`Stream`](crate::Stream) starts with, if any.
+    pub fn get_read_timeout(&self) -> Option<Duration> {
+        self.read_timeout
+    }
+
+    /// The write timeout a new [`Stream`](crate::Stream) starts with, if any.
+    pub fn get_write_timeout(&self) -> Option<Duration> {
+        self.write_timeout
+    }
+
     /// Whether verification is off.
     pub fn is_insecure(&self) -> bool {
         self.insecure
@@ -376,14 +389,6 @@ impl Config {
 
     pub(crate) fn get_servername(&self) -> Option<&str> {
         self.servername.as_deref()
-    }
-
-    pub(crate) fn read_timeout_setting(&self) -> Option<Duration> {
-        self.read_timeout
-    }
-
-    pub(crate) fn write_timeout_setting(&self) -> Option<Duration> {
-        self.write_timeout
     }
 
     pub(crate) fn on_close_callback(&self) -> Option<OnClose> {

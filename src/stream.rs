@@ -343,10 +343,10 @@ impl Stream {
                 .map_or_else(|| "?".into(), |a| a.to_string()),
             started.elapsed().as_millis()
         );
-        if let Some(timeout) = config.read_timeout_setting() {
+        if let Some(timeout) = config.get_read_timeout() {
             let _ = socket.set_read_timeout(Some(timeout));
         }
-        if let Some(timeout) = config.write_timeout_setting() {
+        if let Some(timeout) = config.get_write_timeout() {
             let _ = socket.set_write_timeout(Some(timeout));
         }
         let inner = Inner {
