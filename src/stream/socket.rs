@@ -177,6 +177,18 @@ impl Stream {
 /// send close_notify. Readable does not mean a `read` will return data: what arrived may be
 /// a TLS record that carries none (a session ticket, a KeyUpdate), or part of a record, and
 /// data already decrypted may wait in the `Stream` while the socket is not readable.
+///
+/// ```no_run
+/// # #[cfg(unix)] {
+/// use std::os::fd::{AsFd, AsRawFd};
+/// use gracetls::{Config, Stream};
+///
+/// let stream = Stream::connect(&Config::new(), "example.com:443")?;
+/// let fd = stream.as_fd(); // borrowed: it cannot outlive the stream
+/// println!("polling descriptor {}", fd.as_raw_fd());
+/// # }
+/// # Ok::<(), gracetls::Error>(())
+/// ```
 #[cfg(unix)]
 impl std::os::fd::AsFd for Stream {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {

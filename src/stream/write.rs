@@ -121,6 +121,17 @@ impl Write for &Stream {
     }
 
     /// The slices go out together, as one TLS record where they fit in one.
+    ///
+    /// ```no_run
+    /// use std::io::{IoSlice, Write};
+    /// use gracetls::{Config, Stream};
+    ///
+    /// let stream = Stream::connect(&Config::new(), "example.com:443")?;
+    /// let (head, body) = (b"HEAD / HTTP/1.1\r\n", b"Host: example.com\r\n\r\n");
+    /// let n = (&stream).write_vectored(&[IoSlice::new(head), IoSlice::new(body)])?;
+    /// assert_eq!(n, head.len() + body.len()); // both slices, in one record
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         self.inner.write_vectored_plain(bufs)
     }
