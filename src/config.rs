@@ -285,8 +285,8 @@ impl Config {
     /// does after the handshake. Default: none, a read waits as long as it takes. The
     /// handshake is bounded by the connect timeout alone.
     ///
-    /// A [`Connection`](crate::Connection)'s reader thread takes a read timeout as the end
-    /// of the connection: leave it unset there.
+    /// A [`Connection`](crate::Connection) ignores it: its reader thread waits for the
+    /// server as long as it takes.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = Some(timeout);
         self

@@ -85,9 +85,13 @@ impl Connection {
     }
 
     /// Starts the reader thread on an established stream (for one made with
-    /// [`Stream::from_tcp`], say). If the thread cannot start, the stream is closed
+    /// [`Stream::from_tcp`], say). The stream's read timeout is cleared: the reader waits for
+    /// the server as long as it takes. If the thread cannot start, the stream is closed
     /// gracefully (close_notify) and the error says why.
     pub fn with_stream(config: &Config, stream: Stream) -> Result<Connection, Error> {
+        // The reader waits for the server as long as it takes: a timed-out read would end
+        // the connection ([`Config::read_timeout`] is for `Stream`s).
+        let _ = stream.set_read_timeout(None);
         let stream = Arc::new(stream);
         let (events_tx, events_rx) = bounded(QUEUE_CHUNKS);
         let (stop_tx, stop_rx) = bounded::<()>(0);

@@ -392,3 +392,27 @@ fn on_close_gets_the_report_of_a_close_by_drop() {
     assert!(rx.try_recv().is_err(), "one report per connection");
     server.assert_client_closed_cleanly(&[]);
 }
+
+/// A `Config` with a read timeout also makes `Connection`s, whose reader ignores it: a
+/// server silent for longer than the timeout is no error, and its later line arrives.
+#[test]
+fn connection_reader_ignores_the_configured_read_timeout() {
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, Tls::V13);
+    let config = config(&pki).read_timeout(Duration::from_millis(100));
+    let conn = Connection::connect(&config, &format!("localhost:{}", server.port)).unwrap();
+    assert_eq!(conn.stream().read_timeout().expect("read_timeout"), None);
+    conn.send(b"ping\n").unwrap();
+    server.expect_log("ping\n", WAIT, &[]);
+    // Silent for three timeouts' worth: the reader must still be there.
+    match conn.events().recv_timeout(Duration::from_millis(300)) {
+        Err(RecvTimeoutError::Timeout) => {}
+        other => panic!("the reader ended or delivered early: {other:?}"),
+    }
+    server.send_line("late");
+    let data = recv_until(&conn, |_, d| d.ends_with(b"late\n"));
+    assert_eq!(data, b"late\n");
+    let report = conn.close();
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    server.assert_client_closed_cleanly(&[]);
+}
