@@ -698,6 +698,14 @@ fn tcp_stream_manners() {
         matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
         "{err:?}"
     );
+    // Named as a write timeout is: what was being done, and with whom.
+    match Error::from_io(err, "reading from", "elsewhere") {
+        Error::Io { target, op, .. } => {
+            assert_eq!(op, "reading from");
+            assert_eq!(target, format!("localhost:{}", server.port));
+        }
+        other => panic!("{other:?}"),
+    }
     stream.set_read_timeout(Some(WAIT)).expect("set");
     assert_eq!(stream.read_timeout().expect("get"), Some(WAIT));
     stream.set_write_timeout(None).expect("set");

@@ -99,14 +99,15 @@ impl Inner {
             match self.read_socket(reading) {
                 Ok(()) => self.progressed(),
                 Err(_) if self.stopping() => return Ok(0),
-                // A read timeout the caller set on the socket: not the connection's failure.
+                // A read timeout the caller set on the socket: not the connection's failure,
+                // named like a write's.
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(e);
+                    return Err(io::Error::new(e.kind(), self.io_error("reading from", e)));
                 }
                 Err(e) => {
                     let error = self.io_error("reading from", e);
