@@ -34,8 +34,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     });
     let report = stream.close();
     println!("up {} bytes, down {} bytes, {report:?}", up?, down?);
-    if report.outcome != Outcome::Clean {
-        return Err(format!("not a clean close: {:?}", report.outcome).into());
+    if report.outcome() != Outcome::Clean {
+        return Err(format!("not a clean close: {:?}", report.outcome()).into());
     }
     Ok(())
 }

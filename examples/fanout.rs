@@ -413,9 +413,9 @@ struct Tally {
 impl Tally {
     fn add(&mut self, report: &CloseReport) {
         self.closed += 1;
-        self.close_notify_sent += usize::from(report.close_notify_sent);
-        self.close_notify_received += usize::from(report.close_notify_received);
-        let name = match report.outcome {
+        self.close_notify_sent += usize::from(report.close_notify_sent());
+        self.close_notify_received += usize::from(report.close_notify_received());
+        let name = match report.outcome() {
             Outcome::Clean => "clean",
             Outcome::Truncated => "truncated",
             Outcome::CloseTimeout => "close-timeout",

@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let clean = streams
         .iter()
         .map(Stream::close)
-        .filter(|report| report.outcome == Outcome::Clean)
+        .filter(|report| report.outcome() == Outcome::Clean)
         .count();
     println!("{clean} of {n} closed cleanly");
     if clean != n {

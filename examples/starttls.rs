@@ -45,8 +45,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     print!("< {}", reply(&mut BufReader::new(&stream), "")?.join("< "));
     let report = stream.close();
     println!("{report:?}");
-    if report.outcome != Outcome::Clean {
-        return Err(format!("not a clean close: {:?}", report.outcome).into());
+    if report.outcome() != Outcome::Clean {
+        return Err(format!("not a clean close: {:?}", report.outcome()).into());
     }
     Ok(())
 }

@@ -43,8 +43,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let report = stream.close();
     reader.join().expect("the reader thread")?;
     println!("{report:?}");
-    if report.outcome != Outcome::Clean {
-        return Err(format!("not a clean close: {:?}", report.outcome).into());
+    if report.outcome() != Outcome::Clean {
+        return Err(format!("not a clean close: {:?}", report.outcome()).into());
     }
     Ok(())
 }

@@ -36,8 +36,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("read ended: {:?}", ws.read());
     let report = closer.join().expect("the closing thread");
     println!("{report:?}");
-    if report.outcome != Outcome::Clean {
-        return Err(format!("not a clean close: {:?}", report.outcome).into());
+    if report.outcome() != Outcome::Clean {
+        return Err(format!("not a clean close: {:?}", report.outcome()).into());
     }
     Ok(())
 }

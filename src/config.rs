@@ -8,7 +8,7 @@ use std::time::Duration;
 use native_tls::{Certificate, Identity, Protocol, TlsConnector};
 
 use crate::diagnose;
-use crate::{Error, Proxy};
+use crate::{CloseReport, Error, Proxy};
 
 /// A TLS protocol version that can bound the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,11 @@ impl std::str::FromStr for TlsVersion {
     }
 }
 
-/// How [`Connection::close`](crate::Connection::close) ends a connection.
+/// How a connection is closed: by [`Stream::close`](crate::Stream::close),
+/// [`Connection::close`](crate::Connection::close), and by `Drop` of the last
+/// [`Stream`](crate::Stream) handle or of the [`Connection`](crate::Connection). The
+/// half-close ([`Stream::shutdown_write`](crate::Stream::shutdown_write)) is the same in
+/// both modes: close_notify now, the read side left open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CloseMode {
@@ -65,7 +69,10 @@ pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 
 /// Everything a [`Connection`](crate::Connection) needs to know before it connects.
 ///
-/// Built with chained setters; every setter documents its default.
+/// Built with chained setters; every setter documents its default. A setting's getter is
+/// the setter's name with `get_` before it ([`get_connect_timeout`](Self::get_connect_timeout)
+/// for [`connect_timeout`](Self::connect_timeout)), as `std::process::Command` names its
+/// getters (`get_args` for `arg`): the plain name is the setter's.
 ///
 /// ```
 /// use std::time::Duration;
@@ -91,14 +98,29 @@ pub struct Config {
     connect_timeout: Duration,
     close_timeout: Duration,
     close_mode: CloseMode,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
     reader_stack_size: usize,
     system_roots: bool,
     proxy: Option<Proxy>,
     /// The connector built from the fields above, shared by every connection made with this
     /// `Config` and its clones. Building one loads the system roots (about 1 MiB and tens of
     /// milliseconds each time), so many connections must not each build their own. Every
-    /// setter starts a new, empty cache.
+    /// setter of what the connector is built from (roots, identity, versions, ALPN,
+    /// verification) starts a new, empty cache; the others (timeouts, close mode, proxy,
+    /// server name, stack size) keep it.
     connector: Arc<OnceLock<Connector>>,
+    on_close: Option<OnClose>,
+}
+
+/// What [`Config::on_close`] was given.
+#[derive(Clone)]
+pub(crate) struct OnClose(pub(crate) Arc<dyn Fn(&CloseReport) + Send + Sync>);
+
+impl std::fmt::Debug for OnClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnClose(..)")
+    }
 }
 
 /// A native-tls connector, and what a diagnosis of its certificate failures needs to trust
@@ -122,10 +144,13 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
             close_mode: CloseMode::Fast,
+            read_timeout: None,
+            write_timeout: None,
             reader_stack_size: DEFAULT_STACK_SIZE,
             system_roots: true,
             proxy: None,
             connector: Arc::default(),
+            on_close: None,
         }
     }
 }
@@ -183,7 +208,6 @@ impl Config {
     /// The name sent as SNI and verified against the certificate. Default: the target's host.
     pub fn servername(mut self, name: impl Into<String>) -> Self {
         self.servername = Some(name.into());
-        self.connector = Arc::default();
         self
     }
 
@@ -239,22 +263,69 @@ impl Config {
     /// Bounds TCP connect (all addresses) plus the TLS handshake. Default: 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
-        self.connector = Arc::default();
         self
     }
 
     /// Bounds the whole close; past it the socket is closed hard. Default: 2 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
-        self.connector = Arc::default();
         self
     }
 
-    /// How [`Connection::close`](crate::Connection::close) and `Drop` close. Default:
+    /// How [`Stream::close`](crate::Stream::close), [`Connection::close`](crate::Connection::close)
+    /// and `Drop` close. Default:
     /// [`CloseMode::Fast`].
     pub fn close_mode(mut self, mode: CloseMode) -> Self {
         self.close_mode = mode;
-        self.connector = Arc::default();
+        self
+    }
+
+    /// Bounds how long a `read` on a [`Stream`](crate::Stream) this configuration connects
+    /// waits for the server, as [`Stream::set_read_timeout`](crate::Stream::set_read_timeout)
+    /// does after the handshake. Default: none, a read waits as long as it takes. The
+    /// handshake is bounded by the connect timeout alone.
+    ///
+    /// A [`Connection`](crate::Connection) ignores it: its reader thread waits for the
+    /// server as long as it takes.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds how long a `write` on a [`Stream`](crate::Stream) this configuration connects
+    /// waits for the server to take data, as
+    /// [`Stream::set_write_timeout`](crate::Stream::set_write_timeout) does after the
+    /// handshake. Default: none, a write waits as long as the server does not read.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = Some(timeout);
+        self
+    }
+
+    /// Called with the [`CloseReport`] of every connection this configuration makes, once,
+    /// when its close ends, on the thread that closed it: also for a close done by `Drop`
+    /// (a connection pool that drops its streams, a `Stream` that goes out of scope), whose
+    /// report would otherwise be lost. Default: none. A later call replaces the earlier.
+    ///
+    /// The callback runs inside the close, so it should be quick and must not panic (a
+    /// panic in `Drop` may abort the program). Every close is also logged at `info`
+    /// (`closed HOST:PORT: OUTCOME, close_notify sent / received, in N ms`).
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use gracetls::{CloseReport, Config, Outcome};
+    ///
+    /// let (tx, rx) = mpsc::channel::<CloseReport>();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let config = Config::new().on_close(move |report| {
+    ///     if report.outcome() != Outcome::Clean {
+    ///         let _ = tx.lock().map(|tx| tx.send(report.clone()));
+    ///     }
+    /// });
+    /// // Every connection made with `config`, however it ends, sends an unclean report to `rx`.
+    /// assert!(rx.try_recv().is_err());
+    /// ```
+    pub fn on_close(mut self, callback: impl Fn(&CloseReport) + Send + Sync + 'static) -> Self {
+        self.on_close = Some(OnClose(Arc::new(callback)));
         self
     }
 
@@ -262,7 +333,6 @@ impl Config {
     /// [`DEFAULT_STACK_SIZE`] (64 KiB), four times what the TLS paths were measured to need.
     pub fn thread_stack_size(mut self, bytes: usize) -> Self {
         self.reader_stack_size = bytes;
-        self.connector = Arc::default();
         self
     }
 
@@ -279,7 +349,6 @@ impl Config {
     /// ```
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.proxy = Some(proxy);
-        self.connector = Arc::default();
         self
     }
 
@@ -303,6 +372,16 @@ impl Config {
         self.close_mode
     }
 
+    /// The read timeout a new [`Stream`](crate::Stream) starts with, if any.
+    pub fn get_read_timeout(&self) -> Option<Duration> {
+        self.read_timeout
+    }
+
+    /// The write timeout a new [`Stream`](crate::Stream) starts with, if any.
+    pub fn get_write_timeout(&self) -> Option<Duration> {
+        self.write_timeout
+    }
+
     /// Whether verification is off.
     pub fn is_insecure(&self) -> bool {
         self.insecure
@@ -310,6 +389,10 @@ impl Config {
 
     pub(crate) fn get_servername(&self) -> Option<&str> {
         self.servername.as_deref()
+    }
+
+    pub(crate) fn on_close_callback(&self) -> Option<OnClose> {
+        self.on_close.clone()
     }
 
     pub(crate) fn get_thread_stack_size(&self) -> usize {
@@ -585,6 +668,24 @@ mod tests {
     fn durations() {
         assert_eq!(format_duration(Duration::from_secs(10)), "10s");
         assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
+    }
+
+    #[test]
+    fn only_connector_settings_drop_the_connector() {
+        let config = Config::new();
+        let kept = config
+            .clone()
+            .connect_timeout(Duration::from_secs(1))
+            .close_timeout(Duration::from_secs(1))
+            .close_mode(CloseMode::Wait)
+            .read_timeout(Duration::from_secs(1))
+            .write_timeout(Duration::from_secs(1))
+            .servername("example.org")
+            .thread_stack_size(1 << 20)
+            .proxy("http://127.0.0.1:8888".parse().expect("proxy"));
+        assert!(Arc::ptr_eq(&config.connector, &kept.connector));
+        let dropped = config.clone().alpn(["h2"]);
+        assert!(!Arc::ptr_eq(&config.connector, &dropped.connector));
     }
 
     #[test]

@@ -85,9 +85,13 @@ impl Connection {
     }
 
     /// Starts the reader thread on an established stream (for one made with
-    /// [`Stream::from_tcp`], say). If the thread cannot start, the stream is closed
+    /// [`Stream::from_tcp`], say). The stream's read timeout is cleared: the reader waits for
+    /// the server as long as it takes. If the thread cannot start, the stream is closed
     /// gracefully (close_notify) and the error says why.
     pub fn with_stream(config: &Config, stream: Stream) -> Result<Connection, Error> {
+        // The reader waits for the server as long as it takes: a timed-out read would end
+        // the connection ([`Config::read_timeout`] is for `Stream`s).
+        let _ = stream.set_read_timeout(None);
         let stream = Arc::new(stream);
         let (events_tx, events_rx) = bounded(QUEUE_CHUNKS);
         let (stop_tx, stop_rx) = bounded::<()>(0);
@@ -131,7 +135,7 @@ impl Connection {
     /// Data and ends from the server, in order. Clone it to read from another thread. The
     /// queue holds a few chunks: while nobody takes them, the reader stops reading the
     /// socket and the server's writes wait (backpressure, never loss).
-    pub fn events(&self) -> &Receiver<Event> {
+    pub fn events(&self) -> &crate::Receiver<Event> {
         &self.events_rx
     }
 
@@ -140,15 +144,14 @@ impl Connection {
     pub fn send(&self, data: &[u8]) -> Result<(), Error> {
         (&*self.stream)
             .write_all(data)
-            .map_err(|e| Error::from_io(e, self.stream.target()))
+            .map_err(|e| Error::from_io(e, "writing to", self.stream.target()))
     }
 
     /// Half-close: sends close_notify and a TCP FIN after what was sent, and keeps
-    /// delivering the server's data until its close_notify or end of stream.
+    /// delivering the server's data until its close_notify or end of stream. As
+    /// [`Stream::shutdown_write`].
     pub fn shutdown_write(&self) -> Result<(), Error> {
-        self.stream
-            .shutdown_write()
-            .map_err(|e| Error::from_io(e, self.stream.target()))
+        self.stream.shutdown_write()
     }
 
     /// How long no application data has moved either way ([`Stream::idle_time`]).
@@ -231,7 +234,7 @@ fn read_loop(stream: &Stream, events: &Sender<Event>, stop: &Receiver<()>) {
                 deliver(
                     events,
                     stop,
-                    Event::Error(Error::from_io(e, stream.target())),
+                    Event::Error(Error::from_io(e, "reading from", stream.target())),
                 );
                 return;
             }

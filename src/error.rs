@@ -158,6 +158,15 @@ pub enum Error {
         /// What went wrong.
         problem: Problem,
     },
+    /// The server's TCP stream ended without close_notify: what it sent may be incomplete. A
+    /// `read` returns it inside an `io::Error` of kind
+    /// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof).
+    Truncated {
+        /// The server, `host:port`.
+        target: String,
+        /// What is known of the end.
+        how: Truncation,
+    },
     /// Data was sent after the connection was closed.
     Closed,
     /// A thread the connection needs could not be started (the system's limit on threads or
@@ -202,6 +211,19 @@ pub(crate) fn is_name_mismatch(reason: &str) -> bool {
 /// names it: `tlsv13 alert certificate required`.
 fn is_certificate_required(reason: &str) -> bool {
     reason.contains("alert certificate required")
+}
+
+/// How the server's stream ended without close_notify ([`Error::Truncated`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Truncation {
+    /// The end came in the middle of a TLS record: the last data is certainly incomplete.
+    MidRecord,
+    /// The end came between records, with no close_notify: nothing says it was all.
+    NoCloseNotify,
+    /// The end came between records after our close_notify, which the server did not
+    /// answer (some servers, nginx among them, never do).
+    Unanswered,
 }
 
 /// The alert's own name in an OpenSSL reason: `handshake failure` of
@@ -408,34 +430,18 @@ impl fmt::Display for Error {
             } => {
                 let label = kind.label();
                 match (source.kind(), *op) {
-                    (io::ErrorKind::ConnectionRefused, "connecting to") => write!(
-                        f,
-                        "cannot connect to {label} {proxy} (for {target}): connection refused"
-                    ),
                     (_, "connecting to") => {
-                        write!(
-                            f,
-                            "cannot connect to {label} {proxy} (for {target}): {source}"
-                        )
+                        write!(f, "cannot connect to {label} {proxy} (for {target})")
                     }
                     (io::ErrorKind::UnexpectedEof, _) => write!(
                         f,
                         "{label} {proxy} closed the connection before the tunnel to {target} was set up"
                     ),
-                    _ => write!(
-                        f,
-                        "{label} {proxy} failed to set up the tunnel to {target}: {source}"
-                    ),
+                    _ => write!(f, "{label} {proxy} failed to set up the tunnel to {target}"),
                 }
             }
-            Error::Resolve { host, source } => write!(f, "cannot resolve {host}: {source}"),
-            Error::Connect { target, source } => {
-                let cause = match source.kind() {
-                    io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-                    _ => source.to_string(),
-                };
-                write!(f, "cannot connect to {target}: {cause}")
-            }
+            Error::Resolve { host, .. } => write!(f, "cannot resolve {host}"),
+            Error::Connect { target, .. } => write!(f, "cannot connect to {target}"),
             Error::ConnectTimeout { target, timeout } => write!(
                 f,
                 "connect timeout: {target} did not complete TCP connect and TLS handshake within {}",
@@ -478,16 +484,7 @@ impl fmt::Display for Error {
             Error::NotTls { target } => {
                 write!(f, "{target} is not a TLS server (its answer is not TLS)")
             }
-            Error::Io { target, op, source } => {
-                let cause = match source.kind() {
-                    io::ErrorKind::ConnectionReset => "connection reset by the server".to_string(),
-                    io::ErrorKind::BrokenPipe => {
-                        "connection closed by the server (broken pipe)".to_string()
-                    }
-                    _ => source.to_string(),
-                };
-                write!(f, "{cause} while {op} {target}")
-            }
+            Error::Io { target, op, .. } => write!(f, "{op} {target} failed"),
             Error::Tls { target, reason } if is_certificate_required(reason) => write!(
                 f,
                 "the server {target} requires a client certificate: given none, it ended the connection with the alert \"certificate required\""
@@ -506,8 +503,24 @@ impl fmt::Display for Error {
                 step,
                 problem,
             } => crate::starttls::describe(f, target, *protocol, step, problem),
+            Error::Truncated { target, how } => match how {
+                Truncation::MidRecord => write!(
+                    f,
+                    "truncated: {target} closed TCP in the middle of a TLS record; the last data is incomplete"
+                ),
+                Truncation::Unanswered => write!(
+                    f,
+                    "possible truncation: {target} closed TCP without answering our close_notify (some servers, nginx among them, never answer)"
+                ),
+                Truncation::NoCloseNotify => {
+                    write!(
+                        f,
+                        "possible truncation: {target} closed TCP without close_notify"
+                    )
+                }
+            },
             Error::Closed => write!(f, "the connection is closed"),
-            Error::Thread { what, source } => write!(f, "cannot start {what}: {source}"),
+            Error::Thread { what, .. } => write!(f, "cannot start {what}"),
         }
     }
 }
@@ -588,9 +601,19 @@ mod tests {
             target: "127.0.0.1:9".into(),
             source: io::ErrorKind::ConnectionRefused.into(),
         };
+        assert_eq!(e.to_string(), "cannot connect to 127.0.0.1:9");
         assert_eq!(
-            e.to_string(),
+            crate::unversioned::with_causes(&e),
             "cannot connect to 127.0.0.1:9: connection refused"
+        );
+        let e = Error::Io {
+            target: "h:1".into(),
+            op: "reading from",
+            source: io::ErrorKind::ConnectionReset.into(),
+        };
+        assert_eq!(
+            crate::unversioned::with_causes(&e),
+            "reading from h:1 failed: connection reset by the server"
         );
         let e = Error::Certificate {
             target: "h:1".into(),

@@ -30,6 +30,7 @@ impl From<Error> for io::Error {
             | Error::Setup { .. }
             | Error::KeyMismatch { .. } => io::ErrorKind::InvalidInput,
             Error::Closed => io::ErrorKind::BrokenPipe,
+            Error::Truncated { .. } => io::ErrorKind::UnexpectedEof,
             Error::Starttls { problem, .. } => match problem {
                 Problem::Io(source) => source.kind(),
                 Problem::Timeout { .. } => io::ErrorKind::TimedOut,
@@ -44,21 +45,22 @@ impl From<Error> for io::Error {
 
 impl Error {
     /// The [`Error`] inside an `io::Error` that a [`Stream`](crate::Stream) returned, or, for
-    /// one with none (a read timeout the caller set, say), an [`Error::Io`] naming `target`.
+    /// one with none (a read timeout the caller set, say), an [`Error::Io`] saying what was
+    /// being done (`op`: `reading from`, `writing to`) and with whom (`target`).
     ///
     /// ```
     /// use std::io;
     /// use gracetls::Error;
     ///
-    /// let e = Error::from_io(io::Error::from(Error::Closed), "h:1");
+    /// let e = Error::from_io(io::Error::from(Error::Closed), "writing to", "h:1");
     /// assert!(matches!(e, Error::Closed));
-    /// let e = Error::from_io(io::ErrorKind::TimedOut.into(), "h:1");
-    /// assert!(matches!(e, Error::Io { .. }));
+    /// let e = Error::from_io(io::ErrorKind::TimedOut.into(), "writing to", "h:1");
+    /// assert!(matches!(e, Error::Io { op: "writing to", .. }));
     /// ```
-    pub fn from_io(error: io::Error, target: &str) -> Error {
+    pub fn from_io(error: io::Error, op: &'static str, target: &str) -> Error {
         let io = |source| Error::Io {
             target: target.to_string(),
-            op: "reading from",
+            op,
             source,
         };
         if error.get_ref().is_none_or(|inner| !inner.is::<Error>()) {

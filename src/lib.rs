@@ -28,7 +28,7 @@
 //! };
 //! writeln!(&*stream, "hello")?;
 //! let report = stream.close(); // close_notify, bounded by the close timeout
-//! assert!(report.close_notify_sent);
+//! assert!(report.close_notify_sent());
 //! reader.join().expect("reader thread")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -40,7 +40,7 @@
 //! the certificate checked against the target. [`Connection`] is a `Stream` with one reader thread that
 //! delivers [`Event`]s on a channel, for programs that wait on channels rather than in `read`.
 //!
-//! Errors name the cause and the peer:
+//! Errors name what failed and the peer, and the cause is their `source()`:
 //!
 //! ```
 //! use std::time::Duration;
@@ -49,7 +49,10 @@
 //! // Nothing listens on port 1 of the loopback.
 //! let config = Config::new().connect_timeout(Duration::from_secs(2));
 //! let err = Stream::connect(&config, "127.0.0.1:1").unwrap_err();
-//! assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1: connection refused");
+//! assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1");
+//! // The cause is the error's `source()`, never repeated in its message.
+//! let cause = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>());
+//! assert_eq!(cause.map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
 //! ```
 //!
 //! # Design
@@ -105,13 +108,17 @@ pub mod starttls;
 mod stream;
 mod target;
 mod transport;
+#[doc(hidden)]
 pub mod unversioned;
 mod utc;
 
 pub use certificate::{Certificate, SubjectAltName};
 pub use config::{CloseMode, Config, TlsVersion};
 pub use connection::{Connection, Event};
-pub use error::Error;
+/// The receiving end of [`Connection::events`]: crossbeam-channel's, so it works in its
+/// `select!` next to a program's own channels.
+pub use crossbeam_channel::Receiver;
+pub use error::{Error, Truncation};
 pub use proxy::{Proxy, ProxyKind};
 pub use report::{CloseReport, Outcome};
 pub use session::Session;

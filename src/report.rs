@@ -12,8 +12,6 @@ pub enum Outcome {
     Truncated,
     /// The close did not finish within the close timeout; the socket was closed hard.
     CloseTimeout,
-    /// The close was cut short on purpose (a second signal): no goodbye.
-    Aborted,
     /// The connection failed.
     Error,
 }
@@ -25,34 +23,83 @@ impl Outcome {
             Outcome::Clean => "clean",
             Outcome::Truncated => "truncated",
             Outcome::CloseTimeout => "close-timeout",
-            Outcome::Aborted => "aborted",
             Outcome::Error => "error",
         }
     }
 }
 
-/// What a finished close reports.
+/// What a finished close reports. Made by the library only; read it with its methods.
+///
+/// ```no_run
+/// use gracetls::{Config, Outcome, Stream};
+///
+/// let stream = Stream::connect(&Config::new(), "example.com:443")?;
+/// let report = stream.close();
+/// if report.outcome() != Outcome::Clean {
+///     eprintln!("{} after {} bytes in: {:?}", report.outcome().name(), report.bytes_in(), report.error());
+/// }
+/// # Ok::<(), gracetls::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CloseReport {
+    pub(crate) outcome: Outcome,
+    pub(crate) close_notify_sent: bool,
+    pub(crate) close_notify_received: bool,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) bytes_dropped: u64,
+    pub(crate) close_duration: Duration,
+    pub(crate) error: Option<String>,
+    pub(crate) alert: Option<String>,
+}
+
+impl CloseReport {
     /// How it went.
-    pub outcome: Outcome,
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
     /// Whether our close_notify was handed to the socket.
-    pub close_notify_sent: bool,
+    pub fn close_notify_sent(&self) -> bool {
+        self.close_notify_sent
+    }
+
     /// Whether the server's close_notify was read.
-    pub close_notify_received: bool,
+    pub fn close_notify_received(&self) -> bool {
+        self.close_notify_received
+    }
+
     /// Plaintext bytes received from the server.
-    pub bytes_in: u64,
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in
+    }
+
     /// Plaintext bytes sent to the server.
-    pub bytes_out: u64,
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out
+    }
+
     /// Plaintext bytes that reached us during a fast close, after reading had stopped, and
     /// were not delivered. A fast close drops them by design; a count above zero says the
     /// server was still sending.
-    pub bytes_dropped: u64,
+    pub fn bytes_dropped(&self) -> u64 {
+        self.bytes_dropped
+    }
+
     /// From the start of the close to its end.
-    pub close_duration: Duration,
-    /// The error, if the connection failed.
-    pub error: Option<String>,
+    pub fn close_duration(&self) -> Duration {
+        self.close_duration
+    }
+
+    /// The error's message, if the connection failed.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
     /// The alert the server ended the connection with, by name, if it sent one (see
     /// [`Error::alert`](crate::Error::alert)).
-    pub alert: Option<String>,
+    pub fn alert(&self) -> Option<&str> {
+        self.alert.as_deref()
+    }
 }

@@ -12,6 +12,7 @@
 
 mod close;
 mod read;
+mod socket;
 mod write;
 
 use read::{SMALL_READ, Step};
@@ -20,14 +21,14 @@ use std::fmt;
 use std::io;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use native_tls::TlsStream;
 
 use crate::Error;
 use crate::certificate::Certificate;
-use crate::config::{CloseMode, Config};
+use crate::config::{CloseMode, Config, OnClose};
 use crate::connect::{connect_tcp, start_tls};
 use crate::diagnose::Redial;
 use crate::outbound::Outbound;
@@ -39,14 +40,21 @@ use crate::transport::MemoryTransport;
 /// A TLS client connection with `std::io` manners.
 ///
 /// - [`Read`](io::Read) and [`Write`](io::Write) are implemented for `Stream` and for `&Stream` (as for
-///   `&TcpStream`): share it with an `Arc` or a scoped thread, and one thread can block in
-///   `read` while others write.
+///   `&TcpStream`): share it with [`try_clone`](Stream::try_clone), an `Arc` or a scoped
+///   thread, and one thread can block in `read` while others write. (`Arc<Stream>` itself
+///   cannot be `Read` or `Write`: neither the traits nor `Arc` belong to this crate. Read
+///   through `&*arc`, or give the thread a handle of its own with `try_clone`.)
+/// - `TcpStream`'s manners: [`set_read_timeout`](Stream::set_read_timeout),
+///   [`set_write_timeout`](Stream::set_write_timeout), [`peer_addr`](Stream::peer_addr),
+///   [`local_addr`](Stream::local_addr), [`set_nodelay`](Stream::set_nodelay) (on by
+///   default), `AsFd`/`AsRawFd` for polling, `write_vectored`.
 /// - `read` returns `Ok(0)` after the server's close_notify or after our own close, and an
 ///   error of kind [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) when the server's TCP
 ///   stream ended without close_notify: possibly truncated data.
 /// - [`close`](Stream::close) sends close_notify from any thread, also while another thread
 ///   is blocked in `read` (which then returns `Ok(0)`) or `write` (which returns an error),
-///   bounded by the close timeout; every call returns the same report. `Drop` closes too.
+///   bounded by the close timeout; every call returns the same report. Dropping the last
+///   handle closes too.
 /// - [`shutdown_write`](Stream::shutdown_write) is the half-close: close_notify now, the
 ///   read side stays open.
 /// - [`session`](Stream::session): version, cipher suite, ALPN, certificate, addresses.
@@ -72,11 +80,17 @@ use crate::transport::MemoryTransport;
 /// };
 /// writeln!(&*stream, "hello")?;
 /// let report = stream.close(); // from this thread, while the reader is blocked
-/// assert!(report.close_notify_sent);
+/// assert!(report.close_notify_sent());
 /// reader.join().expect("reader thread")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Stream {
+    inner: Arc<Inner>,
+}
+
+/// The connection's state, shared by every handle [`Stream::try_clone`] made; dropping the
+/// last handle drops it, which closes.
+pub(crate) struct Inner {
     target: String,
     socket: TcpStream,
     tls: Mutex<TlsStream<MemoryTransport>>,
@@ -95,6 +109,8 @@ pub struct Stream {
     closed: Condvar,
     close_timeout: Duration,
     close_mode: CloseMode,
+    /// [`Config::on_close`], called once with the report of the first close.
+    on_close: Mutex<Option<OnClose>>,
     session: Session,
 }
 
@@ -171,8 +187,8 @@ fn open<'a>(
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stream")
-            .field("target", &self.target)
-            .field("session", &self.session)
+            .field("target", &self.inner.target)
+            .field("session", &self.inner.session)
             .finish_non_exhaustive()
     }
 }
@@ -196,7 +212,9 @@ impl Stream {
     /// // Nothing listens on port 1 of the loopback.
     /// let config = Config::new().connect_timeout(Duration::from_secs(2));
     /// let err = Stream::connect(&config, "127.0.0.1:1").unwrap_err();
-    /// assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1: connection refused");
+    /// assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1");
+    /// let cause = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>());
+    /// assert_eq!(cause.map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
     /// ```
     pub fn connect(config: &Config, target: &str) -> Result<Stream, Error> {
         let started = Instant::now();
@@ -325,7 +343,13 @@ impl Stream {
                 .map_or_else(|| "?".into(), |a| a.to_string()),
             started.elapsed().as_millis()
         );
-        Stream {
+        if let Some(timeout) = config.get_read_timeout() {
+            let _ = socket.set_read_timeout(Some(timeout));
+        }
+        if let Some(timeout) = config.get_write_timeout() {
+            let _ = socket.set_write_timeout(Some(timeout));
+        }
+        let inner = Inner {
             target,
             socket,
             tls: Mutex::new(tls),
@@ -351,43 +375,60 @@ impl Stream {
             closed: Condvar::new(),
             close_timeout: config.get_close_timeout(),
             close_mode: config.get_close_mode(),
+            on_close: Mutex::new(config.on_close_callback()),
             session,
+        };
+        Stream {
+            inner: Arc::new(inner),
         }
     }
 
     /// The server as messages name it: `host:port`.
     pub fn target(&self) -> &str {
-        &self.target
+        &self.inner.target
     }
 
     /// What the handshake negotiated, and with whom.
     pub fn session(&self) -> &Session {
-        &self.session
+        &self.inner.session
     }
 
     /// Whether the server's close_notify was read: after `read` returned `Ok(0)`, this tells
     /// the server's goodbye from our own close.
     pub fn close_notify_received(&self) -> bool {
-        self.flags.close_notify_received.load(Ordering::SeqCst)
-    }
-
-    /// Bounds how long a `read` waits for the server: past it, `read` fails with
-    /// `WouldBlock` (or `TimedOut`) and the connection stays usable, as with
-    /// `TcpStream::set_read_timeout`. `None` (the default) waits as long as it takes; a read
-    /// can also always be ended by [`close`](Self::close) from another thread.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_read_timeout(timeout)
+        self.inner
+            .flags
+            .close_notify_received
+            .load(Ordering::SeqCst)
     }
 
     /// How long no application data has moved either way: since the last plaintext was read
     /// or handed to the socket. Zero while ciphertext waits to be written, so a server slow
     /// to read does not count as quiet.
     pub fn idle_time(&self) -> Duration {
-        if self.out.pending() > 0 {
+        if self.inner.out.pending() > 0 {
             return Duration::ZERO;
         }
-        let last = Duration::from_nanos(self.counters.last_data.load(Ordering::Relaxed));
-        self.counters.born.elapsed().saturating_sub(last)
+        let last = Duration::from_nanos(self.inner.counters.last_data.load(Ordering::Relaxed));
+        self.inner.counters.born.elapsed().saturating_sub(last)
+    }
+}
+
+impl Inner {
+    /// Closes as [`Stream::close`] does, and hands the first report to the program's
+    /// callback, if it gave one.
+    fn close_and_report(&self) -> CloseReport {
+        let report = self.close();
+        // Taken out of the lock first: a callback may close again (it gets the same report).
+        let callback = lock(&self.on_close).take();
+        if let Some(OnClose(callback)) = callback {
+            callback(&report);
+        }
+        report
+    }
+
+    fn close_notify_received(&self) -> bool {
+        self.flags.close_notify_received.load(Ordering::SeqCst)
     }
 
     fn tls(&self) -> MutexGuard<'_, TlsStream<MemoryTransport>> {
@@ -417,7 +458,7 @@ impl Stream {
     fn record_error(&self, error: &Error) {
         let mut first = lock(&self.first_error);
         if first.is_none() {
-            *first = Some((error.to_string(), error.alert()));
+            *first = Some((crate::unversioned::with_causes(error), error.alert()));
         }
     }
 
@@ -451,10 +492,11 @@ impl Stream {
     }
 }
 
-impl Drop for Stream {
-    /// Closes gracefully with the configured mode, bounded by the close timeout.
+impl Drop for Inner {
+    /// Closes gracefully with the configured mode, bounded by the close timeout, when the
+    /// last handle goes.
     fn drop(&mut self) {
-        self.close();
+        self.close_and_report();
     }
 }
 

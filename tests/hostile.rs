@@ -374,7 +374,7 @@ fn keyupdate_flood_against_the_library() {
         FLOOD.as_secs_f64(),
         f.close_took.as_millis(),
         f.read.as_ref().map_err(|(n, e)| format!("{n} then {e}")),
-        f.report.bytes_in
+        f.report.bytes_in()
     );
     assert!(
         f.rss_growth_kib < RSS_LIMIT_KIB,
@@ -387,9 +387,14 @@ fn keyupdate_flood_against_the_library() {
         "the reader kept reading: the server's writes were not blocked at the end{}",
         f.note.dump()
     );
-    assert_eq!(f.report.outcome, Outcome::CloseTimeout, "{}", f.note.dump());
+    assert_eq!(
+        f.report.outcome(),
+        Outcome::CloseTimeout,
+        "{}",
+        f.note.dump()
+    );
     assert!(
-        !f.report.close_notify_sent && !f.report.close_notify_received,
+        !f.report.close_notify_sent() && !f.report.close_notify_received(),
         "{}",
         f.note.dump()
     );
@@ -412,11 +417,11 @@ fn keyupdate_flood_library_report_counts_what_was_read() {
     };
     println!(
         "HOSTILE keyupdate_flood_library_bytes_in read={read} bytes_in={}",
-        f.report.bytes_in
+        f.report.bytes_in()
     );
     assert_eq!(
         read,
-        f.report.bytes_in,
+        f.report.bytes_in(),
         "bytes_in differs from what read returned{}",
         f.note.dump()
     );
@@ -922,19 +927,19 @@ fn wait_close_keeps_at_most_its_stash() {
     let growth = peak.saturating_sub(rss_before);
     println!(
         "HOSTILE wait_close_stash outcome={:?} close_ms={} bytes_in={} bytes_dropped={} server_sent={} rss_growth_kib={growth}",
-        report.outcome,
+        report.outcome(),
         took.as_millis(),
-        report.bytes_in,
-        report.bytes_dropped,
+        report.bytes_in(),
+        report.bytes_dropped(),
         seen.data_sent
     );
     assert_eq!(
-        report.outcome,
+        report.outcome(),
         Outcome::CloseTimeout,
         "{report:?}\n{seen:?}"
     );
     assert!(
-        report.close_notify_sent && !report.close_notify_received,
+        report.close_notify_sent() && !report.close_notify_received(),
         "{report:?}"
     );
     assert!(
@@ -991,7 +996,8 @@ fn connection_events_nobody_takes_push_back() {
     srv.stop();
     println!(
         "HOSTILE connection_events server_stalled_at={stalled_at} rss_growth_kib={growth} delivered={} outcome={:?}",
-        got, report.outcome
+        got,
+        report.outcome()
     );
     assert!(
         stalled_at < SENT / 2,
@@ -1002,5 +1008,5 @@ fn connection_events_nobody_takes_push_back() {
         got == SENT && in_order,
         "{got} bytes delivered (in order: {in_order}), not the {SENT} sent"
     );
-    assert!(report.close_notify_received, "{report:?}");
+    assert!(report.close_notify_received(), "{report:?}");
 }

@@ -104,9 +104,9 @@ fn write_reaches_server_while_reader_is_blocked() {
     conn.send(b"hello from the library\n").unwrap();
     server.expect_log("hello from the library", WAIT, &[]);
     let report = conn.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_sent);
-    assert_eq!(report.bytes_out, 23);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent());
+    assert_eq!(report.bytes_out(), 23);
     server.assert_client_closed_cleanly(&[]);
 }
 
@@ -125,8 +125,8 @@ fn data_both_ways_then_close_tls12() {
         .unwrap();
     server.expect_log("from a thread", WAIT, &[]);
     let report = conn.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert_eq!((report.bytes_in, report.bytes_out), (10, 14));
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert_eq!((report.bytes_in(), report.bytes_out()), (10, 14));
     server.assert_client_closed_cleanly(&[]);
 }
 
@@ -151,9 +151,9 @@ fn wait_mode_receives_the_servers_close_notify() {
     )
     .unwrap();
     let report = conn.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     assert!(
-        report.close_notify_sent && report.close_notify_received,
+        report.close_notify_sent() && report.close_notify_received(),
         "{report:?}"
     );
     server.assert_client_closed_cleanly(&[]);
@@ -173,8 +173,8 @@ fn half_close_keeps_reading_until_the_server_closes() {
     // s_server answers our close_notify with its own.
     recv_until(&conn, |e, _| matches!(e, Event::PeerCloseNotify));
     let report = conn.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_sent && report.close_notify_received);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent() && report.close_notify_received());
     server.assert_client_closed_cleanly(&[]);
     assert!(server.text().contains("last words"));
 }
@@ -191,9 +191,9 @@ fn server_close_notify_is_answered(tls: Tls) {
     let data = recv_until(&conn, |e, _| matches!(e, Event::PeerCloseNotify));
     assert_eq!(data.len(), 300_000);
     let report = conn.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     assert!(
-        report.close_notify_received && report.close_notify_sent,
+        report.close_notify_received() && report.close_notify_sent(),
         "{report:?}"
     );
     assert_eq!(peer.verdict(&[]), "client_answered_close_notify");
@@ -211,8 +211,8 @@ fn server_vanishing_is_a_truncation(tls: Tls) {
     let data = recv_until(&conn, |e, _| matches!(e, Event::PeerEof));
     assert_eq!(data.len(), 5000);
     let report = conn.close();
-    assert_eq!(report.outcome, Outcome::Truncated, "{report:?}");
-    assert!(!report.close_notify_received);
+    assert_eq!(report.outcome(), Outcome::Truncated, "{report:?}");
+    assert!(!report.close_notify_received());
 }
 
 per_version! {
@@ -230,7 +230,7 @@ fn killed_server_is_a_truncation() {
     server.proc.kill();
     recv_until(&conn, |e, _| matches!(e, Event::PeerEof));
     let report = conn.close();
-    assert_eq!(report.outcome, Outcome::Truncated, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Truncated, "{report:?}");
 }
 
 /// s_server's `K` sends a TLS 1.3 KeyUpdate that asks for ours: the reader makes the reply
@@ -257,7 +257,7 @@ fn key_update_requested_by_server_is_answered_in_order() {
         "KeyUpdate reply after the data:\n{log}"
     );
     let report = conn.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);
 }
 
@@ -284,7 +284,7 @@ fn tls12_renegotiation_started_by_server() {
         common::dumps(&[&server])
     );
     let report = conn.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);
 }
 
@@ -303,9 +303,9 @@ fn wait_close_without_an_events_reader_still_sees_close_notify() {
         conn.send(&[b'x'; 64 * 1024]).unwrap();
     }
     let report = conn.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_received, "{report:?}");
-    assert_eq!(report.bytes_out, 32 * 64 * 1024);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_received(), "{report:?}");
+    assert_eq!(report.bytes_out(), 32 * 64 * 1024);
     assert_eq!(peer.verdict(&[]), "client_close_notify");
 }
 
@@ -348,4 +348,71 @@ fn drop_scenario_alone() {
         before,
         task_count()
     );
+}
+
+/// `Config::on_close` receives the report of a close nobody asked for: a `Stream` dropped
+/// (its last handle) and a `Connection` dropped, each once, with what the server saw.
+#[test]
+fn on_close_gets_the_report_of_a_close_by_drop() {
+    let pki = common::Pki::new();
+    let (tx, rx) = mpsc::channel::<gracetls::CloseReport>();
+    let tx = Mutex::new(tx);
+    let config = config(&pki).on_close(move |report| {
+        let _ = tx.lock().map(|tx| tx.send(report.clone()));
+    });
+
+    let server = SServer::start(&pki, Tls::V13);
+    let stream =
+        gracetls::Stream::connect(&config, &format!("localhost:{}", server.port)).expect("connect");
+    let clone = stream.try_clone().expect("try_clone");
+    (&stream).write_all(b"dropped\n").expect("write");
+    server.expect_log("dropped\n", WAIT, &[]);
+    drop(stream);
+    assert!(rx.try_recv().is_err(), "no close while a handle is left");
+    drop(clone);
+    let report = rx
+        .recv_timeout(WAIT)
+        .expect("the report of the close by Drop");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent());
+    assert_eq!(report.bytes_out(), 8);
+    server.assert_client_closed_cleanly(&[]);
+
+    let server = SServer::start(&pki, Tls::V13);
+    let conn =
+        Connection::connect(&config, &format!("localhost:{}", server.port)).expect("connect");
+    conn.send(b"bye\n").expect("send");
+    server.expect_log("bye\n", WAIT, &[]);
+    drop(conn);
+    let report = rx
+        .recv_timeout(WAIT)
+        .expect("the report of the Connection's Drop");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert_eq!(report.bytes_out(), 4);
+    assert!(rx.try_recv().is_err(), "one report per connection");
+    server.assert_client_closed_cleanly(&[]);
+}
+
+/// A `Config` with a read timeout also makes `Connection`s, whose reader ignores it: a
+/// server silent for longer than the timeout is no error, and its later line arrives.
+#[test]
+fn connection_reader_ignores_the_configured_read_timeout() {
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, Tls::V13);
+    let config = config(&pki).read_timeout(Duration::from_millis(100));
+    let conn = Connection::connect(&config, &format!("localhost:{}", server.port)).unwrap();
+    assert_eq!(conn.stream().read_timeout().expect("read_timeout"), None);
+    conn.send(b"ping\n").unwrap();
+    server.expect_log("ping\n", WAIT, &[]);
+    // Silent for three timeouts' worth: the reader must still be there.
+    match conn.events().recv_timeout(Duration::from_millis(300)) {
+        Err(RecvTimeoutError::Timeout) => {}
+        other => panic!("the reader ended or delivered early: {other:?}"),
+    }
+    server.send_line("late");
+    let data = recv_until(&conn, |_, d| d.ends_with(b"late\n"));
+    assert_eq!(data, b"late\n");
+    let report = conn.close();
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    server.assert_client_closed_cleanly(&[]);
 }

@@ -669,7 +669,7 @@ fn library_stream_through_the_proxy() {
     }
     assert_eq!(got, b"to the library\n");
     let report = stream.close();
-    assert!(report.close_notify_sent, "{report:?}");
+    assert!(report.close_notify_sent(), "{report:?}");
     srv.assert_client_closed_cleanly(&[&proxy]);
 }
 

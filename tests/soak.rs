@@ -162,7 +162,7 @@ fn cycle(config: &Config, target: &str, i: usize, server: &FanoutServer) {
     assert_eq!(echoed, line.as_bytes(), "cycle {i}");
     let report = conn.close();
     assert!(
-        report.outcome == Outcome::Clean && report.close_notify_sent,
+        report.outcome() == Outcome::Clean && report.close_notify_sent(),
         "cycle {i}: {report:?}"
     );
 }

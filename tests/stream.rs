@@ -103,8 +103,8 @@ fn lines_reader_closed_from_another_thread(tls: Tls) {
         .expect("reader")
         .expect("the pending read ends with Ok(0)");
     assert_eq!(lines, ["first"]);
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_sent);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent());
     server.assert_client_closed_cleanly(&[]);
     // Reads after the close keep returning the end.
     assert_eq!((&*stream).read(&mut [0u8; 8]).expect("read after close"), 0);
@@ -141,9 +141,9 @@ fn write_while_another_thread_reads(tls: Tls) {
         assert_eq!(got, payload, "the echo is not what was sent");
     });
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     assert_eq!(
-        (report.bytes_in, report.bytes_out),
+        (report.bytes_in(), report.bytes_out()),
         (total as u64, total as u64)
     );
     server.assert_verdict("client_close_notify", &[]);
@@ -165,8 +165,8 @@ fn server_close_notify_reads_as_end(tls: Tls) {
     assert_eq!(got, "all of it\n");
     assert!(stream.close_notify_received());
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_received && report.close_notify_sent);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_received() && report.close_notify_sent());
     let verdict = server.verdict(&[]);
     assert!(
         verdict.starts_with("client_close_notify") || verdict == "client_answered_close_notify",
@@ -191,9 +191,23 @@ fn truncation_is_unexpected_eof(tls: Tls) {
         .expect_err("a truncation is an error");
     assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
     assert!(err.to_string().contains("without close_notify"), "{err}");
+    let inner = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+        .expect("a gracetls::Error inside");
+    assert!(
+        matches!(
+            inner,
+            Error::Truncated {
+                how: gracetls::Truncation::NoCloseNotify,
+                ..
+            }
+        ),
+        "{inner:?}"
+    );
     assert_eq!(got, b"cut here\n");
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Truncated, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Truncated, "{report:?}");
 }
 
 /// Two threads close at once: one close runs, both get its report.
@@ -208,7 +222,7 @@ fn close_from_two_threads_one_report(tls: Tls) {
         (a.join().expect("a"), b.join().expect("b"))
     });
     assert_eq!(a, b);
-    assert_eq!(a.outcome, Outcome::Clean, "{a:?}");
+    assert_eq!(a.outcome(), Outcome::Clean, "{a:?}");
     assert_eq!(stream.close(), a, "a later close returns the same report");
     server.assert_client_closed_cleanly(&[]);
 }
@@ -228,7 +242,7 @@ fn from_tcp_after_plaintext(tls: Tls) {
         stream.target()
     );
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);
 }
 
@@ -281,8 +295,8 @@ fn shutdown_write_keeps_reading(tls: Tls) {
     assert_eq!(got, b"echo me\n");
     assert!(started.elapsed() < WAIT);
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_received);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_received());
     server.assert_verdict("client_close_notify", &[]);
 }
 
@@ -304,7 +318,7 @@ fn pem_in_memory(tls: Tls) {
     stream.read_exact(&mut got).expect("the echo");
     assert_eq!(&got, b"pem\n");
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     server.assert_verdict("client_close_notify", &[]);
 }
 
@@ -350,8 +364,8 @@ fn starttls_upgrade_through_from_tcp(tls: Tls) {
     });
     assert_eq!(echo.expect("the echo"), "MAIL FROM:<a@example.com>\n");
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_sent);
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent());
     server.assert_verdict("client_close_notify", &[]);
     server.expect_line(&format!("HANDSHAKE {}", tls.python_name()), WAIT, &[]);
 }
@@ -460,8 +474,8 @@ fn websocket_closed_from_another_thread(tls: Tls) {
         matches!(after, Err(WsError::AlreadyClosed)),
         "a read after it: {after:?}"
     );
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
-    assert!(report.close_notify_sent, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent(), "{report:?}");
     let (end, error) = server.join().expect("server thread");
     assert_eq!(
         end.as_deref(),
@@ -583,9 +597,9 @@ fn io_copy_64_mib_each_way_at_once(tls: Tls) {
         "the down copy ended otherwise"
     );
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     assert_eq!(
-        (report.bytes_in, report.bytes_out),
+        (report.bytes_in(), report.bytes_out()),
         (COPY_BYTES, COPY_BYTES)
     );
     let verdict = peer.next_verdict(WAIT);
@@ -622,7 +636,7 @@ fn read_timeout_leaves_the_stream_usable(tls: Tls) {
         got.extend_from_slice(&buf[..n]);
     }
     let report = stream.close();
-    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
     server.assert_client_closed_cleanly(&[]);
 }
 
@@ -642,8 +656,149 @@ fn half_close_and_close_at_once_report_the_one_close_notify() {
             half.join().expect("half-close thread").expect("half-close");
             report
         });
-        assert!(report.close_notify_sent, "round {round}: {report:?}");
-        assert_eq!(report.outcome, Outcome::Clean, "round {round}: {report:?}");
+        assert!(report.close_notify_sent(), "round {round}: {report:?}");
+        assert_eq!(
+            report.outcome(),
+            Outcome::Clean,
+            "round {round}: {report:?}"
+        );
         server.assert_verdict("client_close_notify", &[]);
     }
+}
+
+/// `TcpStream`'s manners against `openssl s_server`: the timeouts `Config` gives and their
+/// getters and setters (the configured read timeout holds: a silent server times the read
+/// out), both addresses, `TCP_NODELAY` on by default and off on request (as the socket itself
+/// says, reached through `AsFd`), `write_vectored` as one line in the server's log, and a
+/// clean close after all of it.
+#[test]
+fn tcp_stream_manners() {
+    use std::io::IoSlice;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    let pki = common::Pki::new();
+    let server = SServer::start(&pki, Tls::V13);
+    let config = config(&pki)
+        .read_timeout(Duration::from_millis(300))
+        .write_timeout(Duration::from_secs(7));
+    let stream = Stream::connect(&config, &format!("localhost:{}", server.port)).expect("connect");
+    assert_eq!(
+        stream.read_timeout().expect("read timeout"),
+        Some(Duration::from_millis(300))
+    );
+    assert_eq!(
+        stream.write_timeout().expect("write timeout"),
+        Some(Duration::from_secs(7))
+    );
+    let mut buf = [0u8; 64];
+    let err = (&stream)
+        .read(&mut buf)
+        .expect_err("the configured read timeout ends a read from a silent server");
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err:?}"
+    );
+    // Named as a write timeout is: what was being done, and with whom.
+    match Error::from_io(err, "reading from", "elsewhere") {
+        Error::Io { target, op, .. } => {
+            assert_eq!(op, "reading from");
+            assert_eq!(target, format!("localhost:{}", server.port));
+        }
+        other => panic!("{other:?}"),
+    }
+    stream.set_read_timeout(Some(WAIT)).expect("set");
+    assert_eq!(stream.read_timeout().expect("get"), Some(WAIT));
+    stream.set_write_timeout(None).expect("set");
+    assert_eq!(stream.write_timeout().expect("get"), None);
+
+    let peer = stream.peer_addr().expect("peer_addr");
+    assert_eq!(peer.port(), server.port);
+    assert_eq!(Some(peer), stream.session().peer_addr());
+    let local = stream.local_addr().expect("local_addr");
+    assert_eq!(Some(local), stream.session().local_addr());
+
+    assert!(stream.nodelay().expect("nodelay"), "on by default");
+    // A duplicate of the descriptor is the same socket: same address, same options. Only
+    // options are read through it, as the docs ask.
+    let dup = TcpStream::from(stream.as_fd().try_clone_to_owned().expect("dup"));
+    assert_eq!(stream.as_raw_fd(), stream.as_fd().as_raw_fd());
+    assert_eq!(dup.local_addr().expect("dup local_addr"), local);
+    stream.set_nodelay(false).expect("set_nodelay");
+    assert!(!stream.nodelay().expect("nodelay"));
+    assert!(!dup.nodelay().expect("the socket's own option"));
+    drop(dup);
+
+    let n = (&stream)
+        .write_vectored(&[
+            IoSlice::new(b"gath"),
+            IoSlice::new(b""),
+            IoSlice::new(b"ered\n"),
+        ])
+        .expect("write_vectored");
+    assert_eq!(n, 9);
+    server.expect_log("gathered\n", WAIT, &[]);
+    writeln!(&stream, "still on").expect("write after all that");
+    server.expect_log("still on\n", WAIT, &[]);
+    let report = stream.close();
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    server.assert_client_closed_cleanly(&[]);
+}
+
+/// `try_clone`: a reading handle on another thread gets the server's line while the first
+/// handle writes; dropping the first leaves the connection open (the clone still writes), and
+/// dropping the last closes it with close_notify, as the server's log shows.
+#[test]
+fn try_clone_shares_one_connection_closed_by_the_last_handle() {
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, Tls::V13);
+    let stream = Stream::connect(
+        &config(&pki).read_timeout(WAIT),
+        &format!("localhost:{}", server.port),
+    )
+    .expect("connect");
+    let clone = stream.try_clone().expect("try_clone");
+    let reader = thread::spawn(move || {
+        let mut line = String::new();
+        let got = BufReader::new(&clone).read_line(&mut line).map(|_| line);
+        (got, clone)
+    });
+    writeln!(&stream, "from the first handle").expect("write");
+    server.expect_log("from the first handle\n", WAIT, &[]);
+    server.send_line("to the clone");
+    let (line, clone) = reader.join().expect("reader thread");
+    assert_eq!(line.expect("the server's line"), "to the clone\n");
+    drop(stream);
+    writeln!(&clone, "from the clone").expect("the connection outlives the first handle");
+    server.expect_log("from the clone\n", WAIT, &[]);
+    drop(clone);
+    server.assert_client_closed_cleanly(&[]);
+}
+
+/// `Config::write_timeout` bounds a write to a server that never reads: the write fails with
+/// `WouldBlock` or `TimedOut` once the socket buffers are full, instead of waiting for good.
+#[test]
+fn configured_write_timeout_bounds_a_write() {
+    let pki = common::Pki::new();
+    let server = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
+    let config = config(&pki)
+        .write_timeout(Duration::from_millis(300))
+        .close_timeout(Duration::from_secs(1));
+    let stream = Stream::connect(&config, &format!("127.0.0.1:{}", server.port)).expect("connect");
+    let chunk = vec![b'x'; 256 * 1024];
+    let started = Instant::now();
+    let mut err = None;
+    // 64 MiB at most: far more than loopback socket buffers hold.
+    for _ in 0..256 {
+        if let Err(e) = (&stream).write(&chunk) {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("a server that never reads makes a write time out");
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < WAIT, "{:?}", started.elapsed());
+    drop(stream);
 }

@@ -15,7 +15,7 @@ use super::args::{Args, Escape, OnEof};
 use super::hints::print_error;
 use super::io::{Input, Output, spawn_output, spawn_stdin};
 use super::lines::LineMatcher;
-use super::report::{Ending, Trigger, emit_report, finish, not_connected};
+use super::report::{Closed, Ended, Ending, Trigger, emit_report, finish, not_connected};
 use super::signals::{Signal, die};
 
 /// The state of one connection's end, driven by one `select!`.
@@ -140,18 +140,24 @@ impl Coordinator {
                 },
             }
         }
-        let mut report = report.unwrap_or_else(|| not_connected(Outcome::Error, None));
+        let mut report = report.map_or_else(
+            || not_connected(Ended::Closed(Outcome::Error), None),
+            |r| Closed::from(&r),
+        );
         if let Some(failure) = self.failure.take() {
-            report.outcome = Outcome::Error;
+            report.outcome = Ended::Closed(Outcome::Error);
             report.error.get_or_insert(failure);
         }
-        if self.end == Some(QUIET) && report.bytes_dropped > 0 && report.outcome == Outcome::Clean {
+        if self.end == Some(QUIET)
+            && report.bytes_dropped > 0
+            && report.outcome == Ended::Closed(Outcome::Clean)
+        {
             // The server began to answer just as the quiet time ended: not a clean end.
             warn!(
                 "{} bytes from the server arrived as the quiet time ended and were dropped; raise --quiet-time",
                 report.bytes_dropped
             );
-            report.outcome = Outcome::Truncated;
+            report.outcome = Ended::Closed(Outcome::Truncated);
         }
         let (trigger, trigger_at) = self.trigger.unwrap_or((Trigger::Error, self.started));
         let ending = Ending {
@@ -292,7 +298,7 @@ impl Coordinator {
     /// A signal while a close runs: end at once, without waiting for the goodbye.
     fn abort(&self, sig: Signal) -> ! {
         warn!("{} during the close: ending at once", sig.name());
-        let report = not_connected(Outcome::Aborted, None);
+        let report = not_connected(Ended::Aborted, None);
         let close_from = self.trigger.map_or(self.started, |(_, at)| at);
         let ending = Ending {
             trigger: Trigger::Signal(sig),

@@ -247,9 +247,10 @@ fn is_certificate_required(reason: &str) -> bool {
 
 /// Prints `error` as one line on stderr, with its hint.
 pub(crate) fn print_error(e: &Error) {
+    let e_text = gracetls::unversioned::with_causes(e);
     match hint(e) {
-        Some(hint) => eprintln!("gracetls: error: {e}; {hint}"),
-        None => eprintln!("gracetls: error: {e}"),
+        Some(hint) => eprintln!("gracetls: error: {e_text}; {hint}"),
+        None => eprintln!("gracetls: error: {e_text}"),
     }
 }
 

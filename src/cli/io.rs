@@ -149,7 +149,11 @@ pub(crate) fn spawn_output(
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
                     Err(e) => {
-                        let _ = tx.send(Output::Failed(Error::from_io(e, stream.target())));
+                        let _ = tx.send(Output::Failed(Error::from_io(
+                            e,
+                            "reading from",
+                            stream.target(),
+                        )));
                         break;
                     }
                 };

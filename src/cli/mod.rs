@@ -35,7 +35,7 @@ use args::{check_usage, config_from};
 use coordinator::Coordinator;
 use generate::Parsed;
 use hints::print_error;
-use report::{Ending, Trigger, finish, not_connected};
+use report::{Ended, Ending, Trigger, finish, not_connected};
 use show_cert::show_cert;
 use signals::{Signal, watch_signals};
 
@@ -129,7 +129,7 @@ pub fn run() -> ExitCode {
             Ok(Ok(stream)) => Arc::new(stream),
             Ok(Err(e)) => {
                 print_error(&e);
-                let report = not_connected(Outcome::Error, Some(&e));
+                let report = not_connected(Ended::Closed(Outcome::Error), Some(&e));
                 let ending = Ending::unconnected(Trigger::Error, started, started);
                 return finish(&args, ending, report);
             }
@@ -141,7 +141,7 @@ pub fn run() -> ExitCode {
         recv(signals) -> sig => {
             let sig = sig.unwrap_or(Signal::Int);
             debug!("{} before the TLS session was up: ending at once", sig.name());
-            let report = not_connected(Outcome::Aborted, None);
+            let report = not_connected(Ended::Aborted, None);
             let ending = Ending::unconnected(Trigger::Signal(sig), started, Instant::now());
             return finish(&args, ending, report);
         }

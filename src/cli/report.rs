@@ -52,25 +52,76 @@ impl Trigger {
     }
 }
 
+/// How the command's connection ended: as the library's close said, or aborted, which only
+/// the command does (a second signal during the close, a signal before the session was up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Closed(Outcome),
+    /// Cut short on purpose: no goodbye.
+    Aborted,
+}
+
+impl Ended {
+    /// The name used in reports: the library's (`clean`, `truncated`, ...) or `aborted`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Ended::Closed(outcome) => outcome.name(),
+            Ended::Aborted => "aborted",
+        }
+    }
+}
+
 /// The process exit code for an outcome when no signal ends the process: 0 clean, 1 error,
 /// 3 truncated, 4 close timed out. An aborted close ends by a signal; 1 stands for it where a
 /// code is needed anyway.
-pub(crate) fn exit_code(outcome: Outcome) -> i32 {
-    match outcome {
-        Outcome::Clean => 0,
-        Outcome::Truncated => 3,
-        Outcome::CloseTimeout => 4,
+pub(crate) fn exit_code(ended: Ended) -> i32 {
+    match ended {
+        Ended::Closed(Outcome::Clean) => 0,
+        Ended::Closed(Outcome::Truncated) => 3,
+        Ended::Closed(Outcome::CloseTimeout) => 4,
         _ => 1,
     }
 }
 
-/// A [`CloseReport`] with what only the program knows: its exit code and running time.
+/// The library's [`CloseReport`] as the command reports it, which it may amend: a failure
+/// of its own (stdout closed, a certificate it could not print), data dropped at the quiet
+/// time, an abort.
+#[derive(Debug, Clone)]
+pub(crate) struct Closed {
+    pub(crate) outcome: Ended,
+    pub(crate) close_notify_sent: bool,
+    pub(crate) close_notify_received: bool,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) bytes_dropped: u64,
+    pub(crate) close_duration: Duration,
+    pub(crate) error: Option<String>,
+    pub(crate) alert: Option<String>,
+}
+
+impl From<&CloseReport> for Closed {
+    fn from(r: &CloseReport) -> Closed {
+        Closed {
+            outcome: Ended::Closed(r.outcome()),
+            close_notify_sent: r.close_notify_sent(),
+            close_notify_received: r.close_notify_received(),
+            bytes_in: r.bytes_in(),
+            bytes_out: r.bytes_out(),
+            bytes_dropped: r.bytes_dropped(),
+            close_duration: r.close_duration(),
+            error: r.error().map(str::to_string),
+            alert: r.alert().map(str::to_string),
+        }
+    }
+}
+
+/// A [`Closed`] with what only the program knows: its exit code and running time.
 #[derive(Debug, Clone)]
 pub(crate) struct ExitReport {
     /// What started the end.
     pub(crate) trigger: Trigger,
     /// How the connection ended.
-    pub(crate) close: CloseReport,
+    pub(crate) close: Closed,
     /// What finished an end that the trigger only began: after stdin EOF,
     /// `server-close-notify`, `server-eof` or `quiet` (nothing moved for the quiet time).
     pub(crate) end: Option<&'static str>,
@@ -215,8 +266,8 @@ fn json_string(text: &str) -> String {
 }
 
 /// The report of a session that never got to a close.
-pub(crate) fn not_connected(outcome: Outcome, error: Option<&gracetls::Error>) -> CloseReport {
-    CloseReport {
+pub(crate) fn not_connected(outcome: Ended, error: Option<&gracetls::Error>) -> Closed {
+    Closed {
         outcome,
         close_notify_sent: false,
         close_notify_received: false,
@@ -224,7 +275,7 @@ pub(crate) fn not_connected(outcome: Outcome, error: Option<&gracetls::Error>) -
         bytes_out: 0,
         bytes_dropped: 0,
         close_duration: Duration::ZERO,
-        error: error.map(ToString::to_string),
+        error: error.map(|e| gracetls::unversioned::with_causes(e)),
         alert: error.and_then(gracetls::Error::alert),
     }
 }
@@ -255,7 +306,7 @@ impl Ending<'_> {
 
 /// Writes the report and ends: by the signal that ended the connection, or with the
 /// outcome's exit code.
-pub(crate) fn finish(args: &Args, ending: Ending<'_>, report: CloseReport) -> ExitCode {
+pub(crate) fn finish(args: &Args, ending: Ending<'_>, report: Closed) -> ExitCode {
     match ending.trigger {
         Trigger::Signal(sig) => {
             emit_report(args, &ending, &report, 128 + sig.number());
@@ -269,7 +320,7 @@ pub(crate) fn finish(args: &Args, ending: Ending<'_>, report: CloseReport) -> Ex
     }
 }
 
-pub(crate) fn emit_report(args: &Args, ending: &Ending<'_>, close: &CloseReport, exit_code: i32) {
+pub(crate) fn emit_report(args: &Args, ending: &Ending<'_>, close: &Closed, exit_code: i32) {
     let report = ExitReport {
         trigger: ending.trigger,
         close: close.clone(),
@@ -294,8 +345,8 @@ mod tests {
     fn report(trigger: Trigger, error: Option<&str>) -> ExitReport {
         ExitReport {
             trigger,
-            close: CloseReport {
-                outcome: Outcome::Clean,
+            close: Closed {
+                outcome: Ended::Closed(Outcome::Clean),
                 close_notify_sent: true,
                 close_notify_received: false,
                 bytes_in: 1,

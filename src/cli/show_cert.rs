@@ -10,7 +10,7 @@ use std::time::Instant;
 use gracetls::{Outcome, Stream};
 
 use super::args::Args;
-use super::report::{Ending, Trigger, finish};
+use super::report::{Closed, Ended, Ending, Trigger, finish};
 
 /// Prints the certificate, closes with close_notify (bounded by `--close-timeout`), reports.
 pub(crate) fn show_cert(args: &Args, stream: &Stream, started: Instant) -> ExitCode {
@@ -24,10 +24,10 @@ pub(crate) fn show_cert(args: &Args, stream: &Stream, started: Instant) -> ExitC
             stream.target()
         )),
     };
-    let mut report = stream.close();
+    let mut report = Closed::from(&stream.close());
     if let Some(message) = failure {
         eprintln!("gracetls: error: {message}; the connection was closed");
-        report.outcome = Outcome::Error;
+        report.outcome = Ended::Closed(Outcome::Error);
         report.error.get_or_insert(message);
     }
     let ending = Ending {

@@ -446,7 +446,7 @@ pub(crate) fn describe(
             "{target} speaks {}, not {label}: it greeted with {greeting:?}",
             other.label()
         ),
-        Problem::Io(source) => write!(f, "{source} during {during} with {target}"),
+        Problem::Io(_) => write!(f, "the connection failed during {during} with {target}"),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use super::{CloseState, Stream, lock};
+use super::{CloseState, Inner, lock};
 use crate::Error;
 use crate::config::{CloseMode, format_duration};
 use crate::report::{CloseReport, Outcome};
@@ -18,7 +18,7 @@ use crate::report::{CloseReport, Outcome};
 /// Most plaintext a waiting close keeps for readers that have not taken it yet.
 const STASH_LIMIT: usize = 1024 * 1024;
 
-impl Stream {
+impl Inner {
     /// Closes gracefully with the configured [`CloseMode`], bounded by the close timeout, and
     /// reports how it went. Callable from any thread, also while others are blocked in
     /// `read` (it then returns `Ok(0)`) or `write` (it returns an error). Every call returns

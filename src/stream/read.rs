@@ -4,8 +4,9 @@
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 
-use super::{ReadBuffer, Stream, lock};
+use super::{Inner, ReadBuffer, Stream, lock};
 use crate::Error;
+use crate::error::Truncation;
 use crate::error::tls_reason;
 
 /// One socket read while data trickles or the connection is idle. A read that fills it
@@ -28,7 +29,7 @@ pub(super) enum Step {
     Failed(String),
 }
 
-impl Stream {
+impl Inner {
     pub(super) fn read_plain(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -98,14 +99,15 @@ impl Stream {
             match self.read_socket(reading) {
                 Ok(()) => self.progressed(),
                 Err(_) if self.stopping() => return Ok(0),
-                // A read timeout the caller set on the socket: not the connection's failure.
+                // A read timeout the caller set on the socket: not the connection's failure,
+                // named like a write's.
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(e);
+                    return Err(io::Error::new(e.kind(), self.io_error("reading from", e)));
                 }
                 Err(e) => {
                     let error = self.io_error("reading from", e);
@@ -176,29 +178,24 @@ impl Stream {
             }
             return Ok(0);
         }
-        let message = if cut {
-            format!(
-                "truncated: {} closed TCP in the middle of a TLS record; the last data is incomplete",
-                self.target
-            )
+        let how = if cut {
+            Truncation::MidRecord
         } else if self.flags.close_notify_mark.load(Ordering::SeqCst) > 0 {
             // Seen with nginx, which never answers close_notify: everything up to the FIN
             // was whole, but nothing says it was all the server meant to send.
-            format!(
-                "possible truncation: {} closed TCP without answering our close_notify (some servers, nginx among them, never answer)",
-                self.target
-            )
+            Truncation::Unanswered
         } else {
-            format!(
-                "possible truncation: {} closed TCP without close_notify",
-                self.target
-            )
+            Truncation::NoCloseNotify
+        };
+        let error = Error::Truncated {
+            target: self.target.clone(),
+            how,
         };
         if !self.flags.peer_eof.swap(true, Ordering::SeqCst) {
-            log::warn!("{message}");
+            log::warn!("{error}");
             self.progressed();
         }
-        Err(io::Error::new(io::ErrorKind::UnexpectedEof, message))
+        Err(io::Error::new(io::ErrorKind::UnexpectedEof, error))
     }
 
     /// One socket read, fed to TLS: data, or the end of the stream.
@@ -240,12 +237,12 @@ impl Stream {
 
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_plain(buf)
+        self.inner.read_plain(buf)
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_plain(buf)
+        self.inner.read_plain(buf)
     }
 }

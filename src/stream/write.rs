@@ -6,14 +6,14 @@ use std::io::{self, Write};
 use std::sync::atomic::Ordering;
 use std::sync::{PoisonError, TryLockError};
 
-use super::{Stream, lock};
+use super::{Inner, Stream, lock};
 use crate::Error;
 use crate::error::tls_reason;
 
 /// Most plaintext one `write` call encrypts: it bounds the ciphertext a writer queues.
 const MAX_WRITE: usize = 256 * 1024;
 
-impl Stream {
+impl Inner {
     pub(super) fn write_plain(&self, data: &[u8]) -> io::Result<usize> {
         if data.is_empty() {
             return Ok(0);
@@ -117,7 +117,23 @@ impl Stream {
 
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_plain(buf)
+        self.inner.write_plain(buf)
+    }
+
+    /// The slices go out together, as one TLS record where they fit in one.
+    ///
+    /// ```no_run
+    /// use std::io::{IoSlice, Write};
+    /// use gracetls::{Config, Stream};
+    ///
+    /// let stream = Stream::connect(&Config::new(), "example.com:443")?;
+    /// let (head, body) = (b"HEAD / HTTP/1.1\r\n", b"Host: example.com\r\n\r\n");
+    /// let n = (&stream).write_vectored(&[IoSlice::new(head), IoSlice::new(body)])?;
+    /// assert_eq!(n, head.len() + body.len()); // both slices, in one record
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.write_vectored_plain(bufs)
     }
 
     /// Every `write` hands its ciphertext to the socket before it returns.
@@ -135,7 +151,11 @@ impl Write for &Stream {
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_plain(buf)
+        self.inner.write_plain(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.write_vectored_plain(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
