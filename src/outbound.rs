@@ -7,10 +7,11 @@
 //! to the socket happens after that lock is released: one thread at a time is the flusher and
 //! writes everything queued, including what others appended while it wrote.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Above this, a flushed buffer's memory is given back rather than kept for the next batch.
 const KEEP_CAPACITY: usize = 64 * 1024;
@@ -32,8 +33,23 @@ struct State {
     /// ciphertext written, so a report after a flush misses none of it.
     queued_plain: u64,
     written_plain: u64,
-    /// The socket write failed: the error's kind and text, for every later flush.
+    /// Where each append of application data ends in the ciphertext stream, with the
+    /// plaintext total up to it: `written_plain` moves only past whole appends, so a flush
+    /// that stops partway never counts plaintext whose ciphertext is not all out.
+    plain_marks: VecDeque<(u64, u64)>,
+    /// The socket write failed (not a timeout): the error's kind and text, for every later
+    /// flush.
     failed: Option<(io::ErrorKind, String)>,
+}
+
+impl State {
+    fn note_plain(&mut self, plain: usize) {
+        if plain > 0 {
+            self.queued_plain += plain as u64;
+            let mark = (self.queued_total, self.queued_plain);
+            self.plain_marks.push_back(mark);
+        }
+    }
 }
 
 /// The queue of ciphertext for one socket.
@@ -56,7 +72,7 @@ impl Outbound {
         if !bytes.is_empty() && !st.sealed {
             st.queue.extend_from_slice(bytes);
             st.queued_total += bytes.len() as u64;
-            st.queued_plain += plain as u64;
+            st.note_plain(plain);
         }
         st.queued_total
     }
@@ -67,7 +83,7 @@ impl Outbound {
         let mut st = self.lock();
         if !bytes.is_empty() && !st.sealed {
             st.queued_total += bytes.len() as u64;
-            st.queued_plain += plain as u64;
+            st.note_plain(plain);
             if st.queue.is_empty() {
                 std::mem::swap(&mut st.queue, bytes);
             } else {
@@ -94,17 +110,29 @@ impl Outbound {
         (st.queued_total - st.written_total) as usize
     }
 
+    /// Whether ciphertext waits that no thread is writing: left by a flush that timed out,
+    /// or a reader's answer to the server queued while nobody flushed. A writer writes it
+    /// before it encrypts anything of its own, so a timeout there consumes nothing.
+    pub(crate) fn orphaned(&self) -> bool {
+        let st = self.lock();
+        !st.flushing && !st.queue.is_empty()
+    }
+
     /// Writes queued ciphertext until everything up to `mark` is on the socket: this thread
     /// becomes the flusher if nobody is, or waits for the one that is. With `wait` false it
     /// returns at once when another thread is flushing (that thread writes our bytes too):
     /// a reader must not wait behind a writer blocked on a full socket.
+    ///
+    /// A socket write that times out (the caller's write timeout) is that call's error, not
+    /// the connection's: the bytes it did not write stay at the head of the queue, counted
+    /// exactly, for the next flush. Any other error fails every later flush.
     pub(crate) fn flush_to(&self, socket: &TcpStream, mark: u64, wait: bool) -> io::Result<()> {
         self.flush_until(socket, mark, wait, None).map(|_| ())
     }
 
-    /// Like [`flush_to`](Self::flush_to), waiting for another flusher only until `deadline`:
-    /// `Ok(false)` if it passed first. Our own socket write is bounded by the socket's write
-    /// timeout, which the caller sets.
+    /// Like [`flush_to`](Self::flush_to), bounded by `deadline`: waiting for another flusher
+    /// stops there (`Ok(false)`), and our own socket writes get what is left of it as their
+    /// write timeout (a timeout fails with `WouldBlock` or `TimedOut`).
     pub(crate) fn flush_until(
         &self,
         socket: &TcpStream,
@@ -147,27 +175,50 @@ impl Outbound {
                 };
                 continue;
             }
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                // Only the flusher writes, so the socket's write timeout is ours to set.
+                let _ = socket.set_write_timeout(Some(left.max(Duration::from_millis(1))));
+            }
             st.flushing = true;
             flusher = true;
-            let plain = st.queued_plain - st.written_plain;
             let spare = std::mem::take(&mut st.spare);
             let mut batch = std::mem::replace(&mut st.queue, spare);
             drop(st);
-            let result = write_all(socket, &batch);
+            let (written, result) = write_some(socket, &batch);
             st = self.lock();
             st.flushing = false;
-            st.written_total += batch.len() as u64;
-            if result.is_ok() {
-                st.written_plain += plain;
+            st.written_total += written as u64;
+            let written_total = st.written_total;
+            while let Some(&(end, plain)) = st.plain_marks.front() {
+                if end > written_total {
+                    break;
+                }
+                st.written_plain = plain;
+                st.plain_marks.pop_front();
             }
-            if batch.capacity() <= KEEP_CAPACITY && st.spare.capacity() == 0 {
+            if written < batch.len() {
+                // What was appended meanwhile goes after the unwritten rest, in TLS's order.
+                batch.drain(..written);
+                batch.extend_from_slice(&st.queue);
+                st.queue.clear();
+                std::mem::swap(&mut st.queue, &mut batch);
+                if st.spare.capacity() == 0 && batch.capacity() <= KEEP_CAPACITY {
+                    st.spare = batch;
+                }
+            } else if batch.capacity() <= KEEP_CAPACITY && st.spare.capacity() == 0 {
                 batch.clear();
                 st.spare = batch;
             }
-            if let Err(e) = result {
-                st.failed = Some((e.kind(), e.to_string()));
-            }
             self.changed.notify_all();
+            match result {
+                Ok(()) => {}
+                Err(e) if is_timeout(e.kind()) => return Err(e),
+                Err(e) => st.failed = Some((e.kind(), e.to_string())),
+            }
         }
     }
 
@@ -181,16 +232,23 @@ impl Outbound {
     }
 }
 
-fn write_all(mut socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match socket.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
+/// A socket write timeout's error, as `TcpStream` reports it (`WouldBlock` on Unix).
+pub(crate) fn is_timeout(kind: io::ErrorKind) -> bool {
+    matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+/// Writes `bytes` until done or an error; returns how many were written either way.
+fn write_some(mut socket: &TcpStream, bytes: &[u8]) -> (usize, io::Result<()>) {
+    let mut written = 0;
+    while written < bytes.len() {
+        match socket.write(&bytes[written..]) {
+            Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return (written, Err(e)),
         }
     }
-    Ok(())
+    (written, Ok(()))
 }
 
 #[cfg(test)]
@@ -264,5 +322,41 @@ mod tests {
         b.read_exact(&mut got).unwrap();
         assert_eq!(&got[big.len()..], b"HELLO");
         writer.join().unwrap().unwrap();
+    }
+
+    /// A socket write that times out partway: the error is that call's, what was written is
+    /// counted exactly (plaintext only for whole appends), the rest stays queued in order,
+    /// and the next flush goes on from there.
+    #[test]
+    fn a_timed_out_flush_keeps_the_rest_in_order() {
+        let (a, mut b) = pair();
+        a.set_write_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        let out = Outbound::default();
+        let piece: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let mut mark = 0;
+        for _ in 0..16 {
+            mark = out.push(&piece, 1);
+        }
+        let err = out.flush_to(&a, mark, true).unwrap_err();
+        assert!(is_timeout(err.kind()), "{err:?}");
+        let pending = out.pending();
+        assert!(pending > 0 && pending < 16 * piece.len(), "{pending}");
+        let whole = (16 * piece.len() - pending) / piece.len();
+        assert_eq!(out.plain_written(), whole as u64);
+        assert!(out.orphaned());
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 16 * 1024 * 1024];
+            b.read_exact(&mut got).unwrap();
+            got
+        });
+        a.set_write_timeout(None).unwrap();
+        out.flush_to(&a, mark, true).unwrap();
+        assert_eq!(out.pending(), 0);
+        assert_eq!(out.plain_written(), 16);
+        let got = reader.join().unwrap();
+        for (k, chunk) in got.chunks(piece.len()).enumerate() {
+            assert_eq!(chunk, &piece[..], "piece {k}");
+        }
     }
 }

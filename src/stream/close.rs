@@ -12,6 +12,7 @@ use log::{debug, info, warn};
 use super::{CloseState, Stream, lock};
 use crate::Error;
 use crate::config::{CloseMode, format_duration};
+use crate::outbound::is_timeout;
 use crate::report::{CloseReport, Outcome};
 
 /// Most plaintext a waiting close keeps for readers that have not taken it yet.
@@ -50,14 +51,20 @@ impl Stream {
     /// The half-close: sends close_notify and a TCP FIN now, after what was written before,
     /// and leaves the read side open, so the server's data and its close_notify can still be
     /// read. Writing fails from here on. Bounded by the close timeout.
+    ///
+    /// `Ok` means our close_notify was handed to the socket (by this call or an earlier
+    /// one), or the server had already sent its own and closed, so nothing is lost. An error
+    /// says why it was not: the close timeout passed first (`TimedOut`), the connection or
+    /// its TLS session had failed.
     pub fn shutdown_write(&self) -> io::Result<()> {
-        if self.flags.write_closed.swap(true, Ordering::SeqCst) {
-            return Ok(());
+        if !self.flags.write_closed.swap(true, Ordering::SeqCst) {
+            debug!("half-close of {}", self.target);
+            // A writer waiting for the server's handshake message wakes and fails.
+            self.progressed();
         }
-        debug!("half-close of {}", self.target);
         let deadline = Instant::now() + self.close_timeout;
-        let _ = self.socket.set_write_timeout(Some(self.close_timeout));
         match self.send_close_notify(deadline) {
+            CloseNotify::Sent | CloseNotify::PeerClosedFirst => Ok(()),
             CloseNotify::TimedOut => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -66,7 +73,7 @@ impl Stream {
                     format_duration(self.close_timeout)
                 ),
             )),
-            CloseNotify::Sent | CloseNotify::NotNeeded => Ok(()),
+            CloseNotify::Failed(text) => Err(io::Error::other(text)),
         }
     }
 
@@ -83,8 +90,6 @@ impl Stream {
         // Writes from now on fail; a writer waiting for the server's handshake message wakes.
         self.flags.write_closed.store(true, Ordering::SeqCst);
         self.progressed();
-        // Our own socket writes must not outlast the close.
-        let _ = self.socket.set_write_timeout(Some(self.close_timeout));
         let mut timed_out = false;
 
         // 1. What was written before the close goes out first, while readers keep reading:
@@ -96,6 +101,7 @@ impl Stream {
         {
             Ok(true) => step("written data sent"),
             Ok(false) => timed_out = true,
+            Err(e) if is_timeout(e.kind()) => timed_out = true,
             Err(e) => step(&format!("written data not sent: {e}")),
         }
         // 2. Fast close: stop reading. The flag goes first, so a reader knows the 0 is ours.
@@ -109,7 +115,8 @@ impl Stream {
         if !timed_out {
             match self.send_close_notify(deadline) {
                 CloseNotify::Sent => step("close_notify sent, write side shut"),
-                CloseNotify::NotNeeded => step("no close_notify to send"),
+                CloseNotify::PeerClosedFirst => step("the server had closed first"),
+                CloseNotify::Failed(e) => step(&format!("no close_notify: {e}")),
                 CloseNotify::TimedOut => timed_out = true,
             }
         }
@@ -185,14 +192,16 @@ impl Stream {
 
     /// Queues close_notify after everything TLS wrote before it, seals the queue (RFC 8446
     /// §6.1: nothing after close_notify, not even a KeyUpdate reply OpenSSL would still make),
-    /// writes it, and shuts the socket for writing.
+    /// writes it, and shuts the socket for writing. A second caller (the half-close, then the
+    /// close) waits for the same write, or tries it again if the first one timed out.
     fn send_close_notify(&self, deadline: Instant) -> CloseNotify {
         let mark = {
             let mut tls = self.tls();
-            if self.flags.close_notify_sent.load(Ordering::SeqCst)
-                || self.flags.tls_failed.load(Ordering::SeqCst)
-            {
-                return CloseNotify::NotNeeded;
+            if self.flags.close_notify_sent.load(Ordering::SeqCst) {
+                return CloseNotify::Sent;
+            }
+            if self.flags.tls_failed.load(Ordering::SeqCst) {
+                return CloseNotify::Failed("the TLS session had failed".into());
             }
             match self.flags.close_notify_mark.load(Ordering::SeqCst) {
                 0 => {
@@ -200,24 +209,23 @@ impl Stream {
                         // A close that sends no close_notify is never clean (OpenSSL refuses
                         // while a handshake is under way: "shutdown while in init").
                         debug!("close_notify not made: {e}");
-                        self.record_error(&Error::Tls {
+                        let error = Error::Tls {
                             target: self.target.clone(),
                             reason: format!(
                                 "close_notify could not be sent: {}",
                                 crate::error::tls_reason(&e.to_string()).0
                             ),
-                        });
-                        return CloseNotify::NotNeeded;
+                        };
+                        self.record_error(&error);
+                        return CloseNotify::Failed(error.to_string());
                     }
                     let Some(mark) = self.queue_tls_output(&mut tls) else {
-                        return CloseNotify::NotNeeded;
+                        return CloseNotify::Failed("TLS made no close_notify".into());
                     };
                     self.out.seal();
                     self.flags.close_notify_mark.store(mark, Ordering::SeqCst);
                     mark
                 }
-                // Another thread made it (a half-close, then the close): wait for the same
-                // write below, so that both report what became of it.
                 mark => mark,
             }
         };
@@ -231,16 +239,17 @@ impl Stream {
                 CloseNotify::Sent
             }
             Ok(false) => return CloseNotify::TimedOut,
+            Err(e) if is_timeout(e.kind()) => return CloseNotify::TimedOut,
             // The server said goodbye first and may close as soon as it did (nginx does): a
             // failed answer then loses nothing and is not an error.
             Err(e) if self.close_notify_received() => {
                 debug!("close_notify answer not sent, the server had closed: {e}");
-                CloseNotify::NotNeeded
+                CloseNotify::PeerClosedFirst
             }
             Err(e) => {
                 let error = self.io_error("writing close_notify to", e);
                 self.record_error(&error);
-                CloseNotify::NotNeeded
+                CloseNotify::Failed(error.to_string())
             }
         };
         let _ = self.socket.shutdown(Shutdown::Write);
@@ -344,7 +353,12 @@ impl Stream {
 
 /// What became of our close_notify.
 enum CloseNotify {
+    /// Handed to the socket, by this call or an earlier one.
     Sent,
-    NotNeeded,
+    /// Not written: the server had sent its close_notify and closed.
+    PeerClosedFirst,
+    /// Not written within the close timeout; it stays queued for a later try.
     TimedOut,
+    /// Not made or not written; the text says why.
+    Failed(String),
 }
