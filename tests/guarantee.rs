@@ -6,15 +6,16 @@
 #[macro_use]
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::Tls;
 use common::rustls_peer::load_config;
-use gracetls::{Config, Outcome, Stream};
+use gracetls::{CloseMode, CloseReport, Config, Outcome, Stream};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// The byte at offset `i` of every upload: a gap or a repeat shows at once.
@@ -39,7 +40,8 @@ struct Seen {
 }
 
 /// A rustls server on its own thread for one connection: the handshake, then `pause` without
-/// reading, then it reads everything until the end.
+/// reading, then it reads everything until the end, and keeps the socket open for `hold`
+/// after it (a server that never answers close_notify).
 struct PausingServer {
     port: u16,
     thread: Option<JoinHandle<Seen>>,
@@ -47,6 +49,16 @@ struct PausingServer {
 
 impl PausingServer {
     fn start(config: Arc<ServerConfig>, pause: Duration) -> PausingServer {
+        PausingServer::start_with(config, pause, Duration::ZERO, false)
+    }
+
+    /// With `garbage`, the server sends a record no key decrypts right after the handshake.
+    fn start_with(
+        config: Arc<ServerConfig>,
+        pause: Duration,
+        hold: Duration,
+        garbage: bool,
+    ) -> PausingServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();
         let thread = thread::spawn(move || {
@@ -68,6 +80,10 @@ impl PausingServer {
                     };
                 }
             }
+            if garbage {
+                let _ = tls.sock.write_all(&[23, 3, 3, 0, 32, 0xee].repeat(1)[..]);
+                let _ = tls.sock.write_all(&[0xee; 31]);
+            }
             thread::sleep(pause);
             let mut seen = Seen {
                 bytes: 0,
@@ -79,6 +95,7 @@ impl PausingServer {
                 match tls.read(&mut buf) {
                     Ok(0) => {
                         seen.end = "close_notify".into();
+                        thread::sleep(hold);
                         return seen;
                     }
                     Ok(n) => {
@@ -92,6 +109,7 @@ impl PausingServer {
                     }
                     Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
                         seen.end = "eof".into();
+                        thread::sleep(hold);
                         return seen;
                     }
                     Err(e) => {
@@ -118,11 +136,24 @@ impl PausingServer {
 
 /// A `Stream` made with `from_tcp` on a socket whose write timeout is `write_timeout`.
 fn client(pki: &common::Pki, port: u16, write_timeout: Duration, close: Duration) -> Stream {
+    client_with(pki, port, Some(write_timeout), close, CloseMode::Fast)
+}
+
+fn client_with(
+    pki: &common::Pki,
+    port: u16,
+    write_timeout: Option<Duration>,
+    close: Duration,
+    mode: CloseMode,
+) -> Stream {
     let socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     socket
-        .set_write_timeout(Some(write_timeout))
+        .set_write_timeout(write_timeout)
         .expect("write timeout");
-    let config = Config::new().ca_file(&pki.ca).close_timeout(close);
+    let config = Config::new()
+        .ca_file(&pki.ca)
+        .close_timeout(close)
+        .close_mode(mode);
     Stream::from_tcp(&config, socket, "localhost").expect("handshake")
 }
 
@@ -145,6 +176,15 @@ fn write_until_error(stream: &Stream, sent: &mut u64, limit: u64) -> Option<std:
 }
 
 per_version! {
+    fast_close_after_write_timeout_with_reader_blocked => |tls| close_from_state(tls, State::AfterWriteTimeout, CloseMode::Fast);
+    wait_close_after_write_timeout_with_reader_blocked => |tls| close_from_state(tls, State::AfterWriteTimeout, CloseMode::Wait);
+    fast_close_with_writer_and_reader_blocked => |tls| close_from_state(tls, State::WriterBlocked, CloseMode::Fast);
+    wait_close_with_writer_and_reader_blocked => |tls| close_from_state(tls, State::WriterBlocked, CloseMode::Wait);
+    wait_close_server_never_answers => |tls| close_from_state(tls, State::Idle, CloseMode::Wait);
+    half_close_then_close_server_never_answers => |tls| close_from_state(tls, State::HalfClosed, CloseMode::Wait);
+    fast_close_after_peer_error => |tls| close_from_state(tls, State::PeerError, CloseMode::Fast);
+    wait_close_after_peer_error => |tls| close_from_state(tls, State::PeerError, CloseMode::Wait);
+    drop_after_write_timeout => drop_after_write_timeout;
     write_timeout_leaves_the_stream_usable => write_timeout_leaves_the_stream_usable;
     shutdown_write_fails_when_close_notify_is_not_sent => shutdown_write_fails_when_close_notify_is_not_sent;
 }
@@ -225,4 +265,178 @@ fn shutdown_write_fails_when_close_notify_is_not_sent(tls: Tls) {
     drop(stream);
     let seen = server.seen();
     assert_ne!(seen.end, "close_notify", "{seen:?}");
+}
+
+/// The close timeout of the bounded-close tests, and the slack past it they allow.
+const CLOSE: Duration = Duration::from_secs(1);
+const SLACK: Duration = Duration::from_millis(500);
+
+/// Where the connection stands when the close starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    /// A write timed out against a server that does not read.
+    AfterWriteTimeout,
+    /// A writer is blocked on a full socket (no write timeout), the server does not read.
+    WriterBlocked,
+    /// Nothing moves; the server reads but never answers close_notify.
+    Idle,
+    /// `shutdown_write` was called; the server never answers.
+    HalfClosed,
+    /// The server sent a record that does not decrypt: the TLS session failed.
+    PeerError,
+}
+
+/// A thread named `name` that reads until the end, and the end it saw.
+fn reader(stream: &Arc<Stream>, name: &str) -> Receiver<io::Result<u64>> {
+    let (tx, rx) = mpsc::channel();
+    let stream = Arc::clone(stream);
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut total = 0u64;
+            let end = loop {
+                match (&*stream).read(&mut buf) {
+                    Ok(0) => break Ok(total),
+                    Ok(n) => total += n as u64,
+                    Err(e) => break Err(e),
+                }
+            };
+            let _ = tx.send(end);
+        })
+        .expect("reader thread");
+    rx
+}
+
+/// Runs `f` on a thread of its own and fails the test if it takes longer than `limit` (the
+/// thread is left behind: a close that hangs must not hang the run).
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let started = Instant::now();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(_) => panic!("{what} still running after {:?}", started.elapsed()),
+    }
+}
+
+/// `close()` from `state` with a reader blocked in `read`: it returns within the close
+/// timeout (plus slack), and so does the reader.
+fn close_from_state(tls: Tls, state: State, mode: CloseMode) {
+    let pki = common::Pki::new();
+    let config = load_config(&pki.server, tls);
+    let mut server = match state {
+        State::AfterWriteTimeout | State::WriterBlocked => {
+            PausingServer::start_with(config, Duration::from_secs(8), Duration::ZERO, false)
+        }
+        State::Idle | State::HalfClosed => {
+            PausingServer::start_with(config, Duration::ZERO, Duration::from_secs(8), false)
+        }
+        State::PeerError => {
+            PausingServer::start_with(config, Duration::ZERO, Duration::from_secs(8), true)
+        }
+    };
+    let write_timeout = match state {
+        State::AfterWriteTimeout => Some(Duration::from_millis(300)),
+        _ => None,
+    };
+    let stream = Arc::new(client_with(&pki, server.port, write_timeout, CLOSE, mode));
+    let name = format!("rd-{}", server.port);
+    let read_end = reader(&stream, &name);
+    let mut writer = None;
+    match state {
+        State::AfterWriteTimeout => {
+            let mut sent = 0;
+            let e = write_until_error(&stream, &mut sent, 256 << 20).expect("a write times out");
+            assert!(is_timeout(e.kind()), "{e:?}");
+        }
+        State::WriterBlocked => {
+            let (tx, rx) = mpsc::channel();
+            let stream = Arc::clone(&stream);
+            thread::Builder::new()
+                .name(format!("wr-{}", server.port))
+                .spawn(move || {
+                    let mut sent = 0;
+                    let _ = tx.send(write_until_error(&stream, &mut sent, 1 << 30));
+                })
+                .expect("writer thread");
+            let wname = format!("wr-{}", server.port);
+            assert!(
+                common::spin_until(common::WAIT, || common::thread_sleeping(&wname)),
+                "the writer never blocked"
+            );
+            writer = Some(rx);
+        }
+        State::HalfClosed => stream.shutdown_write().expect("half-close"),
+        State::PeerError => {
+            let end = read_end
+                .recv_timeout(common::WAIT)
+                .expect("the reader ends on the bad record");
+            assert!(
+                end.is_err(),
+                "a record that does not decrypt read as {end:?}"
+            );
+        }
+        State::Idle => {}
+    }
+    let read_end = if state == State::PeerError {
+        // A second reader, blocked (or failing at once) after the error.
+        reader(&stream, &name)
+    } else {
+        read_end
+    };
+    assert!(
+        state == State::PeerError
+            || common::spin_until(common::WAIT, || common::thread_sleeping(&name)),
+        "the reader never blocked"
+    );
+    let started = Instant::now();
+    let closing = Arc::clone(&stream);
+    let report: CloseReport = within(CLOSE + SLACK, "close()", move || closing.close());
+    let took = started.elapsed();
+    let end = read_end
+        .recv_timeout(CLOSE + SLACK - took.min(CLOSE + SLACK))
+        .unwrap_or_else(|_| panic!("the blocked reader did not return when the close ended ({state:?}, {mode:?}): {report:?}"));
+    if state != State::PeerError {
+        assert!(
+            matches!(end, Ok(_)),
+            "the blocked reader ended with {end:?}: {report:?}"
+        );
+    }
+    if let Some(writer) = writer {
+        let end = writer
+            .recv_timeout(SLACK)
+            .expect("the blocked writer returned");
+        assert!(end.is_some(), "the writer ended without an error");
+    }
+    match state {
+        State::Idle | State::HalfClosed => {
+            assert!(report.close_notify_sent, "{report:?}");
+            assert_eq!(report.outcome, Outcome::CloseTimeout, "{report:?}");
+            drop(stream);
+            assert_eq!(server.seen().end, "close_notify");
+        }
+        State::PeerError => assert_eq!(report.outcome, Outcome::Error, "{report:?}"),
+        State::AfterWriteTimeout | State::WriterBlocked => {
+            assert_eq!(report.outcome, Outcome::CloseTimeout, "{report:?}")
+        }
+    }
+}
+
+/// `Drop` closes with the same bound: a write timed out against a server that does not read,
+/// then the last handle goes.
+fn drop_after_write_timeout(tls: Tls) {
+    let pki = common::Pki::new();
+    let server = PausingServer::start(load_config(&pki.server, tls), Duration::from_secs(8));
+    let stream = client(&pki, server.port, Duration::from_millis(300), CLOSE);
+    let mut sent = 0;
+    let e = write_until_error(&stream, &mut sent, 256 << 20).expect("a write times out");
+    assert!(is_timeout(e.kind()), "{e:?}");
+    within(CLOSE + SLACK, "drop", move || drop(stream));
 }

@@ -15,6 +15,9 @@ use crate::config::{CloseMode, format_duration};
 use crate::outbound::is_timeout;
 use crate::report::{CloseReport, Outcome};
 
+/// How long past the close timeout the close waits for a reader to leave the read side: the
+/// shutdown that wakes it has been made, so this is scheduling, not the network.
+const DRAIN_GRACE: Duration = Duration::from_millis(250);
 /// Most plaintext a waiting close keeps for readers that have not taken it yet.
 const STASH_LIMIT: usize = 1024 * 1024;
 
@@ -104,11 +107,11 @@ impl Stream {
             Err(e) if is_timeout(e.kind()) => timed_out = true,
             Err(e) => step(&format!("written data not sent: {e}")),
         }
-        // 2. Fast close: stop reading. The flag goes first, so a reader knows the 0 is ours.
-        if !timed_out && mode == CloseMode::Fast && !self.peer_ended() {
-            self.flags.stopping.store(true, Ordering::SeqCst);
-            let _ = self.socket.shutdown(Shutdown::Read);
-            self.progressed();
+        // 2. Fast close: stop reading, whatever state the read side is in (after an error
+        //    a reader may still be blocked in recv). The flag goes first, so a reader knows
+        //    the 0 is ours.
+        if !timed_out && mode == CloseMode::Fast {
+            self.stop_reading();
             step("shutdown(Read) called");
         }
         // 3. close_notify and FIN.
@@ -136,10 +139,14 @@ impl Stream {
             self.out
                 .fail(io::ErrorKind::BrokenPipe, "the connection was closed hard");
             self.progressed();
-            self.drain();
-        } else if mode == CloseMode::Fast {
-            self.drain();
+        } else if mode != CloseMode::Fast {
+            // The close has ended: every reader still blocked in recv returns now (Ok(0)).
+            self.stop_reading();
+        }
+        if self.drain(deadline.max(Instant::now()) + DRAIN_GRACE) {
             step("what had arrived was read");
+        } else {
+            step("a reader held the read side past the close timeout; nothing drained");
         }
 
         let (error, alert) = lock(&self.first_error).clone().unzip();
@@ -305,14 +312,35 @@ impl Stream {
         }
     }
 
-    /// After a fast close, reads what already arrived without waiting (the read side is shut,
-    /// so an empty socket reads 0): unread bytes at close would make the kernel send a reset.
-    /// Plaintext among them, and what the transport still held, is counted as dropped; a
-    /// close_notify is recorded. It takes the read side's lock, so a reader still inside
-    /// `read` (one a timed-out close just released) finishes, and is counted, before the
-    /// report is made.
-    fn drain(&self) {
-        let mut reading = lock(&self.reading);
+    /// The flag, then `shutdown(Read)`: a reader blocked in recv returns, and knows the 0 is
+    /// ours.
+    fn stop_reading(&self) {
+        self.flags.stopping.store(true, Ordering::SeqCst);
+        let _ = self.socket.shutdown(Shutdown::Read);
+        self.progressed();
+    }
+
+    /// At the end of every close, reads what already arrived without waiting (the read side
+    /// is shut, so an empty socket reads 0): unread bytes at close would make the kernel
+    /// send a reset. Plaintext among them, and what the transport still held, is counted as
+    /// dropped; a close_notify is recorded. It takes the read side's lock, so a reader still
+    /// inside `read` (one the shutdown just woke) finishes, and is counted, before the report
+    /// is made; but it waits for that lock only until `limit`, and says whether it got it.
+    fn drain(&self, limit: Instant) -> bool {
+        let mut reading = loop {
+            match self.reading.try_lock() {
+                Ok(reading) => break reading,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    if Instant::now() >= limit {
+                        return false;
+                    }
+                    // The holder was just woken by the shutdown and leaves within a
+                    // decryption: a short poll, not a wait on a signal it may never send.
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        };
         let _ = self.socket.set_nonblocking(true);
         for _ in 0..64 {
             self.drop_decrypted();
@@ -323,6 +351,7 @@ impl Stream {
             self.tls().get_mut().feed(&reading.buf[..n]);
         }
         self.drop_decrypted();
+        true
     }
 
     /// Decrypts what the transport holds, counting the plaintext as dropped.
