@@ -6,6 +6,14 @@
 //! while it still holds the TLS lock, so the queue's order is the order TLS wrote. Writing it
 //! to the socket happens after that lock is released: one thread at a time is the flusher and
 //! writes everything queued, including what others appended while it wrote.
+//!
+//! The invariant that keeps the connection moving: every queued byte has a thread that will
+//! offer it to the socket. A writer stays in [`Outbound::flush_to`] until its own bytes are
+//! out (or its socket write times out); the flusher writes until the queue is empty before it
+//! stops being the flusher; a reader offers its answers with [`Outbound::try_flush`], which
+//! never waits, and re-offers whatever nobody writes ([`Outbound::orphaned`]) while it waits
+//! for the server. A socket write timeout ends that call only: the bytes it did not write
+//! stay at the head of the queue, counted exactly.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -33,21 +41,72 @@ struct State {
     /// ciphertext written, so a report after a flush misses none of it.
     queued_plain: u64,
     written_plain: u64,
-    /// Where each append of application data ends in the ciphertext stream, with the
-    /// plaintext total up to it: `written_plain` moves only past whole appends, so a flush
-    /// that stops partway never counts plaintext whose ciphertext is not all out.
-    plain_marks: VecDeque<(u64, u64)>,
+    /// Where each append of application data or of a reader's answer ends in the ciphertext
+    /// stream, with the plaintext and answer totals up to it: the written totals move only
+    /// past whole appends, so a flush that stops partway never counts plaintext whose
+    /// ciphertext is not all out.
+    marks: VecDeque<Mark>,
+    /// Ciphertext readers appended (TLS's answers to the server: KeyUpdate replies,
+    /// renegotiation messages), ever and written.
+    queued_answers: u64,
+    written_answers: u64,
     /// The socket write failed (not a timeout): the error's kind and text, for every later
     /// flush.
     failed: Option<(io::ErrorKind, String)>,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    end: u64,
+    plain: u64,
+    answers: u64,
+}
+
 impl State {
-    fn note_plain(&mut self, plain: usize) {
-        if plain > 0 {
+    fn note(&mut self, plain: usize, answer: usize) {
+        if plain > 0 || answer > 0 {
             self.queued_plain += plain as u64;
-            let mark = (self.queued_total, self.queued_plain);
-            self.plain_marks.push_back(mark);
+            self.queued_answers += answer as u64;
+            self.marks.push_back(Mark {
+                end: self.queued_total,
+                plain: self.queued_plain,
+                answers: self.queued_answers,
+            });
+        }
+    }
+
+    /// Takes the queue out as a batch to write; this thread is the flusher until
+    /// [`finish_batch`](Self::finish_batch).
+    fn take_batch(&mut self) -> Vec<u8> {
+        self.flushing = true;
+        let spare = std::mem::take(&mut self.spare);
+        std::mem::replace(&mut self.queue, spare)
+    }
+
+    /// Counts `written` bytes of `batch` as written and puts the rest back at the head of
+    /// the queue, before what was appended meanwhile.
+    fn finish_batch(&mut self, mut batch: Vec<u8>, written: usize) {
+        self.flushing = false;
+        self.written_total += written as u64;
+        while let Some(&mark) = self.marks.front() {
+            if mark.end > self.written_total {
+                break;
+            }
+            self.written_plain = mark.plain;
+            self.written_answers = mark.answers;
+            self.marks.pop_front();
+        }
+        if written < batch.len() {
+            batch.drain(..written);
+            batch.extend_from_slice(&self.queue);
+            self.queue.clear();
+            std::mem::swap(&mut self.queue, &mut batch);
+            if self.spare.capacity() == 0 && batch.capacity() <= KEEP_CAPACITY {
+                self.spare = batch;
+            }
+        } else if batch.capacity() <= KEEP_CAPACITY && self.spare.capacity() == 0 {
+            batch.clear();
+            self.spare = batch;
         }
     }
 }
@@ -72,7 +131,7 @@ impl Outbound {
         if !bytes.is_empty() && !st.sealed {
             st.queue.extend_from_slice(bytes);
             st.queued_total += bytes.len() as u64;
-            st.note_plain(plain);
+            st.note(plain, 0);
         }
         st.queued_total
     }
@@ -80,10 +139,20 @@ impl Outbound {
     /// Like [`push`](Self::push), taking the ciphertext out of `bytes` (left empty): when
     /// nothing waits, the two buffers are traded and nothing is copied.
     pub(crate) fn push_from(&self, bytes: &mut Vec<u8>, plain: usize) -> u64 {
+        self.push_from_as(bytes, plain, false)
+    }
+
+    /// Like [`push_from`](Self::push_from), for what TLS wrote while a reader decrypted: an
+    /// answer the server asked for, counted apart (see [`pending_answers`](Self::pending_answers)).
+    pub(crate) fn push_answer(&self, bytes: &mut Vec<u8>) -> u64 {
+        self.push_from_as(bytes, 0, true)
+    }
+
+    fn push_from_as(&self, bytes: &mut Vec<u8>, plain: usize, answer: bool) -> u64 {
         let mut st = self.lock();
         if !bytes.is_empty() && !st.sealed {
             st.queued_total += bytes.len() as u64;
-            st.note_plain(plain);
+            st.note(plain, if answer { bytes.len() } else { 0 });
             if st.queue.is_empty() {
                 std::mem::swap(&mut st.queue, bytes);
             } else {
@@ -108,6 +177,48 @@ impl Outbound {
     pub(crate) fn pending(&self) -> usize {
         let st = self.lock();
         (st.queued_total - st.written_total) as usize
+    }
+
+    /// Readers' answers appended but not yet written.
+    pub(crate) fn pending_answers(&self) -> usize {
+        let st = self.lock();
+        (st.queued_answers - st.written_answers) as usize
+    }
+
+    /// Writes what the socket takes now, without ever waiting: returns at once when another
+    /// thread is flushing (it writes what is queued, ours included, before it stops being the
+    /// flusher), and leaves what the socket does not take at the head of the queue.
+    pub(crate) fn try_flush(&self, socket: &TcpStream) {
+        let mut st = self.lock();
+        if st.flushing || st.queue.is_empty() || st.failed.is_some() {
+            return;
+        }
+        let batch = st.take_batch();
+        drop(st);
+        let mut written = 0;
+        let mut result = Ok(());
+        while written < batch.len() {
+            match send_now(socket, &batch[written..]) {
+                Ok(0) => {
+                    result = Err(io::ErrorKind::WriteZero.into());
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let mut st = self.lock();
+        st.finish_batch(batch, written);
+        if let Err(e) = result {
+            if !is_timeout(e.kind()) && st.failed.is_none() {
+                st.failed = Some((e.kind(), e.to_string()));
+            }
+        }
+        self.changed.notify_all();
     }
 
     /// Whether ciphertext waits that no thread is writing: left by a flush that timed out,
@@ -183,36 +294,12 @@ impl Outbound {
                 // Only the flusher writes, so the socket's write timeout is ours to set.
                 let _ = socket.set_write_timeout(Some(left.max(Duration::from_millis(1))));
             }
-            st.flushing = true;
             flusher = true;
-            let spare = std::mem::take(&mut st.spare);
-            let mut batch = std::mem::replace(&mut st.queue, spare);
+            let batch = st.take_batch();
             drop(st);
             let (written, result) = write_some(socket, &batch);
             st = self.lock();
-            st.flushing = false;
-            st.written_total += written as u64;
-            let written_total = st.written_total;
-            while let Some(&(end, plain)) = st.plain_marks.front() {
-                if end > written_total {
-                    break;
-                }
-                st.written_plain = plain;
-                st.plain_marks.pop_front();
-            }
-            if written < batch.len() {
-                // What was appended meanwhile goes after the unwritten rest, in TLS's order.
-                batch.drain(..written);
-                batch.extend_from_slice(&st.queue);
-                st.queue.clear();
-                std::mem::swap(&mut st.queue, &mut batch);
-                if st.spare.capacity() == 0 && batch.capacity() <= KEEP_CAPACITY {
-                    st.spare = batch;
-                }
-            } else if batch.capacity() <= KEEP_CAPACITY && st.spare.capacity() == 0 {
-                batch.clear();
-                st.spare = batch;
-            }
+            st.finish_batch(batch, written);
             self.changed.notify_all();
             match result {
                 Ok(()) => {}
@@ -235,6 +322,23 @@ impl Outbound {
 /// A socket write timeout's error, as `TcpStream` reports it (`WouldBlock` on Unix).
 pub(crate) fn is_timeout(kind: io::ErrorKind) -> bool {
     matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+/// One `send` that never waits: what the socket takes now, or `WouldBlock`.
+#[cfg(unix)]
+fn send_now(socket: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    // No SIGPIPE for a peer that is gone, as std's own writes ask on these systems.
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    const NO_SIGNAL: libc::c_int = 0;
+    socket2::SockRef::from(socket).send_with_flags(bytes, libc::MSG_DONTWAIT | NO_SIGNAL)
+}
+
+/// Without a non-blocking send, a reader writes nothing: writers and the close do.
+#[cfg(not(unix))]
+fn send_now(_socket: &TcpStream, _bytes: &[u8]) -> io::Result<usize> {
+    Err(io::ErrorKind::WouldBlock.into())
 }
 
 /// Writes `bytes` until done or an error; returns how many were written either way.

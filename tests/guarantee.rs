@@ -442,3 +442,177 @@ fn drop_after_write_timeout(tls: Tls) {
     assert!(is_timeout(e.kind()), "{e:?}");
     within(CLOSE + SLACK, "drop", move || drop(stream));
 }
+
+/// Socket buffers of the KeyUpdate tests: small, so both sides block writing soon.
+const SMALL_BUFFER: usize = 16 * 1024;
+
+/// A TCP connection to `port` with send and receive buffers of `buffer` bytes (`None`: the
+/// system's).
+fn small_socket(port: u16, buffer: Option<usize>) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    if let Some(size) = buffer {
+        socket.set_send_buffer_size(size).expect("SO_SNDBUF");
+        socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+    }
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    socket.connect(&addr.into()).expect("connect");
+    socket.into()
+}
+
+/// A rustls TLS 1.3 echo server with one blocking thread: it reads a chunk and writes it
+/// back, and after every `every` bytes echoed it sends a KeyUpdate (update_requested). At
+/// the client's close_notify it answers with its own and ends; returns the bytes echoed.
+fn key_update_echo(
+    pki: &common::Pki,
+    every: u64,
+    buffer: Option<usize>,
+) -> (u16, JoinHandle<Result<u64, String>>) {
+    let config = load_config(&pki.server, Tls::V13);
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    if let Some(size) = buffer {
+        listener.set_send_buffer_size(size).expect("SO_SNDBUF");
+        listener.set_recv_buffer_size(size).expect("SO_RCVBUF");
+    }
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    listener.bind(&addr.into()).expect("bind");
+    listener.listen(1).expect("listen");
+    let listener: TcpListener = listener.into();
+    let port = listener.local_addr().expect("address").port();
+    let thread = thread::spawn(move || {
+        let (socket, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        let conn = ServerConnection::new(config).map_err(|e| e.to_string())?;
+        let mut tls = StreamOwned::new(conn, socket);
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut echoed, mut next_update) = (0u64, every);
+        loop {
+            let n = match tls.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return Err(format!("server read after {echoed} bytes: {e}")),
+            };
+            tls.write_all(&buf[..n])
+                .map_err(|e| format!("server write after {echoed} bytes: {e}"))?;
+            echoed += n as u64;
+            if echoed >= next_update {
+                next_update += every;
+                tls.conn
+                    .refresh_traffic_keys()
+                    .map_err(|e| format!("KeyUpdate: {e}"))?;
+            }
+        }
+        tls.conn.send_close_notify();
+        let _ = tls.conn.complete_io(&mut tls.sock);
+        Ok(echoed)
+    });
+    (port, thread)
+}
+
+/// How many times each KeyUpdate scenario runs: a few in the suite, 200 for the figure
+/// (`GRACETLS_KEY_UPDATE_RUNS=200`).
+fn key_update_runs() -> usize {
+    std::env::var("GRACETLS_KEY_UPDATE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+/// One run: `writers` threads upload `per_writer` bytes each with 256 KiB `write_all`s while
+/// one thread reads the echo; the server sends a KeyUpdate every `every` bytes. Fails if no
+/// byte moved either way for 10 s (the stream is then closed to end the threads).
+fn echo_with_key_updates(writers: usize, per_writer: u64, every: u64, buffer: Option<usize>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let pki = common::Pki::new();
+    let (port, server) = key_update_echo(&pki, every, buffer);
+    let config = Config::new()
+        .ca_file(&pki.ca)
+        .close_timeout(Duration::from_secs(2));
+    let stream = Arc::new(
+        Stream::from_tcp(&config, small_socket(port, buffer), "localhost").expect("handshake"),
+    );
+    let total = per_writer * writers as u64;
+    let moved = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (stream, moved, received) = (stream.clone(), moved.clone(), received.clone());
+        thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match (&*stream).read(&mut buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => {
+                        received.fetch_add(n as u64, Ordering::SeqCst);
+                        moved.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+    };
+    let uploads: Vec<_> = (0..writers)
+        .map(|_| {
+            let (stream, moved) = (stream.clone(), moved.clone());
+            thread::spawn(move || {
+                let chunk = vec![b'k'; 256 * 1024];
+                let mut sent = 0u64;
+                while sent < per_writer {
+                    let n = (per_writer - sent).min(chunk.len() as u64) as usize;
+                    (&*stream).write_all(&chunk[..n])?;
+                    sent += n as u64;
+                    moved.fetch_add(n as u64, Ordering::SeqCst);
+                }
+                Ok::<(), io::Error>(())
+            })
+        })
+        .collect();
+    let mut last = (moved.load(Ordering::SeqCst), Instant::now());
+    while !(uploads.iter().all(|u| u.is_finished()) && received.load(Ordering::SeqCst) >= total) {
+        let now = moved.load(Ordering::SeqCst);
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(10) {
+            let report = stream.close();
+            panic!(
+                "stuck: no byte moved for 10 s; {} of {total} echoed, {} moved in all; closed: {report:?}",
+                received.load(Ordering::SeqCst),
+                moved.load(Ordering::SeqCst)
+            );
+        }
+        if reader.is_finished() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    for upload in uploads {
+        upload.join().expect("writer").expect("upload");
+    }
+    stream.shutdown_write().expect("half-close");
+    let read_end = reader.join().expect("reader");
+    assert!(read_end.is_ok(), "the reader ended with {read_end:?}");
+    assert_eq!(received.load(Ordering::SeqCst), total);
+    let report = stream.close();
+    assert_eq!(report.outcome, Outcome::Clean, "{report:?}");
+    assert_eq!(server.join().expect("server"), Ok(total));
+}
+
+/// One writer, one reader, a KeyUpdate every 64 KiB, 16 KiB socket buffers: the reader must
+/// never wait on the socket for the writer's data (the server, blocked writing to us, reads
+/// nothing meanwhile).
+#[test]
+fn key_updates_every_64_kib_one_writer_one_reader() {
+    for _ in 0..key_update_runs() {
+        echo_with_key_updates(1, 256 << 20, 64 * 1024, Some(SMALL_BUFFER));
+    }
+}
+
+/// Five writers, one reader, a KeyUpdate every 1 MiB, the system's socket buffers.
+#[test]
+fn key_updates_every_mib_five_writers() {
+    for _ in 0..key_update_runs() {
+        echo_with_key_updates(5, 8 << 20, 1 << 20, None);
+    }
+}
