@@ -81,18 +81,19 @@
 //! ```text
 //! t0  close() called; writes fail from now on
 //!     the outbound queue is written           readers keep reading meanwhile
-//!     flag "stopping" set, shutdown(Read)     a blocked read() returns Ok(0)
 //!     close_notify queued, the queue sealed   (nothing may follow close_notify on the wire)
 //!     close_notify written, shutdown(Write)   TCP FIN follows it
+//!     the server's answer is delivered        until its close_notify or its FIN
+//!     flag "stopping" set, shutdown(Read)     a blocked read() returns Ok(0)
 //!     bytes that already arrived are read     (unread bytes at close make the kernel send RST)
-//! t1  report                                  t1 - t0 is about the time to write the queue
+//! t1  report                                  t1 - t0: writing the queue, one round trip
 //! ```
 //!
-//! [`CloseMode::Wait`] and the half-close ([`Stream::shutdown_write`]) keep the read side
-//! open instead and wait for the server's close_notify while readers still get data: on
-//! Linux a socket shut for reading returns 0 at once on every later read, so a reader that
-//! must go on reading cannot use `shutdown(Read)`. The flag set before our own
-//! `shutdown(Read)` is how a reader tells it from the server's FIN.
+//! [`CloseMode::Wait`] and the half-close ([`Stream::shutdown_write`]) need the server's
+//! close_notify instead: its FIN alone is a possible truncation. On Linux a socket shut for
+//! reading returns 0 at once on every later read, so the read side is shut only when the
+//! close has ended; the flag set before our own `shutdown(Read)` is how a reader tells it
+//! from the server's FIN.
 //!
 //! If the close timeout passes, the socket is shut both ways (unblocking every thread) and the
 //! outcome is [`Outcome::CloseTimeout`].

@@ -141,6 +141,9 @@ struct Flags {
     close_notify_received: AtomicBool,
     /// The server's TCP stream ended without close_notify.
     peer_eof: AtomicBool,
+    /// The server's TCP stream ended, whole, after a fast close queued our close_notify:
+    /// its answer, not a truncation.
+    peer_fin: AtomicBool,
     /// The TLS session hit a fatal error: no close_notify can follow, and an end TLS reports
     /// later is not the server's close_notify.
     tls_failed: AtomicBool,

@@ -13,8 +13,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::Tls;
 use common::rustls_peer::load_config;
+use common::{Dump, Tls};
 use gracetls::{CloseMode, CloseReport, Config, Outcome, Stream};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
@@ -615,4 +615,138 @@ fn key_updates_every_mib_five_writers() {
     for _ in 0..key_update_runs() {
         echo_with_key_updates(5, 8 << 20, 1 << 20, None);
     }
+}
+
+/// A rustls server for `runs` connections, one at a time, that answers each line with `ok`
+/// and our close_notify with FTP's `211 Logout.`, then ends: with its own close_notify when
+/// `close_notify`, else with a bare FIN. Returns, per connection, how it saw our end.
+fn logout_server(
+    pki: &common::Pki,
+    tls: Tls,
+    close_notify: bool,
+    runs: usize,
+) -> (u16, JoinHandle<Vec<String>>) {
+    let config = load_config(&pki.server, tls);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let thread = thread::spawn(move || {
+        let mut ends = Vec::new();
+        for _ in 0..runs {
+            let Ok((socket, _)) = listener.accept() else {
+                break;
+            };
+            let _ = socket.set_read_timeout(Some(common::WAIT));
+            let conn = ServerConnection::new(config.clone()).expect("server connection");
+            let mut tls = StreamOwned::new(conn, socket);
+            let mut buf = [0u8; 4096];
+            let end = loop {
+                match tls.read(&mut buf) {
+                    Ok(0) => {
+                        let _ = tls.write_all(b"211 Logout.\r\n");
+                        if close_notify {
+                            tls.conn.send_close_notify();
+                            let _ = tls.conn.complete_io(&mut tls.sock);
+                        }
+                        break "close_notify".to_string();
+                    }
+                    Ok(n) => {
+                        let lines = buf[..n].iter().filter(|&&b| b == b'\n').count();
+                        let _ = tls.write_all(&b"ok\r\n".repeat(lines));
+                    }
+                    Err(e) => break format!("{:?}: {e}", e.kind()),
+                }
+            };
+            ends.push(end);
+        }
+        ends
+    });
+    (port, thread)
+}
+
+per_version! {
+    fast_close_delivers_the_answer_with_close_notify => |tls| answer_to_close_notify(tls, true);
+    fast_close_delivers_the_answer_with_fin => |tls| answer_to_close_notify(tls, false);
+}
+
+/// A reader blocked in `read`, then a fast close: what the server sends in answer to our
+/// close_notify reaches the reader, and the close is clean, every run.
+fn answer_to_close_notify(tls: Tls, close_notify: bool) {
+    let runs = 10;
+    let pki = common::Pki::new();
+    let (port, server) = logout_server(&pki, tls, close_notify, runs);
+    for run in 0..runs {
+        let config = Config::new()
+            .ca_file(&pki.ca)
+            .close_timeout(Duration::from_secs(5));
+        let stream =
+            Arc::new(Stream::connect(&config, &format!("localhost:{port}")).expect("connect"));
+        let (tx, rx) = mpsc::channel();
+        let reading = Arc::clone(&stream);
+        let reader = thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            let end = loop {
+                match (&*reading).read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        got.extend_from_slice(&buf[..n]);
+                        if got.ends_with(b"ok\r\n") {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            (got, end)
+        });
+        (&*stream).write_all(b"QUIT\r\n").expect("write");
+        rx.recv_timeout(common::WAIT).expect("the server's ok");
+        let report = stream.close();
+        let (got, end) = reader.join().expect("reader");
+        assert!(end.is_ok(), "run {run}: the reader ended with {end:?}");
+        assert_eq!(got, b"ok\r\n211 Logout.\r\n", "run {run}: {report:?}");
+        assert_eq!(report.outcome, Outcome::Clean, "run {run}: {report:?}");
+        assert_eq!(report.bytes_dropped, 0, "run {run}: {report:?}");
+        assert_eq!(
+            report.close_notify_received, close_notify,
+            "run {run}: {report:?}"
+        );
+    }
+    let ends = server.join().expect("server");
+    assert!(ends.iter().all(|e| e == "close_notify"), "{ends:?}");
+}
+
+/// The command line, as with pure-ftpd: a line on stdin, its end, the close after the quiet
+/// time; the server answers our close_notify with `211 Logout.` and closes. Every run exits
+/// 0 with the answer on stdout (it was exit 3, "truncated", whenever the answer came during
+/// the close). `GRACETLS_LOGOUT_RUNS` sets the number of runs (10).
+#[test]
+fn cli_prints_the_answer_to_close_notify_every_run() {
+    let runs = std::env::var("GRACETLS_LOGOUT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let pki = common::Pki::new();
+    let (port, server) = logout_server(&pki, Tls::V13, false, runs);
+    for run in 0..runs {
+        let mut c = common::Client::spawn_with_input(
+            common::client_args(&pki, "127.0.0.1", port, &["--crlf", "-vv"]),
+            b"FEAT\n",
+        );
+        let st = c.wait_exit(common::WAIT, &[]);
+        let out = c.stdout_text();
+        assert!(
+            st.code() == Some(0) && out.ends_with("211 Logout.\r\n"),
+            "run {run}: exit {:?}, stdout {out:?}{}",
+            st.code(),
+            c.dump()
+        );
+        assert!(
+            !c.stderr_text().contains("truncat"),
+            "run {run}: a clean close also called truncated{}",
+            c.dump()
+        );
+    }
+    let ends = server.join().expect("server");
+    assert!(ends.iter().all(|e| e == "close_notify"), "{ends:?}");
 }

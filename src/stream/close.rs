@@ -107,26 +107,31 @@ impl Stream {
             Err(e) if is_timeout(e.kind()) => timed_out = true,
             Err(e) => step(&format!("written data not sent: {e}")),
         }
-        // 2. Fast close: stop reading, whatever state the read side is in (after an error
-        //    a reader may still be blocked in recv). The flag goes first, so a reader knows
-        //    the 0 is ours.
-        if !timed_out && mode == CloseMode::Fast {
-            self.stop_reading();
-            step("shutdown(Read) called");
-        }
-        // 3. close_notify and FIN.
+        // 2. close_notify and FIN. Readers keep reading: whatever the server still sends
+        //    (an answer to our close_notify, say FTP's "211 Logout.") is delivered.
+        let mut sent = false;
         if !timed_out {
             match self.send_close_notify(deadline) {
-                CloseNotify::Sent => step("close_notify sent, write side shut"),
+                CloseNotify::Sent => {
+                    sent = true;
+                    step("close_notify sent, write side shut");
+                }
                 CloseNotify::PeerClosedFirst => step("the server had closed first"),
                 CloseNotify::Failed(e) => step(&format!("no close_notify: {e}")),
                 CloseNotify::TimedOut => timed_out = true,
             }
         }
-        // 4. Wait mode: the server's close_notify, its data delivered to readers meanwhile.
-        if !timed_out && mode == CloseMode::Wait && !self.peer_ended() {
-            step("waiting for the server's close_notify");
-            timed_out = !self.await_peer_end(deadline);
+        // 3. The server's end, its data delivered to readers meanwhile: wait mode needs its
+        //    close_notify (else the close times out); a fast close also takes its FIN, and
+        //    the close timeout passing is no failure (the server owes no answer).
+        if !timed_out && !self.peer_ended() && (sent || mode == CloseMode::Wait) {
+            step("waiting for the server's end");
+            let ended = self.await_peer_end(deadline);
+            if mode == CloseMode::Wait {
+                timed_out = !ended;
+            } else if !ended {
+                step("the server neither answered nor closed within the close timeout");
+            }
         }
         if timed_out {
             warn!(
@@ -139,7 +144,7 @@ impl Stream {
             self.out
                 .fail(io::ErrorKind::BrokenPipe, "the connection was closed hard");
             self.progressed();
-        } else if mode != CloseMode::Fast {
+        } else {
             // The close has ended: every reader still blocked in recv returns now (Ok(0)).
             self.stop_reading();
         }
@@ -193,6 +198,7 @@ impl Stream {
     fn peer_ended(&self) -> bool {
         self.flags.close_notify_received.load(Ordering::SeqCst)
             || self.flags.peer_eof.load(Ordering::SeqCst)
+            || self.flags.peer_fin.load(Ordering::SeqCst)
             || self.flags.tls_failed.load(Ordering::SeqCst)
             || lock(&self.first_error).is_some()
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{ReadBuffer, Stream, lock};
 use crate::Error;
+use crate::config::CloseMode;
 use crate::error::tls_reason;
 use crate::outbound::is_timeout;
 
@@ -189,6 +190,18 @@ impl Stream {
                 .swap(true, Ordering::SeqCst)
             {
                 log::debug!("{} sent close_notify", self.target);
+                self.progressed();
+            }
+            return Ok(0);
+        }
+        if !cut
+            && self.close_mode == CloseMode::Fast
+            && self.flags.close_notify_mark.load(Ordering::SeqCst) > 0
+        {
+            // A fast close takes the server's FIN after our close_notify as its answer:
+            // everything before it was whole and was delivered.
+            if !self.flags.peer_fin.swap(true, Ordering::SeqCst) {
+                log::debug!("{} closed TCP after our close_notify", self.target);
                 self.progressed();
             }
             return Ok(0);
