@@ -115,6 +115,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod acked;
 mod alert;
 mod certificate;
 pub mod config;

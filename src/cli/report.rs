@@ -53,13 +53,14 @@ impl Trigger {
 }
 
 /// The process exit code for an outcome when no signal ends the process: 0 clean, 1 error,
-/// 3 truncated, 4 close timed out. An aborted close ends by a signal; 1 stands for it where a
-/// code is needed anyway.
+/// 3 truncated, 4 close timed out, 5 close_notify sent but its arrival unconfirmed. An
+/// aborted close ends by a signal; 1 stands for it where a code is needed anyway.
 pub(crate) fn exit_code(outcome: Outcome) -> i32 {
     match outcome {
         Outcome::Clean => 0,
         Outcome::Truncated => 3,
         Outcome::CloseTimeout => 4,
+        Outcome::Unconfirmed => 5,
         _ => 1,
     }
 }

@@ -11,6 +11,7 @@ use log::{debug, info, warn};
 
 use super::{CloseState, Stream, lock};
 use crate::Error;
+use crate::acked::{Acked, acked};
 use crate::config::{CloseMode, format_duration};
 use crate::outbound::is_timeout;
 use crate::report::{CloseReport, Outcome};
@@ -133,6 +134,20 @@ impl Stream {
                 step("the server neither answered nor closed within the close timeout");
             }
         }
+        // 4. Clean means acknowledged: without the server's close_notify, only its TCP's
+        //    acknowledgement of our close_notify (and FIN) says it arrived. A reset after a
+        //    lost segment, say, drops it unread; the kernel's count tells.
+        let mut unconfirmed = None;
+        if !timed_out && sent && !self.close_notify_received() {
+            match self.await_acknowledgement(deadline) {
+                Acked::All => step("our close_notify was acknowledged"),
+                Acked::Unknown => step("this system does not say whether it was acknowledged"),
+                other => {
+                    step(&format!("our close_notify was not acknowledged: {other:?}"));
+                    unconfirmed = Some(other);
+                }
+            }
+        }
         if timed_out {
             warn!(
                 "close of {} did not finish within {}; closing the socket hard",
@@ -161,6 +176,17 @@ impl Stream {
             Outcome::Error
         } else if self.flags.peer_eof.load(Ordering::SeqCst) {
             Outcome::Truncated
+        } else if let Some(acked) = unconfirmed {
+            warn!(
+                "close of {}: close_notify was sent but {} did not acknowledge it within {}: it may not have arrived",
+                self.target,
+                match acked {
+                    Acked::Gone => "the connection was reset before the server's TCP",
+                    _ => "the server's TCP",
+                },
+                format_duration(self.close_timeout)
+            );
+            Outcome::Unconfirmed
         } else {
             Outcome::Clean
         };
@@ -192,6 +218,31 @@ impl Stream {
             report.close_duration.as_millis()
         );
         report
+    }
+
+    /// Polls the kernel until the server's TCP acknowledged everything we sent, the
+    /// connection is gone, or `deadline` (asked at least once).
+    fn await_acknowledgement(&self, deadline: Instant) -> Acked {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let ends = self.session.local_addr.zip(self.session.peer_addr);
+            let mut acked = acked(&self.socket, ends);
+            if acked == Acked::Gone {
+                // Out of the table without TIME_WAIT: the server closed first and acknowledged
+                // our FIN (LAST_ACK done, everything acknowledged), or a reset ended it, which
+                // leaves its error on the socket.
+                let fin = self.flags.peer_fin.load(Ordering::SeqCst)
+                    || self.flags.peer_eof.load(Ordering::SeqCst);
+                if fin && matches!(self.socket.take_error(), Ok(None)) {
+                    acked = Acked::All;
+                }
+            }
+            if !matches!(acked, Acked::Pending(_)) || Instant::now() >= deadline {
+                return acked;
+            }
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
     }
 
     /// Whether the server's side has ended: its close_notify, its FIN, or a failure.
