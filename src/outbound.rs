@@ -463,4 +463,38 @@ mod tests {
             assert_eq!(chunk, &piece[..], "piece {k}");
         }
     }
+
+    /// A reader's flush never waits: against a socket that takes nothing more it returns at
+    /// once, what it wrote counted, the rest left in order for whoever writes next; while
+    /// another thread is the flusher it leaves the queue alone.
+    #[test]
+    fn try_flush_never_waits() {
+        let (a, mut b) = pair();
+        let out = Outbound::default();
+        let piece: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+        for _ in 0..32 {
+            out.push(&piece, 0);
+        }
+        let started = std::time::Instant::now();
+        out.try_flush(&a);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let left = out.pending();
+        assert!(left > 0 && out.orphaned(), "{left}");
+        // Another thread is the flusher: nothing is touched.
+        let batch = out.lock().take_batch();
+        out.try_flush(&a);
+        out.lock().finish_batch(batch, 0);
+        assert_eq!(out.pending(), left);
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 32 * 1024 * 1024];
+            b.read_exact(&mut got).unwrap();
+            got
+        });
+        let mark = out.push(&[], 0);
+        out.flush_to(&a, mark, true).unwrap();
+        let got = reader.join().unwrap();
+        for (k, chunk) in got.chunks(piece.len()).enumerate() {
+            assert_eq!(chunk, &piece[..], "piece {k}");
+        }
+    }
 }

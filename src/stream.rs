@@ -299,7 +299,10 @@ impl Stream {
     /// timeout. Nothing the caller read from the socket may still be unread TLS: the
     /// handshake starts with our ClientHello. Read and write timeouts the caller set on the
     /// socket hold again after the handshake: a `read` that times out fails with `WouldBlock`
-    /// or `TimedOut`, and the connection stays usable.
+    /// or `TimedOut`, and the connection stays usable. So does a `write`: one whose data was
+    /// encrypted returns `Ok(n)` even if the socket took only part of it in time (the rest
+    /// goes first with the next write or the close); one that could not even send what an
+    /// earlier write left fails with the timeout having taken nothing.
     ///
     /// A certificate that fails verification is reported with OpenSSL's reason alone: the
     /// facts (dates, names, the missing issuer) take a second connection, and only
