@@ -144,6 +144,9 @@ struct Flags {
     /// The server's TCP stream ended, whole, after a fast close queued our close_notify:
     /// its answer, not a truncation.
     peer_fin: AtomicBool,
+    /// A fast close has begun: from its close_notify on, the server's FIN is its answer (a
+    /// half-close alone waits for the server's close_notify).
+    fast_closing: AtomicBool,
     /// The TLS session hit a fatal error: no close_notify can follow, and an end TLS reports
     /// later is not the server's close_notify.
     tls_failed: AtomicBool,

@@ -93,6 +93,9 @@ impl Stream {
         step(&format!("started ({mode:?})"));
         // Writes from now on fail; a writer waiting for the server's handshake message wakes.
         self.flags.write_closed.store(true, Ordering::SeqCst);
+        if mode == CloseMode::Fast {
+            self.flags.fast_closing.store(true, Ordering::SeqCst);
+        }
         self.progressed();
         let mut timed_out = false;
 

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use super::{ReadBuffer, Stream, lock};
 use crate::Error;
-use crate::config::CloseMode;
 use crate::error::tls_reason;
 use crate::outbound::is_timeout;
 
@@ -195,7 +194,7 @@ impl Stream {
             return Ok(0);
         }
         if !cut
-            && self.close_mode == CloseMode::Fast
+            && self.flags.fast_closing.load(Ordering::SeqCst)
             && self.flags.close_notify_mark.load(Ordering::SeqCst) > 0
         {
             // A fast close takes the server's FIN after our close_notify as its answer:
