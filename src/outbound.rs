@@ -356,6 +356,9 @@ fn write_some(mut socket: &TcpStream, bytes: &[u8]) -> (usize, io::Result<()>) {
 }
 
 #[cfg(test)]
+mod model;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
