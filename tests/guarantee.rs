@@ -750,3 +750,50 @@ fn cli_prints_the_answer_to_close_notify_every_run() {
     let ends = server.join().expect("server");
     assert!(ends.iter().all(|e| e == "close_notify"), "{ends:?}");
 }
+
+/// pure-ftpd (`--starttls ftp --crlf`, `FEAT` on stdin) answers our close_notify with
+/// `211 Logout.` and closes: every run exits 0 with that line on stdout (it was exit 3,
+/// "truncated", in most runs). `GRACETLS_LOGOUT_RUNS` sets the number of runs (5).
+#[test]
+fn pure_ftpd_logout_every_run() {
+    if !common::have_tool("pure-ftpd", "pure-ftpd") || !common::needs_root("pure-ftpd") {
+        return;
+    }
+    let runs = std::env::var("GRACETLS_LOGOUT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let pki = common::Pki::new();
+    let port = common::free_port();
+    let cert = format!("{},{}", pki.server.cert.display(), pki.server.key.display());
+    let bind = format!("127.0.0.1,{port}");
+    let mut cmd = std::process::Command::new("pure-ftpd");
+    cmd.args(["-S", &bind, "-Y", "1", "-2", &cert, "-E"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let server = common::Proc::spawn("pure-ftpd", &mut cmd).expect("start pure-ftpd");
+    assert!(
+        common::daemon::poll_until(common::WAIT, || common::daemon::listening(port)),
+        "pure-ftpd did not listen on {port}"
+    );
+    for run in 0..runs {
+        let mut args = pki.ca_args();
+        args.extend(
+            ["--starttls", "ftp", "--crlf", "--report", "json"]
+                .map(String::from)
+                .into_iter()
+                .chain([format!("127.0.0.1:{port}")]),
+        );
+        let mut c = common::Client::spawn_with_input(args, b"FEAT\n");
+        let st = c.wait_exit(common::WAIT, &[]);
+        let out = c.stdout_text();
+        assert!(
+            st.code() == Some(0) && out.contains("211 End.") && out.ends_with("211 Logout.\r\n"),
+            "run {run}: exit {:?}, stdout {out:?}{}",
+            st.code(),
+            c.dump()
+        );
+    }
+    common::daemon::kill_descendants(server.pid());
+}
