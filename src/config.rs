@@ -49,8 +49,10 @@ impl std::str::FromStr for TlsVersion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CloseMode {
-    /// Send queued data, stop reading (`shutdown(Read)` unblocks the reader), send
-    /// close_notify, close. Nothing the server sends after the close starts is delivered.
+    /// Send queued data and close_notify, then deliver what the server still sends (an
+    /// answer to our close_notify, such as FTP's `211 Logout.`) until its close_notify or its
+    /// TCP FIN, which a fast close takes as its answer; a server that does neither holds the
+    /// close for the close timeout, and that is no failure. Then stop reading and close.
     #[default]
     Fast,
     /// Send queued data and close_notify, then keep delivering data until the server's

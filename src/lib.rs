@@ -65,12 +65,15 @@
 //! it was decrypted, which is how the server's close_notify (`Ok(0)`) is told from a
 //! truncation (`UnexpectedEof`).
 //!
-//! A fast close ([`CloseMode::Fast`], the default) writes what is queued, wakes blocked
-//! readers with `shutdown(Read)` (they get `Ok(0)`), then sends close_notify and a TCP FIN;
-//! [`CloseMode::Wait`] and [`Stream::shutdown_write`] keep reading until the server's
-//! close_notify instead. Past the close timeout the socket is shut both ways and the outcome
-//! is [`Outcome::CloseTimeout`]. The whole account, with the timeline and why each step is
-//! there, is in [docs/design.md](https://github.com/gracetls/gracetls/blob/main/docs/design.md).
+//! A fast close ([`CloseMode::Fast`], the default) writes what is queued, sends close_notify
+//! and a TCP FIN, delivers what the server still sends until its close_notify or its FIN,
+//! then wakes blocked readers with `shutdown(Read)` (they get `Ok(0)`); without the server's
+//! close_notify it is clean only once the server's TCP acknowledged ours
+//! ([`Outcome::Unconfirmed`] otherwise). [`CloseMode::Wait`] and [`Stream::shutdown_write`]
+//! keep reading until the server's close_notify instead. Past the close timeout the socket is
+//! shut both ways and the outcome is [`Outcome::CloseTimeout`]. The whole account, with the
+//! timeline and why each step is there, is in
+//! [docs/design.md](https://github.com/gracetls/gracetls/blob/main/docs/design.md).
 //!
 //! # Log levels
 //!
@@ -91,6 +94,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod acked;
 mod alert;
 mod certificate;
 pub mod config;

@@ -6,11 +6,20 @@
 //! while it still holds the TLS lock, so the queue's order is the order TLS wrote. Writing it
 //! to the socket happens after that lock is released: one thread at a time is the flusher and
 //! writes everything queued, including what others appended while it wrote.
+//!
+//! The invariant that keeps the connection moving: every queued byte has a thread that will
+//! offer it to the socket. A writer stays in [`Outbound::flush_to`] until its own bytes are
+//! out (or its socket write times out); the flusher writes until the queue is empty before it
+//! stops being the flusher; a reader offers its answers with [`Outbound::try_flush`], which
+//! never waits, and re-offers whatever nobody writes ([`Outbound::orphaned`]) while it waits
+//! for the server. A socket write timeout ends that call only: the bytes it did not write
+//! stay at the head of the queue, counted exactly.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Above this, a flushed buffer's memory is given back rather than kept for the next batch.
 const KEEP_CAPACITY: usize = 64 * 1024;
@@ -32,8 +41,74 @@ struct State {
     /// ciphertext written, so a report after a flush misses none of it.
     queued_plain: u64,
     written_plain: u64,
-    /// The socket write failed: the error's kind and text, for every later flush.
+    /// Where each append of application data or of a reader's answer ends in the ciphertext
+    /// stream, with the plaintext and answer totals up to it: the written totals move only
+    /// past whole appends, so a flush that stops partway never counts plaintext whose
+    /// ciphertext is not all out.
+    marks: VecDeque<Mark>,
+    /// Ciphertext readers appended (TLS's answers to the server: KeyUpdate replies,
+    /// renegotiation messages), ever and written.
+    queued_answers: u64,
+    written_answers: u64,
+    /// The socket write failed (not a timeout): the error's kind and text, for every later
+    /// flush.
     failed: Option<(io::ErrorKind, String)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    end: u64,
+    plain: u64,
+    answers: u64,
+}
+
+impl State {
+    fn note(&mut self, plain: usize, answer: usize) {
+        if plain > 0 || answer > 0 {
+            self.queued_plain += plain as u64;
+            self.queued_answers += answer as u64;
+            self.marks.push_back(Mark {
+                end: self.queued_total,
+                plain: self.queued_plain,
+                answers: self.queued_answers,
+            });
+        }
+    }
+
+    /// Takes the queue out as a batch to write; this thread is the flusher until
+    /// [`finish_batch`](Self::finish_batch).
+    fn take_batch(&mut self) -> Vec<u8> {
+        self.flushing = true;
+        let spare = std::mem::take(&mut self.spare);
+        std::mem::replace(&mut self.queue, spare)
+    }
+
+    /// Counts `written` bytes of `batch` as written and puts the rest back at the head of
+    /// the queue, before what was appended meanwhile.
+    fn finish_batch(&mut self, mut batch: Vec<u8>, written: usize) {
+        self.flushing = false;
+        self.written_total += written as u64;
+        while let Some(&mark) = self.marks.front() {
+            if mark.end > self.written_total {
+                break;
+            }
+            self.written_plain = mark.plain;
+            self.written_answers = mark.answers;
+            self.marks.pop_front();
+        }
+        if written < batch.len() {
+            batch.drain(..written);
+            batch.extend_from_slice(&self.queue);
+            self.queue.clear();
+            std::mem::swap(&mut self.queue, &mut batch);
+            if self.spare.capacity() == 0 && batch.capacity() <= KEEP_CAPACITY {
+                self.spare = batch;
+            }
+        } else if batch.capacity() <= KEEP_CAPACITY && self.spare.capacity() == 0 {
+            batch.clear();
+            self.spare = batch;
+        }
+    }
 }
 
 /// The queue of ciphertext for one socket.
@@ -56,7 +131,7 @@ impl Outbound {
         if !bytes.is_empty() && !st.sealed {
             st.queue.extend_from_slice(bytes);
             st.queued_total += bytes.len() as u64;
-            st.queued_plain += plain as u64;
+            st.note(plain, 0);
         }
         st.queued_total
     }
@@ -64,10 +139,20 @@ impl Outbound {
     /// Like [`push`](Self::push), taking the ciphertext out of `bytes` (left empty): when
     /// nothing waits, the two buffers are traded and nothing is copied.
     pub(crate) fn push_from(&self, bytes: &mut Vec<u8>, plain: usize) -> u64 {
+        self.push_from_as(bytes, plain, false)
+    }
+
+    /// Like [`push_from`](Self::push_from), for what TLS wrote while a reader decrypted: an
+    /// answer the server asked for, counted apart (see [`pending_answers`](Self::pending_answers)).
+    pub(crate) fn push_answer(&self, bytes: &mut Vec<u8>) -> u64 {
+        self.push_from_as(bytes, 0, true)
+    }
+
+    fn push_from_as(&self, bytes: &mut Vec<u8>, plain: usize, answer: bool) -> u64 {
         let mut st = self.lock();
         if !bytes.is_empty() && !st.sealed {
             st.queued_total += bytes.len() as u64;
-            st.queued_plain += plain as u64;
+            st.note(plain, if answer { bytes.len() } else { 0 });
             if st.queue.is_empty() {
                 std::mem::swap(&mut st.queue, bytes);
             } else {
@@ -94,17 +179,71 @@ impl Outbound {
         (st.queued_total - st.written_total) as usize
     }
 
+    /// Readers' answers appended but not yet written.
+    pub(crate) fn pending_answers(&self) -> usize {
+        let st = self.lock();
+        (st.queued_answers - st.written_answers) as usize
+    }
+
+    /// Writes what the socket takes now, without ever waiting: returns at once when another
+    /// thread is flushing (it writes what is queued, ours included, before it stops being the
+    /// flusher), and leaves what the socket does not take at the head of the queue.
+    pub(crate) fn try_flush(&self, socket: &TcpStream) {
+        let mut st = self.lock();
+        if st.flushing || st.queue.is_empty() || st.failed.is_some() {
+            return;
+        }
+        let batch = st.take_batch();
+        drop(st);
+        let mut written = 0;
+        let mut result = Ok(());
+        while written < batch.len() {
+            match send_now(socket, &batch[written..]) {
+                Ok(0) => {
+                    result = Err(io::ErrorKind::WriteZero.into());
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let mut st = self.lock();
+        st.finish_batch(batch, written);
+        if let Err(e) = result {
+            if !is_timeout(e.kind()) && st.failed.is_none() {
+                st.failed = Some((e.kind(), e.to_string()));
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Whether ciphertext waits that no thread is writing: left by a flush that timed out,
+    /// or a reader's answer to the server queued while nobody flushed. A writer writes it
+    /// before it encrypts anything of its own, so a timeout there consumes nothing.
+    pub(crate) fn orphaned(&self) -> bool {
+        let st = self.lock();
+        !st.flushing && !st.queue.is_empty()
+    }
+
     /// Writes queued ciphertext until everything up to `mark` is on the socket: this thread
     /// becomes the flusher if nobody is, or waits for the one that is. With `wait` false it
     /// returns at once when another thread is flushing (that thread writes our bytes too):
     /// a reader must not wait behind a writer blocked on a full socket.
+    ///
+    /// A socket write that times out (the caller's write timeout) is that call's error, not
+    /// the connection's: the bytes it did not write stay at the head of the queue, counted
+    /// exactly, for the next flush. Any other error fails every later flush.
     pub(crate) fn flush_to(&self, socket: &TcpStream, mark: u64, wait: bool) -> io::Result<()> {
         self.flush_until(socket, mark, wait, None).map(|_| ())
     }
 
-    /// Like [`flush_to`](Self::flush_to), waiting for another flusher only until `deadline`:
-    /// `Ok(false)` if it passed first. Our own socket write is bounded by the socket's write
-    /// timeout, which the caller sets.
+    /// Like [`flush_to`](Self::flush_to), bounded by `deadline`: waiting for another flusher
+    /// stops there (`Ok(false)`), and our own socket writes get what is left of it as their
+    /// write timeout (a timeout fails with `WouldBlock` or `TimedOut`).
     pub(crate) fn flush_until(
         &self,
         socket: &TcpStream,
@@ -147,27 +286,26 @@ impl Outbound {
                 };
                 continue;
             }
-            st.flushing = true;
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                // Only the flusher writes, so the socket's write timeout is ours to set.
+                let _ = socket.set_write_timeout(Some(left.max(Duration::from_millis(1))));
+            }
             flusher = true;
-            let plain = st.queued_plain - st.written_plain;
-            let spare = std::mem::take(&mut st.spare);
-            let mut batch = std::mem::replace(&mut st.queue, spare);
+            let batch = st.take_batch();
             drop(st);
-            let result = write_all(socket, &batch);
+            let (written, result) = write_some(socket, &batch);
             st = self.lock();
-            st.flushing = false;
-            st.written_total += batch.len() as u64;
-            if result.is_ok() {
-                st.written_plain += plain;
-            }
-            if batch.capacity() <= KEEP_CAPACITY && st.spare.capacity() == 0 {
-                batch.clear();
-                st.spare = batch;
-            }
-            if let Err(e) = result {
-                st.failed = Some((e.kind(), e.to_string()));
-            }
+            st.finish_batch(batch, written);
             self.changed.notify_all();
+            match result {
+                Ok(()) => {}
+                Err(e) if is_timeout(e.kind()) => return Err(e),
+                Err(e) => st.failed = Some((e.kind(), e.to_string())),
+            }
         }
     }
 
@@ -181,17 +319,44 @@ impl Outbound {
     }
 }
 
-fn write_all(mut socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match socket.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
+/// A socket write timeout's error, as `TcpStream` reports it (`WouldBlock` on Unix).
+pub(crate) fn is_timeout(kind: io::ErrorKind) -> bool {
+    matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+/// One `send` that never waits: what the socket takes now, or `WouldBlock`.
+#[cfg(unix)]
+fn send_now(socket: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    // No SIGPIPE for a peer that is gone, as std's own writes ask on these systems.
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    const NO_SIGNAL: libc::c_int = 0;
+    socket2::SockRef::from(socket).send_with_flags(bytes, libc::MSG_DONTWAIT | NO_SIGNAL)
+}
+
+/// Without a non-blocking send, a reader writes nothing: writers and the close do.
+#[cfg(not(unix))]
+fn send_now(_socket: &TcpStream, _bytes: &[u8]) -> io::Result<usize> {
+    Err(io::ErrorKind::WouldBlock.into())
+}
+
+/// Writes `bytes` until done or an error; returns how many were written either way.
+fn write_some(mut socket: &TcpStream, bytes: &[u8]) -> (usize, io::Result<()>) {
+    let mut written = 0;
+    while written < bytes.len() {
+        match socket.write(&bytes[written..]) {
+            Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return (written, Err(e)),
         }
     }
-    Ok(())
+    (written, Ok(()))
 }
+
+#[cfg(test)]
+mod model;
 
 #[cfg(test)]
 mod tests {
@@ -264,5 +429,75 @@ mod tests {
         b.read_exact(&mut got).unwrap();
         assert_eq!(&got[big.len()..], b"HELLO");
         writer.join().unwrap().unwrap();
+    }
+
+    /// A socket write that times out partway: the error is that call's, what was written is
+    /// counted exactly (plaintext only for whole appends), the rest stays queued in order,
+    /// and the next flush goes on from there.
+    #[test]
+    fn a_timed_out_flush_keeps_the_rest_in_order() {
+        let (a, mut b) = pair();
+        a.set_write_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        let out = Outbound::default();
+        let piece: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let mut mark = 0;
+        for _ in 0..16 {
+            mark = out.push(&piece, 1);
+        }
+        let err = out.flush_to(&a, mark, true).unwrap_err();
+        assert!(is_timeout(err.kind()), "{err:?}");
+        let pending = out.pending();
+        assert!(pending > 0 && pending < 16 * piece.len(), "{pending}");
+        let whole = (16 * piece.len() - pending) / piece.len();
+        assert_eq!(out.plain_written(), whole as u64);
+        assert!(out.orphaned());
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 16 * 1024 * 1024];
+            b.read_exact(&mut got).unwrap();
+            got
+        });
+        a.set_write_timeout(None).unwrap();
+        out.flush_to(&a, mark, true).unwrap();
+        assert_eq!(out.pending(), 0);
+        assert_eq!(out.plain_written(), 16);
+        let got = reader.join().unwrap();
+        for (k, chunk) in got.chunks(piece.len()).enumerate() {
+            assert_eq!(chunk, &piece[..], "piece {k}");
+        }
+    }
+
+    /// A reader's flush never waits: against a socket that takes nothing more it returns at
+    /// once, what it wrote counted, the rest left in order for whoever writes next; while
+    /// another thread is the flusher it leaves the queue alone.
+    #[test]
+    fn try_flush_never_waits() {
+        let (a, mut b) = pair();
+        let out = Outbound::default();
+        let piece: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+        for _ in 0..32 {
+            out.push(&piece, 0);
+        }
+        let started = std::time::Instant::now();
+        out.try_flush(&a);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let left = out.pending();
+        assert!(left > 0 && out.orphaned(), "{left}");
+        // Another thread is the flusher: nothing is touched.
+        let batch = out.lock().take_batch();
+        out.try_flush(&a);
+        out.lock().finish_batch(batch, 0);
+        assert_eq!(out.pending(), left);
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 32 * 1024 * 1024];
+            b.read_exact(&mut got).unwrap();
+            got
+        });
+        let mark = out.push(&[], 0);
+        out.flush_to(&a, mark, true).unwrap();
+        let got = reader.join().unwrap();
+        for (k, chunk) in got.chunks(piece.len()).enumerate() {
+            assert_eq!(chunk, &piece[..], "piece {k}");
+        }
     }
 }

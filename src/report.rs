@@ -6,7 +6,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
-    /// close_notify was sent (and, where the close waited for it, received).
+    /// close_notify was sent and arrived: the server's close_notify came back, or its TCP
+    /// acknowledged ours (where the close waited for the server's, it came back).
     Clean,
     /// The server's stream ended without close_notify: data may be missing.
     Truncated,
@@ -14,6 +15,10 @@ pub enum Outcome {
     CloseTimeout,
     /// The connection failed.
     Error,
+    /// close_notify was sent, but neither the server's close_notify came back nor did the
+    /// server's TCP acknowledge ours within the close timeout (on Linux, where the kernel
+    /// tells): it may not have arrived.
+    Unconfirmed,
 }
 
 impl Outcome {
@@ -24,6 +29,7 @@ impl Outcome {
             Outcome::Truncated => "truncated",
             Outcome::CloseTimeout => "close-timeout",
             Outcome::Error => "error",
+            Outcome::Unconfirmed => "unconfirmed",
         }
     }
 }

@@ -9,6 +9,35 @@
 //! [`Outbound`] queue before releasing it, then writes the queue after. Whatever TLS writes
 //! while decrypting (a TLS 1.3 KeyUpdate reply, a TLS 1.2 renegotiation message) joins the
 //! same queue, so it reaches the wire in the order TLS made it.
+//!
+//! # Who may wait on whom
+//!
+//! - **The TLS lock** (`tls`) is held for in-memory work only (encrypt, decrypt, append to
+//!   the queue); nobody waits on anything while holding it. Order: `tls`, then the queue's
+//!   own lock, never the other way.
+//! - **The read side** (`reading`) is held by the one thread reading the socket (a reader; a
+//!   writer whose handshake needs the server while nobody reads; the waiting close; the
+//!   drain at the end of the close) across a blocking `recv`. Other readers queue on it, as
+//!   they would on the socket. Writers never wait for it (`try_lock`, then the progress
+//!   counter). The close waits for it only until the close timeout (plus a short grace for a
+//!   reader its shutdown just woke).
+//! - **The flusher** (one thread at a time writes the outbound queue) blocks in `send`.
+//!   Writers wait for it: their own bytes are in its batch or behind it. The close waits for
+//!   it until its deadline, then shuts the socket. A **reader never waits for it and never
+//!   blocks in `send`**: what TLS answers while decrypting is offered to the socket with a
+//!   non-blocking send, or left to the flusher, which writes until the queue is empty before
+//!   it stops being the flusher. What nobody is writing (an answer the full socket did not
+//!   take, what a timed-out write left) the reader offers again every few milliseconds while
+//!   it waits in `recv`. So a server that is blocked writing to us until we read is never
+//!   waited on by our reader (the KeyUpdate deadlock), and a handshake message the server
+//!   waits for is never left in the queue with nobody to write it (the renegotiation stall).
+//!   The one exception is deliberate back-pressure: past 1 MiB of unwritten answers (a
+//!   server asking for answers and never reading them) the reader waits for the socket.
+//! - **The progress counter** (`progress`): a writer whose encryption waits for the server's
+//!   handshake message waits for the read side to move; every socket read, every end and the
+//!   start of the close move it.
+//! - **The close** (`closing`): a second `close` waits for the first, which is bounded by
+//!   the close timeout.
 
 mod close;
 mod read;
@@ -128,6 +157,12 @@ struct Flags {
     close_notify_received: AtomicBool,
     /// The server's TCP stream ended without close_notify.
     peer_eof: AtomicBool,
+    /// The server's TCP stream ended, whole, after a fast close queued our close_notify:
+    /// its answer, not a truncation.
+    peer_fin: AtomicBool,
+    /// A fast close has begun: from its close_notify on, the server's FIN is its answer (a
+    /// half-close alone waits for the server's close_notify).
+    fast_closing: AtomicBool,
     /// The TLS session hit a fatal error: no close_notify can follow, and an end TLS reports
     /// later is not the server's close_notify.
     tls_failed: AtomicBool,
@@ -285,7 +320,10 @@ impl Stream {
     /// timeout. Nothing the caller read from the socket may still be unread TLS: the
     /// handshake starts with our ClientHello. Read and write timeouts the caller set on the
     /// socket hold again after the handshake: a `read` that times out fails with `WouldBlock`
-    /// or `TimedOut`, and the connection stays usable.
+    /// or `TimedOut`, and the connection stays usable. So does a `write`: one whose data was
+    /// encrypted returns `Ok(n)` even if the socket took only part of it in time (the rest
+    /// goes first with the next write or the close); one that could not even send what an
+    /// earlier write left fails with the timeout having taken nothing.
     ///
     /// A certificate that fails verification is reported with OpenSSL's reason alone: the
     /// facts (dates, names, the missing issuer) take a second connection, and only

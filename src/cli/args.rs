@@ -18,7 +18,8 @@ At stdin EOF (--on-eof):
   half-close  send close_notify and a TCP FIN at once, keep reading until the server closes;
               many servers (nginx among them) take that as the client leaving and cancel
               or cut the answer
-  close       close at once (close_notify); what the server sends later is not read
+  close       close at once (close_notify); what the server sends until its close_notify
+              or its end is still printed
   ignore      stay connected until the server closes or a signal
 
 Exit codes:
@@ -30,6 +31,8 @@ Exit codes:
   3    the server's stream ended without close_notify (possible truncation), or data
        arrived just as the quiet time ended and was dropped
   4    the close did not finish within --close-timeout; the socket was closed hard
+  5    close_notify was sent, but neither the server's close_notify nor its TCP's
+       acknowledgement came back within --close-timeout: it may not have arrived
   SIGINT, SIGTERM, SIGHUP, SIGQUIT: the goodbye is sent, then gracetls ends by that same
   signal (a shell shows 130, 143, 129, 131). A second signal, or one before the TLS session
   is up, ends it at once.

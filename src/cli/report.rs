@@ -72,13 +72,14 @@ impl Ended {
 }
 
 /// The process exit code for an outcome when no signal ends the process: 0 clean, 1 error,
-/// 3 truncated, 4 close timed out. An aborted close ends by a signal; 1 stands for it where a
-/// code is needed anyway.
+/// 3 truncated, 4 close timed out, 5 close_notify sent but its arrival unconfirmed. An
+/// aborted close ends by a signal; 1 stands for it where a code is needed anyway.
 pub(crate) fn exit_code(ended: Ended) -> i32 {
     match ended {
         Ended::Closed(Outcome::Clean) => 0,
         Ended::Closed(Outcome::Truncated) => 3,
         Ended::Closed(Outcome::CloseTimeout) => 4,
+        Ended::Closed(Outcome::Unconfirmed) => 5,
         _ => 1,
     }
 }

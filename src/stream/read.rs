@@ -3,11 +3,13 @@
 
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use super::{Inner, ReadBuffer, Stream, lock};
 use crate::Error;
 use crate::error::Truncation;
 use crate::error::tls_reason;
+use crate::outbound::is_timeout;
 
 /// One socket read while data trickles or the connection is idle. A read that fills it
 /// means data is flowing, and the reader switches to [`LARGE_READ`].
@@ -17,9 +19,14 @@ const LARGE_READ: usize = 64 * 1024;
 /// Reads in a row that would have fitted the small buffer before the large one is given
 /// back: an idle connection keeps a page, not 64 KiB.
 const SHRINK_AFTER_SMALL_READS: u32 = 16;
-/// Ciphertext waiting for the socket past which a reader that made more (TLS's answers to
-/// the server) waits for it to be written instead of reading on.
+/// Answers to the server (KeyUpdate replies, renegotiation messages) waiting for the socket
+/// past which a reader that made more waits for them to be written instead of reading on.
 const OUTBOUND_LIMIT: usize = 1024 * 1024;
+
+/// How often a reader that holds ciphertext nobody else writes offers it to the socket again
+/// while it waits for the server: first, and at most (doubling in between).
+const POLL_FIRST: Duration = Duration::from_millis(5);
+const POLL_MAX: Duration = Duration::from_millis(100);
 
 /// What one decryption pass found.
 pub(super) enum Step {
@@ -124,13 +131,19 @@ impl Inner {
     }
 
     /// One decryption into `buf` from what the transport holds, without touching the
-    /// socket's read side; what TLS wrote meanwhile (a KeyUpdate's answer) is queued and
-    /// sent.
+    /// socket's read side. What TLS wrote meanwhile (a KeyUpdate's answer, a renegotiation
+    /// message) is queued in order and written only as far as the socket takes it now: a
+    /// reader never waits on the socket for a writer's data, since the server may itself be
+    /// blocked writing to us and read nothing until we read (see the module docs of
+    /// `stream` for who waits on whom).
     pub(super) fn decrypt(&self, buf: &mut [u8]) -> Step {
-        let (step, mark) = {
+        let (step, answered) = {
             let mut tls = self.tls();
             let result = tls.read(buf);
-            let mark = self.queue_tls_output(&mut tls);
+            let answered = tls.get_ref().has_outbound();
+            if answered {
+                self.out.push_answer(tls.get_mut().outbound_buffer());
+            }
             let step = match result {
                 Ok(0) => Step::End {
                     at_eof: tls.get_ref().is_eof(),
@@ -140,16 +153,20 @@ impl Inner {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Need,
                 Err(e) => Step::Failed(e.to_string()),
             };
-            (step, mark)
+            (step, answered)
         };
-        if let Some(mark) = mark {
-            // Another thread may be writing: it sends these bytes too, and the reader goes
-            // on reading. But a server that makes us answer while it never reads (a KeyUpdate
-            // flood) must not grow the queue without bound: past the limit the reader waits
-            // for the socket, so it stops reading and the server's writes wait in turn. A
-            // failure shows at the next write.
-            let wait = self.out.pending() > OUTBOUND_LIMIT;
-            let _ = self.out.flush_to(&self.socket, mark, wait);
+        if answered {
+            if self.out.pending_answers() > OUTBOUND_LIMIT {
+                // A server that asks for answers and never reads them (a KeyUpdate flood):
+                // past the limit the reader waits for the socket, so it stops reading and the
+                // server's writes wait in turn. Only our own answers count: a server that
+                // reads at all takes them long before (one KeyUpdate per 64 KiB it sends is
+                // 27 bytes per 64 KiB). A failure shows at the next write.
+                let mark = self.out.push(&[], 0);
+                let _ = self.out.flush_to(&self.socket, mark, true);
+            } else {
+                self.out.try_flush(&self.socket);
+            }
         }
         step
     }
@@ -178,6 +195,18 @@ impl Inner {
             }
             return Ok(0);
         }
+        if !cut
+            && self.flags.fast_closing.load(Ordering::SeqCst)
+            && self.flags.close_notify_mark.load(Ordering::SeqCst) > 0
+        {
+            // A fast close takes the server's FIN after our close_notify as its answer:
+            // everything before it was whole and was delivered.
+            if !self.flags.peer_fin.swap(true, Ordering::SeqCst) {
+                log::debug!("{} closed TCP after our close_notify", self.target);
+                self.progressed();
+            }
+            return Ok(0);
+        }
         let how = if cut {
             Truncation::MidRecord
         } else if self.flags.close_notify_mark.load(Ordering::SeqCst) > 0 {
@@ -200,12 +229,7 @@ impl Inner {
 
     /// One socket read, fed to TLS: data, or the end of the stream.
     pub(super) fn read_socket(&self, reading: &mut ReadBuffer) -> io::Result<()> {
-        let n = loop {
-            match (&self.socket).read(&mut reading.buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other?,
-            }
-        };
+        let n = self.recv(&mut reading.buf)?;
         if n == 0 && self.stopping() {
             // Our own shutdown(Read) reads as 0 too; the flag set before it tells them apart.
             return Err(io::ErrorKind::ConnectionAborted.into());
@@ -232,6 +256,55 @@ impl Inner {
             }
         }
         Ok(())
+    }
+}
+
+impl Inner {
+    /// One socket read. While ciphertext waits that no thread is writing (an answer the full
+    /// socket did not take, what a timed-out write left), the read wakes every few
+    /// milliseconds to offer it to the socket again, without waiting: a server that waits
+    /// for our handshake message reads, so the socket soon takes it, and nobody else may be
+    /// there to write it. The socket's read timeout (the caller's, or a waiting close's) is
+    /// kept as the bound and restored after.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // The timeout found on the socket and the deadline it sets, once this read changed it.
+        let mut saved: Option<(Option<Duration>, Option<Instant>)> = None;
+        let mut interval = POLL_FIRST;
+        let result = loop {
+            let owed = self.out.orphaned() && {
+                self.out.try_flush(&self.socket);
+                self.out.orphaned()
+            };
+            if owed || saved.is_some() {
+                let (_, deadline) = *saved.get_or_insert_with(|| {
+                    let timeout = self.socket.read_timeout().unwrap_or(None);
+                    (timeout, timeout.map(|t| Instant::now() + t))
+                });
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                if left == Some(Duration::ZERO) {
+                    break Err(io::ErrorKind::WouldBlock.into());
+                }
+                let wait = match (owed, left) {
+                    (true, Some(left)) => Some(left.min(interval)),
+                    (true, None) => Some(interval),
+                    (false, left) => left,
+                };
+                let _ = self
+                    .socket
+                    .set_read_timeout(wait.map(|w| w.max(Duration::from_millis(1))));
+            }
+            match (&self.socket).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if owed && is_timeout(e.kind()) => {
+                    interval = (interval * 2).min(POLL_MAX);
+                }
+                other => break other,
+            }
+        };
+        if let Some((timeout, _)) = saved {
+            let _ = self.socket.set_read_timeout(timeout);
+        }
+        result
     }
 }
 

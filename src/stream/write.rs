@@ -9,6 +9,7 @@ use std::sync::{PoisonError, TryLockError};
 use super::{Inner, Stream, lock};
 use crate::Error;
 use crate::error::tls_reason;
+use crate::outbound::is_timeout;
 
 /// Most plaintext one `write` call encrypts: it bounds the ciphertext a writer queues.
 const MAX_WRITE: usize = 256 * 1024;
@@ -20,6 +21,15 @@ impl Inner {
         }
         let chunk = &data[..data.len().min(MAX_WRITE)];
         loop {
+            // Ciphertext nobody is writing (what an earlier write left when its socket write
+            // timed out) goes first, before this call consumes anything: a timeout here
+            // returns an error with nothing of `data` taken.
+            if self.out.orphaned() {
+                let mark = self.out.push(&[], 0);
+                if let Err(e) = self.out.flush_to(&self.socket, mark, true) {
+                    return Err(self.write_failed(e));
+                }
+            }
             // Taken before the attempt: progress the reader makes after it (the server's
             // handshake fed in) must wake a wait below, or the wait could outlast it.
             let seen = *lock(&self.progress);
@@ -51,17 +61,16 @@ impl Inner {
                 (sent, stalled, self.queue_tls_data(&mut tls, sent), failed)
             };
             if let Some(mark) = mark {
-                if let Err(e) = self.out.flush_to(&self.socket, mark, true) {
-                    if self.stopping() || self.flags.write_closed.load(Ordering::SeqCst) {
-                        return Err(self.closed_error());
+                match self.out.flush_to(&self.socket, mark, true) {
+                    Ok(()) => {}
+                    // Encrypted is consumed: TLS cannot take it back. The rest of its
+                    // ciphertext stays queued, exactly counted, and goes first with the next
+                    // write or the close.
+                    Err(e) if is_timeout(e.kind()) && sent > 0 => {
+                        self.note_data(None, sent);
+                        return Ok(sent);
                     }
-                    let error = self.io_error("writing to", e);
-                    self.record_error(&error);
-                    let kind = match &error {
-                        Error::Io { source, .. } => source.kind(),
-                        _ => io::ErrorKind::Other,
-                    };
-                    return Err(io::Error::new(kind, error));
+                    Err(e) => return Err(self.write_failed(e)),
                 }
             }
             if let Some(e) = failed {
@@ -81,6 +90,25 @@ impl Inner {
                 self.await_inbound(seen)?;
             }
         }
+    }
+
+    /// The error a `write` returns for a failed flush: a timeout as it is (the connection
+    /// stays usable), the close's own end as [`Error::Closed`], anything else recorded as
+    /// the connection's error.
+    fn write_failed(&self, e: io::Error) -> io::Error {
+        if is_timeout(e.kind()) {
+            return e;
+        }
+        if self.stopping() || self.flags.write_closed.load(Ordering::SeqCst) {
+            return self.closed_error();
+        }
+        let error = self.io_error("writing to", e);
+        self.record_error(&error);
+        let kind = match &error {
+            Error::Io { source, .. } => source.kind(),
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, error)
     }
 
     /// Encryption waits for the server's part of a handshake (a TLS 1.2 renegotiation): the

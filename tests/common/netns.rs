@@ -198,6 +198,30 @@ impl LossyNetns {
         &self.name
     }
 
+    /// From now on every TCP packet to `port` is dropped: the server there hears nothing
+    /// more, and acknowledges nothing more.
+    pub fn cut_to_port(&self, port: u16) {
+        let port = port.to_string();
+        let args = [
+            "netns",
+            "exec",
+            &self.name,
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "loss",
+            self.hook.name(),
+            "tcp",
+            "dport",
+            &port,
+            "drop",
+        ];
+        if let Err(e) = run("ip", &args, None) {
+            panic!("cannot cut the way to port {port} in {}: {e}", self.name);
+        }
+    }
+
     /// `ip netns exec NAME`: put it in front of a command to run it inside.
     pub fn prefix(&self) -> [&str; 4] {
         ["ip", "netns", "exec", &self.name]

@@ -1,0 +1,159 @@
+//! Whether the server's TCP has acknowledged every byte we sent, our close_notify and FIN
+//! included: on Linux, the kernel's count of sequence numbers sent (or queued) and not yet
+//! acknowledged, the `tx_queue` of the socket's line in `/proc/net/tcp` or `/proc/net/tcp6`
+//! (what `SIOCOUTQ` reports), found by the socket's inode. Reading a file keeps the crate
+//! free of `unsafe` without a crate for one socket option: neither `std`, `socket2`, `nix`
+//! nor `rustix` has a safe `TCP_INFO` or `SIOCOUTQ`.
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+
+/// What the kernel says about the bytes we sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acked {
+    /// Every byte (and the FIN, if sent) was acknowledged.
+    All,
+    /// So many sequence numbers still wait for their acknowledgement.
+    Pending(u64),
+    /// The connection is no longer in the kernel's table (a reset ended it): what it had not
+    /// acknowledged cannot be known any more.
+    Gone,
+    /// This system does not tell.
+    Unknown,
+}
+
+/// Asks the kernel now; cheap enough to poll (one small file read). `ends` are the
+/// connection's local and peer addresses: once both sides' FINs are acknowledged the kernel
+/// keeps it as a TIME_WAIT entry without the socket's inode, found by them.
+#[cfg(target_os = "linux")]
+pub(crate) fn acked(socket: &TcpStream, ends: Option<(SocketAddr, SocketAddr)>) -> Acked {
+    use std::os::fd::AsRawFd;
+    let link = match std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())) {
+        Ok(link) => link,
+        Err(_) => return Acked::Unknown,
+    };
+    let Some(inode) = link
+        .to_str()
+        .and_then(|l| l.strip_prefix("socket:["))
+        .and_then(|l| l.strip_suffix(']'))
+    else {
+        return Acked::Unknown;
+    };
+    let mut readable = false;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        readable = true;
+        if let Some(pending) = tx_queue(&text, inode) {
+            return if pending == 0 {
+                Acked::All
+            } else {
+                Acked::Pending(pending)
+            };
+        }
+        if let Some((local, peer)) = ends {
+            if time_wait(&text, local, peer) {
+                return Acked::All;
+            }
+        }
+    }
+    if readable {
+        Acked::Gone
+    } else {
+        Acked::Unknown
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn acked(_socket: &TcpStream, _ends: Option<(SocketAddr, SocketAddr)>) -> Acked {
+    Acked::Unknown
+}
+
+/// An address as the table writes it: the address's 32-bit words in the machine's byte
+/// order, then the port, in hex.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn table_address(addr: SocketAddr) -> String {
+    let octets: Vec<u8> = match addr.ip() {
+        IpAddr::V4(ip) => ip.octets().to_vec(),
+        IpAddr::V6(ip) => ip.octets().to_vec(),
+    };
+    let mut out = String::new();
+    for word in octets.chunks(4) {
+        let word = u32::from_ne_bytes([word[0], word[1], word[2], word[3]]);
+        out.push_str(&format!("{word:08X}"));
+    }
+    out.push_str(&format!(":{:04X}", addr.port()));
+    out
+}
+
+/// Whether the table holds the connection `local`-`peer` in TIME_WAIT (state 06): both
+/// FINs sent and acknowledged.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn time_wait(table: &str, local: SocketAddr, peer: SocketAddr) -> bool {
+    let (local, peer) = (table_address(local), table_address(peer));
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&local.as_str())
+            && fields.get(2) == Some(&peer.as_str())
+            && fields.get(3) == Some(&"06")
+    })
+}
+
+/// The `tx_queue` of the line whose inode is `inode`, in a `/proc/net/tcp` table.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn tx_queue(table: &str, inode: &str) -> Option<u64> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(9) != Some(&inode) {
+            return None;
+        }
+        let (tx, _) = fields.get(4)?.split_once(':')?;
+        u64::from_str_radix(tx, 16).ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_line_by_inode() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+            0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1111 1 0 100 0 0 10 0\n   \
+            1: 0100007F:9C40 0100007F:1F90 04 0000001B:00000000 01:00000014 00000000     0        0 2222 1 0 20 4 30 10 -1\n";
+        assert_eq!(tx_queue(table, "2222"), Some(27));
+        assert_eq!(tx_queue(table, "1111"), Some(0));
+        assert_eq!(tx_queue(table, "3333"), None);
+        if cfg!(target_endian = "little") {
+            let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+            let peer: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+            assert_eq!(table_address(local), "0100007F:9C40");
+            let waiting = table.replace(" 04 ", " 06 ");
+            assert!(time_wait(&waiting, local, peer));
+            assert!(!time_wait(table, local, peer));
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_loopback_connection_is_acknowledged() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut b, _) = listener.accept().unwrap();
+        a.write_all(b"hello").unwrap();
+        let mut got = [0u8; 5];
+        b.read_exact(&mut got).unwrap();
+        let started = std::time::Instant::now();
+        while acked(&a, None) != Acked::All {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{:?}",
+                acked(&a, None)
+            );
+            std::thread::yield_now();
+        }
+        drop(b);
+        drop(listener);
+    }
+}
