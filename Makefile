@@ -27,7 +27,7 @@ INSTALL_BASH := $(DESTDIR)$(DATADIR)/bash-completion/completions/gracetls
 INSTALL_ZSH := $(DESTDIR)$(DATADIR)/zsh/site-functions/_gracetls
 INSTALL_FISH := $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/gracetls.fish
 
-.PHONY: all build demo test interop test-faults fanout figures soak bench lint doc ci deps build-deps bench-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps
+.PHONY: all build demo test interop test-faults fanout figures stress soak bench lint doc ci deps build-deps bench-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps
 
 all: build
 
@@ -126,6 +126,13 @@ fanout: deps
 ## docs/robustness.md quotes the FIGURE lines. `make test` runs the same tests small.
 figures: deps
 	GRACETLS_FIGURES=full $(CARGO) test --release --test figures -- --nocapture --test-threads=1
+
+## stress: the KeyUpdate deadlock settings (one writer and one reader, 16 KiB buffers, a
+## KeyUpdate every 64 KiB; five writers, one every MiB) 200 runs each, and a fast close under
+## 5% loss 100 runs, clean only where openssl s_server logged our close_notify (needs root)
+stress: deps
+	GRACETLS_KEY_UPDATE_RUNS=200 $(CARGO) test --test guarantee key_updates -- --test-threads=1
+	GRACETLS_LOSS_RUNS=100 $(CARGO) test --test faults loss_fast_close -- --nocapture
 
 ## soak: 100,000 connect/send/close cycles in release mode; fds, threads and RSS must not grow
 soak: deps

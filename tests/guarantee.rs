@@ -708,7 +708,8 @@ fn answer_to_close_notify(tls: Tls, close_notify: bool) {
         assert_eq!(report.outcome(), Outcome::Clean, "run {run}: {report:?}");
         assert_eq!(report.bytes_dropped(), 0, "run {run}: {report:?}");
         assert_eq!(
-            report.close_notify_received(), close_notify,
+            report.close_notify_received(),
+            close_notify,
             "run {run}: {report:?}"
         );
     }
