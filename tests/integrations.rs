@@ -1,0 +1,90 @@
+//! The integration examples (`examples/ureq_connector.rs`, ...) run as built, against real
+//! servers, and the servers' logs say how each connection ended.
+//!
+//! Each test builds its example first (`cargo build --example NAME`: a no-op when
+//! `cargo test` already built the examples), then runs it as a child with bounded waits.
+
+#![allow(unused_macros)]
+
+#[macro_use]
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::nginx_http::{NginxHttp, STATIC_BODY};
+use common::*;
+
+/// Builds example `name` with the profile of this test and returns its path.
+fn example(name: &str) -> PathBuf {
+    let dir = PathBuf::from(GRACETLS).with_file_name("examples");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // What cargo set for this test (the package's CARGO_PKG_*, CARGO_MANIFEST_DIR, ...) would
+    // look like a changed environment to the build scripts that watch it: a rebuild each run.
+    for (var, _) in std::env::vars_os() {
+        let keep = ["CARGO_HOME", "CARGO_TARGET_DIR"].map(std::ffi::OsString::from);
+        if var.to_string_lossy().starts_with("CARGO_") && !keep.contains(&var) {
+            cargo.env_remove(var);
+        }
+    }
+    if dir.parent().and_then(|p| p.file_name()) == Some("release".as_ref()) {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().expect("cargo runs");
+    assert!(status.success(), "cargo build --example {name}: {status}");
+    dir.join(name)
+}
+
+/// Runs an example to its end (bounded by [`WAIT`]) and returns it with its output.
+fn run(name: &str, args: &[String], ctx: &[&dyn Dump]) -> Tool {
+    let mut t = Tool::spawn(example(name).to_str().expect("UTF-8 path"), args);
+    drop(t.stdin.take());
+    let st = t.proc.wait_timeout(WAIT);
+    assert!(
+        t.out.wait_eof(WAIT) && t.err.wait_eof(WAIT),
+        "no end of output{}{}",
+        t.dump(),
+        dumps(ctx)
+    );
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "example {name} failed{}{}",
+        t.dump(),
+        dumps(ctx)
+    );
+    t
+}
+
+/// ureq 2 with the gracetls connector fetches from nginx; ureq's pool drops the connection
+/// with the agent, and nginx logs the close_notify of a keep-alive client.
+#[test]
+fn ureq_connector_against_nginx() {
+    let pki = Pki::new();
+    let Some(ng) = NginxHttp::start(&pki.server) else {
+        return;
+    };
+    let uri = "/static/ureq";
+    let url = format!("https://localhost:{}{uri}", ng.port);
+    let ca = pki.ca.display().to_string();
+    let t = run("ureq_connector", &[url, "--ca-file".into(), ca], &[&ng]);
+    assert_eq!(t.out.text(), STATIC_BODY, "{}{}", t.dump(), ng.dump());
+    assert!(t.err.text().contains("Clean"), "{}", t.dump());
+    let access = ng.access_for(uri, WAIT, &[&t]);
+    assert_eq!(access.status, 200, "{}{}", t.dump(), ng.dump());
+    assert!(
+        ng.wait_conn_log(access.conn, "closed keepalive connection", WAIT),
+        "nginx never saw the close_notify of *{}{}{}",
+        access.conn,
+        t.dump(),
+        ng.dump()
+    );
+    let bad: Vec<String> = ng
+        .conn_log(access.conn)
+        .into_iter()
+        .filter(|l| l.contains("[crit]") || l.contains("[error]") || l.contains("unexpected eof"))
+        .collect();
+    assert!(bad.is_empty(), "nginx logged errors: {bad:#?}{}", ng.dump());
+}
