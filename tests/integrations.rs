@@ -88,3 +88,47 @@ fn ureq_connector_against_nginx() {
         .collect();
     assert!(bad.is_empty(), "nginx logged errors: {bad:#?}{}", ng.dump());
 }
+
+/// tungstenite over one `Stream` shared by a reading and a writing thread, closed from the
+/// main thread while the reader is blocked: every echo arrives, and the server (rustls)
+/// reads close_notify.
+#[test]
+fn websocket_shared_against_websocket_server() {
+    let dir = TempDir::new("websocket");
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let server_path = example("websocket_server");
+    let server = Tool::spawn(
+        server_path.to_str().expect("UTF-8 path"),
+        &["--ca-out".into(), ca.clone()],
+    );
+    assert!(
+        server.out.wait_for("listening on 127.0.0.1:", WAIT),
+        "{}",
+        server.dump()
+    );
+    let text = server.out.text();
+    let port = text
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no port in {text:?}"));
+    let t = run(
+        "websocket_shared",
+        &[format!("localhost:{port}"), ca],
+        &[&server],
+    );
+    assert!(
+        t.out.text().starts_with("< one\n< two\n< three\n"),
+        "{}",
+        t.dump()
+    );
+    assert!(
+        server
+            .out
+            .wait_for("#0: client sent close_notify: CLEAN", WAIT),
+        "the server never read close_notify{}{}",
+        t.dump(),
+        server.dump()
+    );
+}
