@@ -12,6 +12,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::dovecot::{DOVECOT_CLOSE_NOTIFY, DOVECOT_SSL_ERROR, Dovecot};
 use common::nginx_http::{NginxHttp, STATIC_BODY};
 use common::*;
 
@@ -130,5 +131,46 @@ fn websocket_shared_against_websocket_server() {
         "the server never read close_notify{}{}",
         t.dump(),
         server.dump()
+    );
+}
+
+/// The `imap` crate over STARTTLS against Dovecot: LOGIN, SELECT INBOX, LOGOUT, then the
+/// close; Dovecot logs the session's logout and our close_notify, and no TLS error.
+#[test]
+fn imap_against_dovecot() {
+    let pki = Pki::new();
+    let Some(dv) = Dovecot::start(&pki.server) else {
+        return;
+    };
+    let mark = dv.log.mark();
+    let args = [
+        format!("localhost:{}", dv.imap),
+        "alice".into(),
+        "pass".into(),
+        pki.ca.display().to_string(),
+    ];
+    let t = run("imap", &args, &[&dv]);
+    assert!(
+        t.out.text().starts_with("INBOX: 0 messages\n"),
+        "{}",
+        t.dump()
+    );
+    assert!(t.out.contains("outcome: Clean"), "{}", t.dump());
+    assert!(
+        dv.log
+            .wait_for_since(mark, "Disconnected: Logged out", WAIT),
+        "Dovecot logged no logout{}{}",
+        t.dump(),
+        dv.dump()
+    );
+    let log = dv.log.since(mark);
+    assert!(
+        log.contains(DOVECOT_CLOSE_NOTIFY)
+            && !log.contains(DOVECOT_SSL_ERROR)
+            && !log.contains("Error:")
+            && !log.contains("no auth attempts"),
+        "Dovecot did not log a clean end{}{}",
+        t.dump(),
+        dv.dump()
     );
 }
