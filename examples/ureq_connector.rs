@@ -15,12 +15,13 @@ use std::sync::{Arc, Mutex};
 use gracetls::{Config, Outcome, Stream};
 use ureq::ReadWrite;
 
-struct Gracetls(Config);
+pub struct Gracetls(pub Config);
 
 /// The TLS stream, and ureq's own stream for `socket()`: a `Stream` cannot lend a
 /// `&TcpStream`, so ureq gets the one it dialed, a second descriptor of the same socket.
-/// Through it ureq sets timeouts (shared by both descriptors, so gracetls's reads obey
-/// them) and peeks an idle pooled connection for a close; it reads nothing.
+/// Through it ureq sets each request's timeout (shared by both descriptors, so gracetls's
+/// reads obey it, also on a reused connection) and peeks an idle pooled connection for a
+/// close; it reads nothing.
 #[derive(Debug)]
 struct Tls(Stream, Box<dyn ReadWrite>);
 

@@ -11,9 +11,10 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Instant;
 
 use common::dovecot::{DOVECOT_CLOSE_NOTIFY, DOVECOT_SSL_ERROR, Dovecot};
-use common::nginx_http::{NginxHttp, STATIC_BODY};
+use common::nginx_http::{NginxHttp, STATIC_BODY, UPSTREAM_DELAY};
 use common::*;
 
 /// Builds example `name` with the profile of this test and returns its path.
@@ -172,5 +173,58 @@ fn imap_against_dovecot() {
         "Dovecot did not log a clean end{}{}",
         t.dump(),
         dv.dump()
+    );
+}
+
+/// The example's connector, in process: ureq's per-request timeout reaches a pooled
+/// connection through `ReadWrite::socket()` (ureq sets it on the socket before each read),
+/// so a slow answer on a reused connection fails at the timeout, not when the answer comes.
+#[allow(dead_code)]
+#[path = "../examples/ureq_connector.rs"]
+mod ureq_connector;
+
+#[test]
+fn ureq_timeout_on_a_reused_connection() {
+    let pki = Pki::new();
+    let Some(ng) = NginxHttp::start(&pki.server) else {
+        return;
+    };
+    let timeout = UPSTREAM_DELAY / 4;
+    let config = gracetls::Config::new().ca_file(&pki.ca);
+    let agent = ureq::AgentBuilder::new()
+        .tls_connector(std::sync::Arc::new(ureq_connector::Gracetls(config)))
+        .build();
+    let base = format!("https://localhost:{}", ng.port);
+    // The first request's timeout is long, and ureq leaves what remains of it on the socket:
+    // only a socket() that reaches the socket lets the second request's short one replace it.
+    let body = agent
+        .get(&format!("{base}/static/first"))
+        .timeout(UPSTREAM_DELAY * 5)
+        .call();
+    assert_eq!(
+        body.ok().and_then(|r| r.into_string().ok()).as_deref(),
+        Some(STATIC_BODY),
+        "{}",
+        ng.dump()
+    );
+    let started = Instant::now();
+    let slow = agent
+        .get(&format!("{base}/slow/second"))
+        .timeout(timeout)
+        .call();
+    let took = started.elapsed();
+    eprintln!("UREQ a {timeout:?} timeout on a reused connection ended the request after {took:?}");
+    assert!(
+        slow.is_err() && took >= timeout && took < UPSTREAM_DELAY,
+        "a {timeout:?} timeout ended the slow request after {took:?}: {slow:?}{}",
+        ng.dump()
+    );
+    let first = ng.access_for("/static/first", WAIT, &[]);
+    let second = ng.access_for("/slow/second", WAIT + UPSTREAM_DELAY, &[]);
+    assert_eq!(
+        first.conn,
+        second.conn,
+        "not the reused connection{}",
+        ng.dump()
     );
 }
