@@ -67,6 +67,13 @@ impl Dovecot {
     fn try_start(cert: &CertFiles) -> Result<Dovecot, String> {
         let dir = TempDir::new("dovecot");
         let (imap, pop3, lmtp) = (free_port(), free_port(), free_port());
+        // A logged-in session runs as `nobody` and makes its home and mail folders here.
+        for sub in ["home", "mail"] {
+            let path = dir.path().join(sub);
+            std::fs::create_dir(&path).map_err(|e| format!("mkdir {}: {e}", path.display()))?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+                .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+        }
         let d = dir.path().display();
         let dh = Path::new("/usr/share/dovecot/dh.pem");
         let dh_line = if dh.exists() {
