@@ -7,6 +7,8 @@
 //! - `copy_upload` / `copy_download`: a [`gracetls::Stream`] used as `std::io` code uses it,
 //!   `io::copy` through `&Stream` with 8 KiB writes and 8 KiB reads, against `TlsStream` with
 //!   the same calls.
+//! - `stream_download_64k`: `&Stream` read with 64 KiB reads against `TlsStream` with the same
+//!   reads.
 //!
 //! Per iteration: upload sends `CHUNK` bytes and waits for the server's one-byte receipt;
 //! download asks with one byte and reads `CHUNK` bytes. The connection stays up across
@@ -212,8 +214,8 @@ fn copy_up(mut writer: impl Read + Write) {
     writer.read_exact(&mut [0u8; 1]).expect("receipt");
 }
 
-/// Asks for `CHUNK` bytes and reads them in 8 KiB reads.
-fn copy_down(mut reader: impl Read + Write, buf: &mut [u8; SMALL_IO]) {
+/// Asks for `CHUNK` bytes and reads them in reads of `buf.len()`.
+fn copy_down(mut reader: impl Read + Write, buf: &mut [u8]) {
     reader.write_all(b"g").expect("request");
     let mut got = 0;
     while got < CHUNK {
@@ -312,6 +314,20 @@ fn transport(c: &mut Criterion) {
 
     let mut down = group(c, "copy_download");
     let mut buf = [0u8; SMALL_IO];
+    {
+        let stream = stream_connect(&server, b'D');
+        down.bench_function("stream", |b| b.iter(|| copy_down(&stream, &mut buf)));
+        stream.close();
+    }
+    {
+        let mut tls = native_connect(&server, b'D');
+        down.bench_function("tlsstream", |b| b.iter(|| copy_down(&mut tls, &mut buf)));
+        let _ = tls.shutdown();
+    }
+    down.finish();
+
+    let mut down = group(c, "stream_download_64k");
+    let mut buf = vec![0u8; WRITE];
     {
         let stream = stream_connect(&server, b'D');
         down.bench_function("stream", |b| b.iter(|| copy_down(&stream, &mut buf)));

@@ -44,7 +44,7 @@ mod read;
 mod socket;
 mod write;
 
-use read::{SMALL_READ, Step};
+use read::Step;
 
 use std::fmt;
 use std::io;
@@ -177,6 +177,8 @@ struct Counters {
 }
 
 struct ReadBuffer {
+    /// The large socket read buffer while data flows; empty otherwise (small reads go
+    /// through the stack, so an idle connection holds none).
     buf: Vec<u8>,
     small_reads: u32,
     /// Plaintext a waiting close read while no other thread was reading, kept for the next
@@ -392,7 +394,7 @@ impl Stream {
             socket,
             tls: Mutex::new(tls),
             reading: Mutex::new(ReadBuffer {
-                buf: vec![0u8; SMALL_READ],
+                buf: Vec::new(),
                 small_reads: 0,
                 stash: Vec::new(),
                 stash_pos: 0,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use super::read::SMALL_READ;
 use super::{CloseState, Inner, lock};
 use crate::Error;
 use crate::acked::{Acked, acked};
@@ -403,13 +404,20 @@ impl Inner {
             }
         };
         let _ = self.socket.set_nonblocking(true);
+        // An idle reader holds no buffer of its own.
+        let mut small = [0u8; SMALL_READ];
+        let buf: &mut [u8] = if reading.buf.is_empty() {
+            &mut small
+        } else {
+            &mut reading.buf
+        };
         for _ in 0..64 {
             self.drop_decrypted();
-            let n = match (&self.socket).read(&mut reading.buf) {
+            let n = match (&self.socket).read(buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            self.tls().get_mut().feed(&reading.buf[..n]);
+            self.tls().get_mut().feed(&buf[..n]);
         }
         self.drop_decrypted();
         true
