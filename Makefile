@@ -158,6 +158,11 @@ fuzz: fuzz-deps
 	@# Built first, with the environment as it is: cargo may have to download the fuzz crates,
 	@# and SSL_CERT_FILE=/dev/null below would blind its TLS too.
 	cd fuzz && $(CARGO) +nightly fuzz build
+	@# A stale fuzz/Cargo.lock (the crate gained a dependency) is rewritten by that build: CI
+	@# says so rather than leave the checkout changed.
+	@if [ "$(FUZZ_CORPUS)" = scratch ] && git rev-parse --git-dir >/dev/null 2>&1 && \
+		! git diff --quiet -- fuzz/Cargo.lock; then \
+		echo "fuzz: fuzz/Cargo.lock was out of date and cargo rewrote it; commit it"; exit 1; fi
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
 		if [ "$(FUZZ_CORPUS)" = scratch ]; then \
