@@ -238,6 +238,22 @@ fn group<'a>(
     g
 }
 
+/// `Stream` against `TlsStream` reading CHUNK bytes in reads of `buf.len()`.
+fn download(c: &mut Criterion, server: &Server, name: &str, buf: &mut [u8]) {
+    let mut down = group(c, name);
+    {
+        let stream = stream_connect(server, b'D');
+        down.bench_function("stream", |b| b.iter(|| copy_down(&stream, buf)));
+        stream.close();
+    }
+    {
+        let mut tls = native_connect(server, b'D');
+        down.bench_function("tlsstream", |b| b.iter(|| copy_down(&mut tls, buf)));
+        let _ = tls.shutdown();
+    }
+    down.finish();
+}
+
 fn transport(c: &mut Criterion) {
     let server = start_server();
     let data = vec![0xa5u8; CHUNK];
@@ -312,33 +328,8 @@ fn transport(c: &mut Criterion) {
     }
     up.finish();
 
-    let mut down = group(c, "copy_download");
-    let mut buf = [0u8; SMALL_IO];
-    {
-        let stream = stream_connect(&server, b'D');
-        down.bench_function("stream", |b| b.iter(|| copy_down(&stream, &mut buf)));
-        stream.close();
-    }
-    {
-        let mut tls = native_connect(&server, b'D');
-        down.bench_function("tlsstream", |b| b.iter(|| copy_down(&mut tls, &mut buf)));
-        let _ = tls.shutdown();
-    }
-    down.finish();
-
-    let mut down = group(c, "stream_download_64k");
-    let mut buf = vec![0u8; WRITE];
-    {
-        let stream = stream_connect(&server, b'D');
-        down.bench_function("stream", |b| b.iter(|| copy_down(&stream, &mut buf)));
-        stream.close();
-    }
-    {
-        let mut tls = native_connect(&server, b'D');
-        down.bench_function("tlsstream", |b| b.iter(|| copy_down(&mut tls, &mut buf)));
-        let _ = tls.shutdown();
-    }
-    down.finish();
+    download(c, &server, "copy_download", &mut [0u8; SMALL_IO]);
+    download(c, &server, "stream_download_64k", &mut vec![0u8; WRITE]);
     let _ = std::fs::remove_dir_all(server.ca_file.parent().expect("temp dir"));
 }
 

@@ -118,6 +118,21 @@ impl State {
         }
     }
 
+    /// One step of the thread writing the batch: one unit onto the socket while it has room,
+    /// or, the batch written, the end of that thread's turn as flusher (`done` says where the
+    /// thread goes next).
+    fn batch_step(&self, mut s: State, done: impl FnOnce(&mut State), out: &mut Vec<State>) {
+        if self.batch.is_empty() {
+            s.flushing = false;
+            done(&mut s);
+            out.push(s);
+        } else if self.up.len() < BUFFER {
+            let unit = s.batch.remove(0);
+            s.up.push_back(unit);
+            out.push(s);
+        }
+    }
+
     /// Every state one step of one party leads to.
     fn next(&self, rules: Rules) -> Vec<State> {
         let mut out = Vec::new();
@@ -147,15 +162,11 @@ impl State {
                 }
             }
             Writer::Writing { id } => {
-                if self.batch.is_empty() {
-                    s.flushing = false;
-                    s.writer = Writer::Flush { id, flusher: true };
-                    out.push(s);
-                } else if self.up.len() < BUFFER {
-                    let unit = s.batch.remove(0);
-                    s.up.push_back(unit);
-                    out.push(s);
-                }
+                self.batch_step(
+                    s,
+                    |s| s.writer = Writer::Flush { id, flusher: true },
+                    &mut out,
+                );
             }
         }
         // The reader.
@@ -203,15 +214,7 @@ impl State {
                 out.push(s);
             }
             Reader::Writing => {
-                if self.batch.is_empty() {
-                    s.flushing = false;
-                    s.reader = Reader::Answer { flusher: true };
-                    out.push(s);
-                } else if self.up.len() < BUFFER {
-                    let unit = s.batch.remove(0);
-                    s.up.push_back(unit);
-                    out.push(s);
-                }
+                self.batch_step(s, |s| s.reader = Reader::Answer { flusher: true }, &mut out);
             }
         }
         // The server: read a record, echo data, then send its control record.
