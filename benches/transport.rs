@@ -153,7 +153,7 @@ impl Write for BufferedSocket {
 }
 
 fn gracetls_connect(server: &Server, mode: u8) -> Connection {
-    let config = Config::new().ca_file(&server.ca_file);
+    let config = Config::new().with_ca_file(&server.ca_file);
     let conn = Connection::connect(&config, &format!("localhost:{}", server.port))
         .expect("gracetls connect");
     conn.send(&[mode]).expect("send mode");
@@ -161,7 +161,7 @@ fn gracetls_connect(server: &Server, mode: u8) -> Connection {
 }
 
 fn stream_connect(server: &Server, mode: u8) -> Stream {
-    let config = Config::new().ca_file(&server.ca_file);
+    let config = Config::new().with_ca_file(&server.ca_file);
     let stream =
         Stream::connect(&config, &format!("localhost:{}", server.port)).expect("gracetls connect");
     (&stream).write_all(&[mode]).expect("send mode");

@@ -21,7 +21,7 @@ fn main() {
         eprintln!("usage: client HOST:PORT CA.pem");
         std::process::exit(2);
     };
-    let conn = match Connection::connect(&Config::new().ca_file(ca), &target) {
+    let conn = match Connection::connect(&Config::new().with_ca_file(ca), &target) {
         Ok(conn) => conn,
         Err(e) => {
             eprintln!("client: {e}");

@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let [target, ca, input, output] = &args[..] else {
         return Err("usage: copy HOST:PORT CA.pem INPUT OUTPUT".into());
     };
-    let stream = Stream::connect(&Config::new().ca_file(ca), target)?;
+    let stream = Stream::connect(&Config::new().with_ca_file(ca), target)?;
     let (mut input, mut output) = (File::open(input)?, File::create(output)?);
     let (up, down) = thread::scope(|s| {
         let up = s.spawn(|| {

@@ -140,16 +140,16 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut config = Config::new()
-        .connect_timeout(args.connect_timeout)
-        .close_timeout(Duration::from_secs(5));
+        .with_connect_timeout(args.connect_timeout)
+        .with_close_timeout(Duration::from_secs(5));
     if let Some(ca) = &args.ca_file {
-        config = config.ca_file(ca);
+        config = config.with_ca_file(ca);
     }
     if let Some(name) = &args.servername {
-        config = config.servername(name);
+        config = config.with_servername(name);
     }
     if let Some(bytes) = args.thread_stack {
-        config = config.thread_stack_size(bytes);
+        config = config.with_thread_stack_size(bytes);
     }
     let server_before = match args.server_stats.as_deref().map(|a| server_stats(a, None)) {
         Some(Ok(stats)) => Some(stats),

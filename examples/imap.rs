@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         [t, u, p, ca] => ([t, u, p], Some(ca)),
         _ => return Err("usage: imap HOST:PORT USER PASSWORD [CA.pem]".into()),
     };
-    let config = ca.map_or_else(Config::new, |ca| Config::new().ca_file(ca));
+    let config = ca.map_or_else(Config::new, |ca| Config::new().with_ca_file(ca));
     let stream = Stream::connect_starttls(&config, target, &Starttls::new(Protocol::Imap))?;
     // After STARTTLS the server sends no second greeting: the client starts with LOGIN.
     let mut session = imap::Client::new(stream.try_clone()?)

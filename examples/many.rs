@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let n: usize = args.next().map_or(Ok(1000), |n| n.parse())?;
     rlimit::increase_nofile_limit(n as u64 + 64)?;
-    let config = Config::new().ca_file(ca); // one connector, shared by every connection
+    let config = Config::new().with_ca_file(ca); // one connector, shared by every connection
     let streams = (0..n)
         .map(|_| Stream::connect(&config, &target))
         .collect::<Result<Vec<_>, _>>()?;

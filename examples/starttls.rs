@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     drop(clear);
 
     let host = target.rsplit_once(':').map_or(&*target, |(host, _)| host);
-    let config = ca.map_or_else(Config::new, |ca| Config::new().ca_file(ca));
+    let config = ca.map_or_else(Config::new, |ca| Config::new().with_ca_file(ca));
     let stream = Stream::from_tcp(&config, socket, host)?;
     println!("TLS: {:?}", stream.session().version());
     (&stream).write_all(b"EHLO gracetls.example\r\n")?;

@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (Some(target), Some(ca)) = (args.next(), args.next()) else {
         return Err("usage: stream_lines HOST:PORT CA.pem".into());
     };
-    let stream = Arc::new(Stream::connect(&Config::new().ca_file(ca), &target)?);
+    let stream = Arc::new(Stream::connect(&Config::new().with_ca_file(ca), &target)?);
     let (line_tx, line_rx) = mpsc::channel();
     let reader = thread::spawn({
         let stream = Arc::clone(&stream);

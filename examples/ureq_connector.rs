@@ -1,6 +1,6 @@
 //! ureq 2 with gracetls as its TLS: a `ureq::TlsConnector` that wraps the `TcpStream` ureq
 //! dialed with [`gracetls::Stream::from_tcp`]. ureq pools the connection and drops it with
-//! the agent; gracetls's `Drop` then sends close_notify, and `Config::on_close` prints how
+//! the agent; gracetls's `Drop` then sends close_notify, and `Config::with_on_close` prints how
 //! the close went. Exits 0 only on a 2xx answer and a clean close.
 //!
 //! ```text
@@ -64,11 +64,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (url, config) = match &args[..] {
         [url] => (url, Config::new()),
-        [url, flag, ca] if flag == "--ca-file" => (url, Config::new().ca_file(ca)),
+        [url, flag, ca] if flag == "--ca-file" => (url, Config::new().with_ca_file(ca)),
         _ => return Err("usage: ureq_connector URL [--ca-file CA.pem]".into()),
     };
     let outcome = Arc::new(Mutex::new(None));
-    let config = config.on_close({
+    let config = config.with_on_close({
         let outcome = Arc::clone(&outcome);
         move |report| {
             eprintln!("closed: {report:?}");

@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (Some(target), Some(ca)) = (args.next(), args.next()) else {
         return Err("usage: websocket HOST:PORT CA.pem".into());
     };
-    let stream = Arc::new(Stream::connect(&Config::new().ca_file(ca), &target)?);
+    let stream = Arc::new(Stream::connect(&Config::new().with_ca_file(ca), &target)?);
     let (mut ws, _) =
         tungstenite::client(format!("ws://{target}/"), &*stream).map_err(|e| e.to_string())?; // the error holds the borrowed stream
     ws.send(Message::text("hello over gracetls"))?;

@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (Some(target), Some(ca)) = (args.next(), args.next()) else {
         return Err("usage: websocket_shared HOST:PORT CA.pem".into());
     };
-    let stream = Stream::connect(&Config::new().ca_file(ca), &target)?;
+    let stream = Stream::connect(&Config::new().with_ca_file(ca), &target)?;
     let (mut reading, _) = tungstenite::client(format!("ws://{target}/"), stream.try_clone()?)
         .map_err(|e| e.to_string())?;
     let mut writing = WebSocket::from_raw_socket(stream.try_clone()?, Role::Client, None);

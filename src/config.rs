@@ -61,7 +61,7 @@ pub enum CloseMode {
 }
 
 /// Stack size of a [`Connection`](crate::Connection)'s reader thread, unless
-/// [`Config::thread_stack_size`] says otherwise: 64 KiB.
+/// [`Config::with_thread_stack_size`] says otherwise: 64 KiB.
 ///
 /// Measured: every integration test (bulk data, a TLS 1.3 KeyUpdate, a TLS 1.2 renegotiation
 /// that verifies the server's certificate again on the reader thread) passes with 16 KiB in
@@ -71,22 +71,21 @@ pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 
 /// Everything a [`Connection`](crate::Connection) needs to know before it connects.
 ///
-/// Built with chained setters; every setter documents its default. A setting's getter is
-/// the setter's name with `get_` before it ([`get_connect_timeout`](Self::get_connect_timeout)
-/// for [`connect_timeout`](Self::connect_timeout)), as `std::process::Command` names its
-/// getters (`get_args` for `arg`): the plain name is the setter's.
+/// Built with chained setters named `with_*`; every setter documents its default. A
+/// setting's getter has the plain name: [`connect_timeout`](Self::connect_timeout) reads what
+/// [`with_connect_timeout`](Self::with_connect_timeout) set.
 ///
 /// ```
 /// use std::time::Duration;
 /// use gracetls::{CloseMode, Config, TlsVersion};
 ///
 /// let config = Config::new()
-///     .ca_file("ca.pem")
-///     .servername("localhost")
-///     .min_version(TlsVersion::Tls12)
-///     .connect_timeout(Duration::from_secs(5))
-///     .close_mode(CloseMode::Wait);
-/// assert_eq!(config.get_close_timeout(), Duration::from_secs(2));
+///     .with_ca_file("ca.pem")
+///     .with_servername("localhost")
+///     .with_min_version(TlsVersion::Tls12)
+///     .with_connect_timeout(Duration::from_secs(5))
+///     .with_close_mode(CloseMode::Wait);
+/// assert_eq!(config.close_timeout(), Duration::from_secs(2));
 /// ```
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -115,7 +114,7 @@ pub struct Config {
     on_close: Option<OnClose>,
 }
 
-/// What [`Config::on_close`] was given.
+/// What [`Config::with_on_close`] was given.
 #[derive(Clone)]
 pub(crate) struct OnClose(pub(crate) Arc<dyn Fn(&CloseReport) + Send + Sync>);
 
@@ -165,35 +164,35 @@ impl Config {
     }
 
     /// Adds the certificates of a PEM file to the trusted roots (the system roots stay unless
-    /// [`system_roots`](Self::system_roots) is `false`).
+    /// [`with_system_roots`](Self::with_system_roots) is `false`).
     /// Default: none. The file is read when the first connection is made with this `Config`
     /// (or a clone of it); later connections share what was read then.
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_files.push(Source::File(path.into()));
         self.connector = Arc::default();
         self
     }
 
     /// Adds the certificates of PEM text to the trusted roots, like
-    /// [`ca_file`](Self::ca_file) without a file. Default: none.
+    /// [`with_ca_file`](Self::with_ca_file) without a file. Default: none.
     ///
     /// ```
-    /// let config = gracetls::Config::new().ca_pem(b"-----BEGIN CERTIFICATE-----\n...".to_vec());
+    /// let config = gracetls::Config::new().with_ca_pem(b"-----BEGIN CERTIFICATE-----\n...".to_vec());
     /// ```
-    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+    pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_files.push(Source::Pem(pem.into().into()));
         self.connector = Arc::default();
         self
     }
 
     /// Whether the system's root certificates are trusted, besides those of
-    /// [`ca_file`](Self::ca_file). Default: `true`.
+    /// [`with_ca_file`](Self::with_ca_file). Default: `true`.
     ///
     /// With `false`, only the CA files are trusted. native-tls (OpenSSL) still parses the
     /// system bundle while it builds the connector, tens of milliseconds once per `Config`;
     /// a short-lived program that never needs it can point `SSL_CERT_FILE` at `/dev/null`
     /// before it starts any thread, as the `gracetls` command does.
-    pub fn system_roots(mut self, trust: bool) -> Self {
+    pub fn with_system_roots(mut self, trust: bool) -> Self {
         self.system_roots = trust;
         self.connector = Arc::default();
         self
@@ -201,14 +200,14 @@ impl Config {
 
     /// Accepts any certificate and any name: **no protection against an active attacker**.
     /// Default: `false`.
-    pub fn insecure(mut self, insecure: bool) -> Self {
+    pub fn with_insecure(mut self, insecure: bool) -> Self {
         self.insecure = insecure;
         self.connector = Arc::default();
         self
     }
 
     /// The name sent as SNI and verified against the certificate. Default: the target's host.
-    pub fn servername(mut self, name: impl Into<String>) -> Self {
+    pub fn with_servername(mut self, name: impl Into<String>) -> Self {
         self.servername = Some(name.into());
         self
     }
@@ -220,15 +219,15 @@ impl Config {
     /// library is OpenSSL (elsewhere the error gives the command that converts the file). It
     /// must not be encrypted, and it must belong to the chain's first certificate: both are
     /// checked when the first connection is made.
-    pub fn identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+    pub fn with_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.identity = Some((Source::File(cert.into()), Source::File(key.into())));
         self.connector = Arc::default();
         self
     }
 
     /// A client certificate chain and its private key as PEM text, like
-    /// [`identity`](Self::identity) without files. Default: none.
-    pub fn identity_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+    /// [`with_identity`](Self::with_identity) without files. Default: none.
+    pub fn with_identity_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
         self.identity = Some((
             Source::Pem(cert.into().into()),
             Source::Pem(key.into().into()),
@@ -238,7 +237,7 @@ impl Config {
     }
 
     /// ALPN protocols to offer, in order of preference. Default: none.
-    pub fn alpn<I, S>(mut self, protocols: I) -> Self
+    pub fn with_alpn<I, S>(mut self, protocols: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -249,27 +248,27 @@ impl Config {
     }
 
     /// The lowest TLS version accepted. Default: the TLS library's (TLS 1.2 with OpenSSL 3).
-    pub fn min_version(mut self, version: TlsVersion) -> Self {
+    pub fn with_min_version(mut self, version: TlsVersion) -> Self {
         self.min_version = Some(version);
         self.connector = Arc::default();
         self
     }
 
     /// The highest TLS version offered. Default: the TLS library's (TLS 1.3).
-    pub fn max_version(mut self, version: TlsVersion) -> Self {
+    pub fn with_max_version(mut self, version: TlsVersion) -> Self {
         self.max_version = Some(version);
         self.connector = Arc::default();
         self
     }
 
     /// Bounds TCP connect (all addresses) plus the TLS handshake. Default: 10 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// Bounds the whole close; past it the socket is closed hard. Default: 2 s.
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
     }
@@ -277,7 +276,7 @@ impl Config {
     /// How [`Stream::close`](crate::Stream::close), [`Connection::close`](crate::Connection::close)
     /// and `Drop` close. Default:
     /// [`CloseMode::Fast`].
-    pub fn close_mode(mut self, mode: CloseMode) -> Self {
+    pub fn with_close_mode(mut self, mode: CloseMode) -> Self {
         self.close_mode = mode;
         self
     }
@@ -289,7 +288,7 @@ impl Config {
     ///
     /// A [`Connection`](crate::Connection) ignores it: its reader thread waits for the
     /// server as long as it takes.
-    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = Some(timeout);
         self
     }
@@ -298,7 +297,7 @@ impl Config {
     /// waits for the server to take data, as
     /// [`Stream::set_write_timeout`](crate::Stream::set_write_timeout) does after the
     /// handshake. Default: none, a write waits as long as the server does not read.
-    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = Some(timeout);
         self
     }
@@ -318,7 +317,7 @@ impl Config {
     ///
     /// let (tx, rx) = mpsc::channel::<CloseReport>();
     /// let tx = std::sync::Mutex::new(tx);
-    /// let config = Config::new().on_close(move |report| {
+    /// let config = Config::new().with_on_close(move |report| {
     ///     if report.outcome() != Outcome::Clean {
     ///         let _ = tx.lock().map(|tx| tx.send(report.clone()));
     ///     }
@@ -326,14 +325,17 @@ impl Config {
     /// // Every connection made with `config`, however it ends, sends an unclean report to `rx`.
     /// assert!(rx.try_recv().is_err());
     /// ```
-    pub fn on_close(mut self, callback: impl Fn(&CloseReport) + Send + Sync + 'static) -> Self {
+    pub fn with_on_close(
+        mut self,
+        callback: impl Fn(&CloseReport) + Send + Sync + 'static,
+    ) -> Self {
         self.on_close = Some(OnClose(Arc::new(callback)));
         self
     }
 
     /// Stack size of a [`Connection`](crate::Connection)'s reader thread. Default:
     /// [`DEFAULT_STACK_SIZE`] (64 KiB), four times what the TLS paths were measured to need.
-    pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+    pub fn with_thread_stack_size(mut self, bytes: usize) -> Self {
         self.reader_stack_size = bytes;
         self
     }
@@ -345,42 +347,42 @@ impl Config {
     /// environment variable is read).
     ///
     /// ```
-    /// let config = gracetls::Config::new().proxy("http://127.0.0.1:8888".parse()?);
-    /// assert_eq!(config.get_proxy().map(|p| p.port()), Some(8888));
+    /// let config = gracetls::Config::new().with_proxy("http://127.0.0.1:8888".parse()?);
+    /// assert_eq!(config.proxy().map(|p| p.port()), Some(8888));
     /// # Ok::<(), gracetls::Error>(())
     /// ```
-    pub fn proxy(mut self, proxy: Proxy) -> Self {
+    pub fn with_proxy(mut self, proxy: Proxy) -> Self {
         self.proxy = Some(proxy);
         self
     }
 
     /// The proxy connections go through, if any.
-    pub fn get_proxy(&self) -> Option<&Proxy> {
+    pub fn proxy(&self) -> Option<&Proxy> {
         self.proxy.as_ref()
     }
 
     /// The connect timeout.
-    pub fn get_connect_timeout(&self) -> Duration {
+    pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
 
     /// The close timeout.
-    pub fn get_close_timeout(&self) -> Duration {
+    pub fn close_timeout(&self) -> Duration {
         self.close_timeout
     }
 
     /// The close mode.
-    pub fn get_close_mode(&self) -> CloseMode {
+    pub fn close_mode(&self) -> CloseMode {
         self.close_mode
     }
 
     /// The read timeout a new [`Stream`](crate::Stream) starts with, if any.
-    pub fn get_read_timeout(&self) -> Option<Duration> {
+    pub fn read_timeout(&self) -> Option<Duration> {
         self.read_timeout
     }
 
     /// The write timeout a new [`Stream`](crate::Stream) starts with, if any.
-    pub fn get_write_timeout(&self) -> Option<Duration> {
+    pub fn write_timeout(&self) -> Option<Duration> {
         self.write_timeout
     }
 
@@ -389,7 +391,8 @@ impl Config {
         self.insecure
     }
 
-    pub(crate) fn get_servername(&self) -> Option<&str> {
+    /// The name sent as SNI and verified, if set (otherwise the target's host is).
+    pub fn servername(&self) -> Option<&str> {
         self.servername.as_deref()
     }
 
@@ -397,7 +400,8 @@ impl Config {
         self.on_close.clone()
     }
 
-    pub(crate) fn get_thread_stack_size(&self) -> usize {
+    /// The stack size of a [`Connection`](crate::Connection)'s reader thread.
+    pub fn thread_stack_size(&self) -> usize {
         self.reader_stack_size
     }
 
@@ -407,7 +411,7 @@ impl Config {
     /// the connections made with this `Config` and its clones.
     ///
     /// ```
-    /// let err = gracetls::Config::new().ca_pem(b"not a certificate".to_vec()).check().unwrap_err();
+    /// let err = gracetls::Config::new().with_ca_pem(b"not a certificate".to_vec()).check().unwrap_err();
     /// assert!(err.to_string().contains("CA file"), "{err}");
     /// ```
     pub fn check(&self) -> Result<(), Error> {
@@ -677,23 +681,24 @@ mod tests {
         let config = Config::new();
         let kept = config
             .clone()
-            .connect_timeout(Duration::from_secs(1))
-            .close_timeout(Duration::from_secs(1))
-            .close_mode(CloseMode::Wait)
-            .read_timeout(Duration::from_secs(1))
-            .write_timeout(Duration::from_secs(1))
-            .servername("example.org")
-            .thread_stack_size(1 << 20)
-            .proxy("http://127.0.0.1:8888".parse().expect("proxy"));
+            .with_connect_timeout(Duration::from_secs(1))
+            .with_close_timeout(Duration::from_secs(1))
+            .with_close_mode(CloseMode::Wait)
+            .with_read_timeout(Duration::from_secs(1))
+            .with_write_timeout(Duration::from_secs(1))
+            .with_servername("example.org")
+            .with_thread_stack_size(1 << 20)
+            .with_on_close(|_| {})
+            .with_proxy("http://127.0.0.1:8888".parse().expect("proxy"));
         assert!(Arc::ptr_eq(&config.connector, &kept.connector));
-        let dropped = config.clone().alpn(["h2"]);
+        let dropped = config.clone().with_alpn(["h2"]);
         assert!(!Arc::ptr_eq(&config.connector, &dropped.connector));
     }
 
     #[test]
     fn missing_ca_file_names_the_file() {
         let err = Config::new()
-            .ca_file("/nonexistent/ca.pem")
+            .with_ca_file("/nonexistent/ca.pem")
             .connector()
             .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");

@@ -34,7 +34,7 @@ pub(crate) fn connect_tcp(
     let target = show_target(&host, port);
     let timeout = || Error::ConnectTimeout {
         target: target.clone(),
-        timeout: config.get_connect_timeout(),
+        timeout: config.connect_timeout(),
     };
     let addrs: Vec<_> = (host.as_str(), port)
         .to_socket_addrs()
@@ -99,7 +99,7 @@ pub(crate) fn start_tls(
     let connector = config.connector()?;
     let timeout = || Error::ConnectTimeout {
         target: target.to_string(),
-        timeout: config.get_connect_timeout(),
+        timeout: config.connect_timeout(),
     };
     // Small writes (a line, a close_notify) must not wait for delayed ACKs.
     let _ = socket.set_nodelay(true);

@@ -49,7 +49,7 @@ pub enum Event {
 /// ```no_run
 /// use gracetls::{Config, Connection, Event};
 ///
-/// let conn = Connection::connect(&Config::new().ca_file("ca.pem"), "localhost:4433")?;
+/// let conn = Connection::connect(&Config::new().with_ca_file("ca.pem"), "localhost:4433")?;
 /// conn.send(b"hello\n")?;
 /// while let Ok(event) = conn.events().recv() {
 ///     match event {
@@ -90,7 +90,7 @@ impl Connection {
     /// gracefully (close_notify) and the error says why.
     pub fn with_stream(config: &Config, stream: Stream) -> Result<Connection, Error> {
         // The reader waits for the server as long as it takes: a timed-out read would end
-        // the connection ([`Config::read_timeout`] is for `Stream`s).
+        // the connection ([`Config::with_read_timeout`] is for `Stream`s).
         let _ = stream.set_read_timeout(None);
         let stream = Arc::new(stream);
         let (events_tx, events_rx) = bounded(QUEUE_CHUNKS);
@@ -99,7 +99,7 @@ impl Connection {
             let stream = Arc::clone(&stream);
             thread::Builder::new()
                 .name("gracetls-reader".into())
-                .stack_size(config.get_thread_stack_size())
+                .stack_size(config.thread_stack_size())
                 .spawn(move || read_loop(&stream, &events_tx, &stop_rx))
         };
         match spawned {

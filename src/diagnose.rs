@@ -77,14 +77,14 @@ impl Redial<'_> {
                 name,
             } => {
                 let default_port = starttls.protocol().default_port();
-                let tcp = match config.get_proxy() {
+                let tcp = match config.proxy() {
                     None => crate::connect::connect_tcp(config, target, default_port, deadline),
                     Some(proxy) => {
                         crate::proxy::tunnel(config, proxy, target, default_port, deadline)
                     }
                 }
                 .map_err(|e| e.to_string())?;
-                let timeout = config.get_connect_timeout();
+                let timeout = config.connect_timeout();
                 starttls
                     .negotiate_until(&tcp.socket, name, &tcp.target, deadline, timeout)
                     .map_err(|e| e.to_string())?;

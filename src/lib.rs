@@ -14,7 +14,7 @@
 //! use std::sync::Arc;
 //! use gracetls::{Config, Stream};
 //!
-//! let config = Config::new().ca_file("ca.pem");
+//! let config = Config::new().with_ca_file("ca.pem");
 //! let stream = Arc::new(Stream::connect(&config, "localhost:4433")?);
 //! let reader = {
 //!     let stream = Arc::clone(&stream);
@@ -36,7 +36,7 @@
 //! [`Stream::connect_starttls`] connects in clear and upgrades with STARTTLS (SMTP, LMTP, IMAP,
 //! POP3, FTP, XMPP, PostgreSQL; see [`starttls`]). [`Stream::from_tcp`] starts TLS on a socket
 //! the program already has (after its own clear-text exchange, through a tunnel of its own).
-//! [`Config::proxy`] makes [`Stream::connect`] go through an HTTP CONNECT or SOCKS5 [`Proxy`],
+//! [`Config::with_proxy`] makes [`Stream::connect`] go through an HTTP CONNECT or SOCKS5 [`Proxy`],
 //! the certificate checked against the target. [`Connection`] is a `Stream` with one reader thread that
 //! delivers [`Event`]s on a channel, for programs that wait on channels rather than in `read`.
 //!
@@ -47,7 +47,7 @@
 //! use gracetls::{Config, Stream};
 //!
 //! // Nothing listens on port 1 of the loopback.
-//! let config = Config::new().connect_timeout(Duration::from_secs(2));
+//! let config = Config::new().with_connect_timeout(Duration::from_secs(2));
 //! let err = Stream::connect(&config, "127.0.0.1:1").unwrap_err();
 //! assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1");
 //! // The cause is the error's `source()`, never repeated in its message.

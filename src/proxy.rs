@@ -269,7 +269,7 @@ pub(crate) fn tunnel(
         op,
         source,
     };
-    let timeout = config.get_connect_timeout();
+    let timeout = config.connect_timeout();
     let tcp =
         connect_tcp(config, &proxy.authority(), proxy.port, deadline).map_err(|e| match e {
             Error::Connect { source, .. } | Error::Resolve { source, .. } => {

@@ -97,7 +97,7 @@ use crate::transport::MemoryTransport;
 /// use std::sync::Arc;
 /// use gracetls::{Config, Stream};
 ///
-/// let stream = Arc::new(Stream::connect(&Config::new().ca_file("ca.pem"), "localhost:4433")?);
+/// let stream = Arc::new(Stream::connect(&Config::new().with_ca_file("ca.pem"), "localhost:4433")?);
 /// let reader = {
 ///     let stream = Arc::clone(&stream);
 ///     std::thread::spawn(move || {
@@ -138,7 +138,7 @@ pub(crate) struct Inner {
     closed: Condvar,
     close_timeout: Duration,
     close_mode: CloseMode,
-    /// [`Config::on_close`], called once with the report of the first close.
+    /// [`Config::with_on_close`], called once with the report of the first close.
     on_close: Mutex<Option<OnClose>>,
     session: Session,
 }
@@ -204,7 +204,7 @@ fn open<'a>(
     default_port: u16,
     deadline: Instant,
 ) -> Result<(crate::connect::Tcp, Option<Redial<'a>>), Error> {
-    Ok(match config.get_proxy() {
+    Ok(match config.proxy() {
         None => (
             connect_tcp(config, target, default_port, deadline)?,
             Some(Redial::Same),
@@ -239,7 +239,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Stream {
     /// Connects to `target` (`HOST[:PORT]`, port 443 by default; also `https://HOST[:PORT]`),
     /// trying every resolved address in turn, and completes the TLS handshake, all within
-    /// the connect timeout. With [`Config::proxy`] the connection goes to the proxy, which
+    /// the connect timeout. With [`Config::with_proxy`] the connection goes to the proxy, which
     /// opens a tunnel to `target`; TLS runs through it with the target.
     ///
     /// ```
@@ -247,7 +247,7 @@ impl Stream {
     /// use gracetls::{Config, Stream};
     ///
     /// // Nothing listens on port 1 of the loopback.
-    /// let config = Config::new().connect_timeout(Duration::from_secs(2));
+    /// let config = Config::new().with_connect_timeout(Duration::from_secs(2));
     /// let err = Stream::connect(&config, "127.0.0.1:1").unwrap_err();
     /// assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1");
     /// let cause = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>());
@@ -255,9 +255,9 @@ impl Stream {
     /// ```
     pub fn connect(config: &Config, target: &str) -> Result<Stream, Error> {
         let started = Instant::now();
-        let deadline = started + config.get_connect_timeout();
+        let deadline = started + config.connect_timeout();
         let (mut tcp, proxied) = open(config, target, 443, deadline)?;
-        let name = config.get_servername().unwrap_or(&tcp.host).to_string();
+        let name = config.servername().unwrap_or(&tcp.host).to_string();
         let tls = start_tls(
             config,
             &mut tcp.socket,
@@ -283,7 +283,7 @@ impl Stream {
     /// use gracetls::starttls::{Protocol, Starttls};
     /// use gracetls::{Config, Stream};
     ///
-    /// let starttls = Starttls::new(Protocol::Smtp).client_name("client.example.org");
+    /// let starttls = Starttls::new(Protocol::Smtp).with_client_name("client.example.org");
     /// let stream = Stream::connect_starttls(&Config::new(), "mail.example.com:587", &starttls)?;
     /// (&stream).write_all(b"EHLO client.example.org\r\n")?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -294,11 +294,11 @@ impl Stream {
         starttls: &Starttls,
     ) -> Result<Stream, Error> {
         let started = Instant::now();
-        let timeout = config.get_connect_timeout();
+        let timeout = config.connect_timeout();
         let deadline = started + timeout;
         let default_port = starttls.protocol().default_port();
         let (mut tcp, _) = open(config, target, default_port, deadline)?;
-        let name = config.get_servername().unwrap_or(&tcp.host).to_string();
+        let name = config.servername().unwrap_or(&tcp.host).to_string();
         starttls.negotiate_until(&tcp.socket, &name, &tcp.target, deadline, timeout)?;
         let tls = start_tls(
             config,
@@ -318,7 +318,7 @@ impl Stream {
 
     /// Starts TLS on a connection the caller already has (after a STARTTLS exchange, through
     /// a proxy tunnel, a socket from elsewhere), checking the certificate against
-    /// `server_name` (unless [`Config::servername`] says otherwise), within the connect
+    /// `server_name` (unless [`Config::with_servername`] says otherwise), within the connect
     /// timeout. Nothing the caller read from the socket may still be unread TLS: the
     /// handshake starts with our ClientHello. Read and write timeouts the caller set on the
     /// socket hold again after the handshake: a `read` that times out fails with `WouldBlock`
@@ -338,14 +338,14 @@ impl Stream {
         server_name: &str,
     ) -> Result<Stream, Error> {
         let started = Instant::now();
-        let deadline = started + config.get_connect_timeout();
+        let deadline = started + config.connect_timeout();
         let mut socket = socket;
         let timeouts = (socket.read_timeout(), socket.write_timeout());
         let target = socket.peer_addr().map_or_else(
             |_| server_name.to_string(),
             |addr| format!("{server_name} ({addr})"),
         );
-        let name = config.get_servername().unwrap_or(server_name).to_string();
+        let name = config.servername().unwrap_or(server_name).to_string();
         let tls = start_tls(config, &mut socket, &name, &target, deadline, None)?;
         if let (Ok(read), Ok(write)) = timeouts {
             let _ = socket.set_read_timeout(read);
@@ -383,10 +383,10 @@ impl Stream {
                 .map_or_else(|| "?".into(), |a| a.to_string()),
             started.elapsed().as_millis()
         );
-        if let Some(timeout) = config.get_read_timeout() {
+        if let Some(timeout) = config.read_timeout() {
             let _ = socket.set_read_timeout(Some(timeout));
         }
-        if let Some(timeout) = config.get_write_timeout() {
+        if let Some(timeout) = config.write_timeout() {
             let _ = socket.set_write_timeout(Some(timeout));
         }
         let inner = Inner {
@@ -413,8 +413,8 @@ impl Stream {
             first_error: Mutex::new(None),
             closing: Mutex::new(CloseState::Open),
             closed: Condvar::new(),
-            close_timeout: config.get_close_timeout(),
-            close_mode: config.get_close_mode(),
+            close_timeout: config.close_timeout(),
+            close_mode: config.close_mode(),
             on_close: Mutex::new(config.on_close_callback()),
             session,
         };

@@ -153,9 +153,9 @@ fn client_with(
         .set_write_timeout(write_timeout)
         .expect("write timeout");
     let config = Config::new()
-        .ca_file(&pki.ca)
-        .close_timeout(close)
-        .close_mode(mode);
+        .with_ca_file(&pki.ca)
+        .with_close_timeout(close)
+        .with_close_mode(mode);
     Stream::from_tcp(&config, socket, "localhost").expect("handshake")
 }
 
@@ -529,8 +529,8 @@ fn echo_with_key_updates(writers: usize, per_writer: u64, every: u64, buffer: Op
     let pki = common::Pki::new();
     let (port, server) = key_update_echo(&pki, every, buffer);
     let config = Config::new()
-        .ca_file(&pki.ca)
-        .close_timeout(Duration::from_secs(2));
+        .with_ca_file(&pki.ca)
+        .with_close_timeout(Duration::from_secs(2));
     let stream = Arc::new(
         Stream::from_tcp(&config, small_socket(port, buffer), "localhost").expect("handshake"),
     );
@@ -676,8 +676,8 @@ fn answer_to_close_notify(tls: Tls, close_notify: bool) {
     let (port, server) = logout_server(&pki, tls, close_notify, runs);
     for run in 0..runs {
         let config = Config::new()
-            .ca_file(&pki.ca)
-            .close_timeout(Duration::from_secs(5));
+            .with_ca_file(&pki.ca)
+            .with_close_timeout(Duration::from_secs(5));
         let stream =
             Arc::new(Stream::connect(&config, &format!("localhost:{port}")).expect("connect"));
         let (tx, rx) = mpsc::channel();

@@ -287,9 +287,9 @@ fn library_flood(secs: Duration) -> LibFlood {
     let me = std::process::id();
     let rss_before = vm_kib(me, "VmRSS:").unwrap_or(0);
     let config = Config::new()
-        .ca_file(&pki.ca)
-        .close_timeout(Duration::from_secs(1))
-        .close_mode(CloseMode::Fast);
+        .with_ca_file(&pki.ca)
+        .with_close_timeout(Duration::from_secs(1))
+        .with_close_mode(CloseMode::Fast);
     let stream = Arc::new(
         Stream::connect(&config, &format!("127.0.0.1:{}", srv.port))
             .unwrap_or_else(|e| panic!("connect: {e}{}", srv.dump())),
@@ -898,9 +898,9 @@ fn wait_close_keeps_at_most_its_stash() {
     let (pki, mut srv) = offering_20_mib();
     let me = std::process::id();
     let config = Config::new()
-        .ca_file(&pki.ca)
-        .close_timeout(Duration::from_secs(2))
-        .close_mode(CloseMode::Wait);
+        .with_ca_file(&pki.ca)
+        .with_close_timeout(Duration::from_secs(2))
+        .with_close_mode(CloseMode::Wait);
     let stream = Stream::connect(&config, &format!("127.0.0.1:{}", srv.port))
         .unwrap_or_else(|e| panic!("connect: {e}{}", srv.dump()));
     let rss_before = vm_kib(me, "VmRSS:").unwrap_or(0);
@@ -963,7 +963,7 @@ fn wait_close_keeps_at_most_its_stash() {
 fn connection_events_nobody_takes_push_back() {
     let (pki, mut srv) = offering_20_mib();
     let me = std::process::id();
-    let config = Config::new().ca_file(&pki.ca);
+    let config = Config::new().with_ca_file(&pki.ca);
     let conn = Connection::connect(&config, &format!("127.0.0.1:{}", srv.port))
         .unwrap_or_else(|e| panic!("connect: {e}{}", srv.dump()));
     let rss_before = vm_kib(me, "VmRSS:").unwrap_or(0);

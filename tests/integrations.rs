@@ -190,7 +190,7 @@ fn ureq_timeout_on_a_reused_connection() {
         return;
     };
     let timeout = UPSTREAM_DELAY / 4;
-    let config = gracetls::Config::new().ca_file(&pki.ca);
+    let config = gracetls::Config::new().with_ca_file(&pki.ca);
     let agent = ureq::AgentBuilder::new()
         .tls_connector(std::sync::Arc::new(ureq_connector::Gracetls(config)))
         .build();

@@ -18,8 +18,8 @@ use gracetls::{CloseMode, Config, Connection, Event, Outcome};
 
 fn config(pki: &common::Pki) -> Config {
     Config::new()
-        .ca_file(&pki.ca)
-        .close_timeout(Duration::from_secs(5))
+        .with_ca_file(&pki.ca)
+        .with_close_timeout(Duration::from_secs(5))
 }
 
 /// Receives events until `pred` holds; returns the data seen. Panics on timeout.
@@ -146,7 +146,7 @@ fn wait_mode_receives_the_servers_close_notify() {
     let pki = common::Pki::new();
     let server = SServer::start(&pki, Tls::V13);
     let conn = Connection::connect(
-        &config(&pki).close_mode(CloseMode::Wait),
+        &config(&pki).with_close_mode(CloseMode::Wait),
         &format!("127.0.0.1:{}", server.port),
     )
     .unwrap();
@@ -295,7 +295,7 @@ fn wait_close_without_an_events_reader_still_sees_close_notify() {
     let pki = common::Pki::new();
     let peer = PyPeer::start(&pki.server, Tls::V13, "echo", &[]);
     let conn = Connection::connect(
-        &config(&pki).close_mode(CloseMode::Wait),
+        &config(&pki).with_close_mode(CloseMode::Wait),
         &format!("127.0.0.1:{}", peer.port),
     )
     .unwrap();
@@ -350,14 +350,14 @@ fn drop_scenario_alone() {
     );
 }
 
-/// `Config::on_close` receives the report of a close nobody asked for: a `Stream` dropped
+/// `Config::with_on_close` receives the report of a close nobody asked for: a `Stream` dropped
 /// (its last handle) and a `Connection` dropped, each once, with what the server saw.
 #[test]
 fn on_close_gets_the_report_of_a_close_by_drop() {
     let pki = common::Pki::new();
     let (tx, rx) = mpsc::channel::<gracetls::CloseReport>();
     let tx = Mutex::new(tx);
-    let config = config(&pki).on_close(move |report| {
+    let config = config(&pki).with_on_close(move |report| {
         let _ = tx.lock().map(|tx| tx.send(report.clone()));
     });
 
@@ -399,7 +399,7 @@ fn on_close_gets_the_report_of_a_close_by_drop() {
 fn connection_reader_ignores_the_configured_read_timeout() {
     let pki = common::Pki::new();
     let mut server = SServer::start(&pki, Tls::V13);
-    let config = config(&pki).read_timeout(Duration::from_millis(100));
+    let config = config(&pki).with_read_timeout(Duration::from_millis(100));
     let conn = Connection::connect(&config, &format!("localhost:{}", server.port)).unwrap();
     assert_eq!(conn.stream().read_timeout().expect("read_timeout"), None);
     conn.send(b"ping\n").unwrap();

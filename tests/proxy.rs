@@ -634,7 +634,7 @@ fn hostile_http_proxies() {
     println!("{message}");
 }
 
-/// The library: `Config::proxy`, then `Stream::connect` through tinyproxy to s_server, a
+/// The library: `Config::with_proxy`, then `Stream::connect` through tinyproxy to s_server, a
 /// line each way, `close`: close_notify sent and read by s_server.
 #[test]
 fn library_stream_through_the_proxy() {
@@ -647,9 +647,9 @@ fn library_stream_through_the_proxy() {
         return;
     };
     let config = gracetls::Config::new()
-        .ca_file(&pki.ca)
-        .system_roots(false)
-        .proxy(proxy.url(None).parse().expect("proxy URL"));
+        .with_ca_file(&pki.ca)
+        .with_system_roots(false)
+        .with_proxy(proxy.url(None).parse().expect("proxy URL"));
     let target = format!("localhost:{}", srv.port);
     let stream = gracetls::Stream::connect(&config, &target)
         .unwrap_or_else(|e| panic!("connect through the proxy: {e}{}", proxy.dump()));

@@ -177,8 +177,8 @@ fn soak_connect_send_close_leaves_nothing_behind() {
     let server = FanoutServer::start(&pki);
     let target = format!("127.0.0.1:{}", server.port);
     let config = Config::new()
-        .ca_file(&pki.ca)
-        .close_timeout(Duration::from_secs(5));
+        .with_ca_file(&pki.ca)
+        .with_close_timeout(Duration::from_secs(5));
 
     for i in 0..WARMUP {
         cycle(&config, &target, i, &server);

@@ -27,8 +27,8 @@ use tungstenite::error::{Error as WsError, ProtocolError};
 
 fn config(pki: &common::Pki) -> Config {
     Config::new()
-        .ca_file(&pki.ca)
-        .close_timeout(Duration::from_secs(5))
+        .with_ca_file(&pki.ca)
+        .with_close_timeout(Duration::from_secs(5))
 }
 
 per_version! {
@@ -308,9 +308,9 @@ fn pem_in_memory(tls: Tls) {
     let server = PyPeer::start(&pki.server, tls, "alert", &["--ca", &ca]);
     let read = |path: &std::path::Path| std::fs::read(path).expect("PEM file");
     let config = Config::new()
-        .ca_pem(read(&pki.ca))
-        .identity_pem(read(&pki.client.cert), read(&pki.client.key))
-        .close_timeout(Duration::from_secs(5));
+        .with_ca_pem(read(&pki.ca))
+        .with_identity_pem(read(&pki.client.cert), read(&pki.client.key))
+        .with_close_timeout(Duration::from_secs(5));
     let mut stream =
         Stream::connect(&config, &format!("127.0.0.1:{}", server.port)).expect("connect");
     stream.write_all(b"pem\n").expect("write");
@@ -505,7 +505,7 @@ fn thread_start_failure_alone() {
     }
     let pki = common::Pki::new();
     let server = SServer::start(&pki, Tls::V13);
-    let config = config(&pki).thread_stack_size(usize::MAX);
+    let config = config(&pki).with_thread_stack_size(usize::MAX);
     let (threads, fds) = (task_count(), fd_count());
     let stream = Stream::connect(&config, &format!("localhost:{}", server.port)).expect("connect");
     let err = Connection::with_stream(&config, stream).expect_err("no thread can start");
@@ -679,8 +679,8 @@ fn tcp_stream_manners() {
     let pki = common::Pki::new();
     let server = SServer::start(&pki, Tls::V13);
     let config = config(&pki)
-        .read_timeout(Duration::from_millis(300))
-        .write_timeout(Duration::from_secs(7));
+        .with_read_timeout(Duration::from_millis(300))
+        .with_write_timeout(Duration::from_secs(7));
     let stream = Stream::connect(&config, &format!("localhost:{}", server.port)).expect("connect");
     assert_eq!(
         stream.read_timeout().expect("read timeout"),
@@ -752,7 +752,7 @@ fn try_clone_shares_one_connection_closed_by_the_last_handle() {
     let pki = common::Pki::new();
     let mut server = SServer::start(&pki, Tls::V13);
     let stream = Stream::connect(
-        &config(&pki).read_timeout(WAIT),
+        &config(&pki).with_read_timeout(WAIT),
         &format!("localhost:{}", server.port),
     )
     .expect("connect");
@@ -774,15 +774,15 @@ fn try_clone_shares_one_connection_closed_by_the_last_handle() {
     server.assert_client_closed_cleanly(&[]);
 }
 
-/// `Config::write_timeout` bounds a write to a server that never reads: the write fails with
+/// `Config::with_write_timeout` bounds a write to a server that never reads: the write fails with
 /// `WouldBlock` or `TimedOut` once the socket buffers are full, instead of waiting for good.
 #[test]
 fn configured_write_timeout_bounds_a_write() {
     let pki = common::Pki::new();
     let server = PyPeer::start(&pki.server, Tls::V13, "stall", &[]);
     let config = config(&pki)
-        .write_timeout(Duration::from_millis(300))
-        .close_timeout(Duration::from_secs(1));
+        .with_write_timeout(Duration::from_millis(300))
+        .with_close_timeout(Duration::from_secs(1));
     let stream = Stream::connect(&config, &format!("127.0.0.1:{}", server.port)).expect("connect");
     let chunk = vec![b'x'; 256 * 1024];
     let started = Instant::now();

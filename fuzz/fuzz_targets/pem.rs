@@ -7,9 +7,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let split = data.len() / 2;
     let (cert, key) = data.split_at(split);
-    let _ = gracetls::Config::new().ca_pem(data.to_vec()).check();
+    let _ = gracetls::Config::new().with_ca_pem(data.to_vec()).check();
     let _ = gracetls::Config::new()
-        .system_roots(false)
-        .identity_pem(cert.to_vec(), key.to_vec())
+        .with_system_roots(false)
+        .with_identity_pem(cert.to_vec(), key.to_vec())
         .check();
 });

@@ -23,8 +23,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let config = Config::new()
-        .proxy(proxy)
-        .connect_timeout(Duration::from_secs(2));
+        .with_proxy(proxy)
+        .with_connect_timeout(Duration::from_secs(2));
     match Stream::connect(&config, "example.com:443") {
         // Whatever the proxy says, no TLS server answers behind it.
         Ok(_) => panic!("a TLS session through a proxy that only sent {answer:?}"),

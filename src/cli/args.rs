@@ -234,36 +234,36 @@ pub(crate) fn check_usage(args: &Args) -> Result<(), String> {
 
 pub(crate) fn config_from(args: &Args) -> Config {
     let mut config = Config::new()
-        .insecure(args.insecure)
-        .alpn(args.alpn.iter().cloned())
-        .connect_timeout(args.connect_timeout)
-        .close_timeout(args.close_timeout)
-        .close_mode(if args.close_wait {
+        .with_insecure(args.insecure)
+        .with_alpn(args.alpn.iter().cloned())
+        .with_connect_timeout(args.connect_timeout)
+        .with_close_timeout(args.close_timeout)
+        .with_close_mode(if args.close_wait {
             CloseMode::Wait
         } else {
             CloseMode::Fast
         });
     for ca in &args.ca_file {
-        config = config.ca_file(ca);
+        config = config.with_ca_file(ca);
     }
     if !args.ca_file.is_empty() {
-        config = config.system_roots(args.system_roots);
+        config = config.with_system_roots(args.system_roots);
     }
     if let Some(name) = &args.servername {
-        config = config.servername(name);
+        config = config.with_servername(name);
     }
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-        config = config.identity(cert, key);
+        config = config.with_identity(cert, key);
     }
     if let Some(v) = args.tls_min {
-        config = config.min_version(v);
+        config = config.with_min_version(v);
     }
     if let Some(v) = args.tls_max {
-        config = config.max_version(v);
+        config = config.with_max_version(v);
     }
     // check_usage refused a URL that does not parse.
     if let Some(Ok(proxy)) = args.proxy.as_deref().map(Proxy::parse) {
-        config = config.proxy(proxy);
+        config = config.with_proxy(proxy);
     }
     config
 }

@@ -137,7 +137,7 @@ impl FromStr for Protocol {
 /// ```
 /// use gracetls::starttls::{Protocol, Starttls};
 ///
-/// let starttls = Starttls::new(Protocol::Smtp).client_name("client.example.org");
+/// let starttls = Starttls::new(Protocol::Smtp).with_client_name("client.example.org");
 /// assert_eq!(starttls.protocol(), Protocol::Smtp);
 /// ```
 #[derive(Debug, Clone)]
@@ -177,7 +177,7 @@ impl Starttls {
     }
 
     /// The name SMTP's `EHLO` and LMTP's `LHLO` give for this client. Default: `localhost`.
-    pub fn client_name(mut self, name: impl Into<String>) -> Starttls {
+    pub fn with_client_name(mut self, name: impl Into<String>) -> Starttls {
         self.client_name = name.into();
         self
     }
@@ -185,8 +185,8 @@ impl Starttls {
     /// The domain XMPP's stream header is addressed to (its `to`). Default: the server
     /// name given to [`negotiate`](Self::negotiate) (for
     /// [`Stream::connect_starttls`](crate::Stream::connect_starttls), the
-    /// [`Config::servername`](crate::Config::servername) or the target's host).
-    pub fn domain(mut self, domain: impl Into<String>) -> Starttls {
+    /// [`Config::with_servername`](crate::Config::with_servername) or the target's host).
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Starttls {
         self.domain = Some(domain.into());
         self
     }
@@ -195,7 +195,7 @@ impl Starttls {
     /// returns `Ok`, the server waits for our TLS ClientHello: pass the socket to
     /// [`Stream::from_tcp`](crate::Stream::from_tcp). `server_name` names the server in
     /// messages (with the socket's peer address) and is XMPP's domain unless
-    /// [`domain`](Self::domain) says otherwise. The socket's read and write timeouts are as
+    /// [`with_domain`](Self::with_domain) says otherwise. The socket's read and write timeouts are as
     /// the caller set them when this returns.
     ///
     /// Errors: [`Error::Starttls`] when the server does not offer the upgrade, refuses it,

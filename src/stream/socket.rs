@@ -17,7 +17,7 @@ impl Stream {
     /// returns `Ok(0)`) or `write` (it returns an error). Every call returns the report of the
     /// first; a second caller waits for it.
     ///
-    /// The report also goes to [`Config::on_close`](crate::Config::on_close), once, as the
+    /// The report also goes to [`Config::with_on_close`](crate::Config::with_on_close), once, as the
     /// report of a close done by `Drop` does.
     pub fn close(&self) -> CloseReport {
         self.inner.close_and_report()
@@ -78,7 +78,7 @@ impl Stream {
     /// Bounds how long a `read` waits for the server: past it, `read` fails with
     /// `WouldBlock` (or `TimedOut`) and the connection stays usable, as with
     /// `TcpStream::set_read_timeout`. `None` (the default, unless
-    /// [`Config::read_timeout`](crate::Config::read_timeout) says otherwise) waits as long as
+    /// [`Config::with_read_timeout`](crate::Config::with_read_timeout) says otherwise) waits as long as
     /// it takes; a read can also always be ended by [`close`](Self::close) from another
     /// thread. A zero duration is an error, as for `TcpStream`.
     ///
@@ -97,7 +97,7 @@ impl Stream {
 
     /// Bounds how long a `write` waits for the server to take data: past it, `write` fails
     /// with `WouldBlock` (or `TimedOut`), as with `TcpStream::set_write_timeout`. `None` (the
-    /// default, unless [`Config::write_timeout`](crate::Config::write_timeout) says
+    /// default, unless [`Config::with_write_timeout`](crate::Config::with_write_timeout) says
     /// otherwise) waits as long as the server does not read. The close sets its own bound,
     /// the close timeout. A zero duration is an error.
     ///
