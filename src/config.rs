@@ -8,6 +8,8 @@ use std::time::Duration;
 use native_tls::{Certificate, Identity, Protocol, TlsConnector};
 
 use crate::diagnose;
+// The errors' messages name it here.
+pub(crate) use crate::format::format_duration;
 use crate::{CloseReport, Error, Proxy};
 
 /// A TLS protocol version that can bound the handshake.
@@ -657,24 +659,9 @@ fn setup(path: &Path, what: &str, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Formats a duration for a message: `2s`, `500ms`.
-pub fn format_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 && d.as_secs() > 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(format_duration(Duration::from_secs(10)), "10s");
-        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
-    }
 
     #[test]
     fn only_connector_settings_drop_the_connector() {

@@ -102,6 +102,7 @@ mod connect;
 pub mod connection;
 mod diagnose;
 pub mod error;
+mod format;
 mod handshake;
 mod io_error;
 mod outbound;

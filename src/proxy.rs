@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use log::info;
 
 use crate::Error;
-use crate::config::{Config, format_duration};
+use crate::config::Config;
 use crate::connect::{Tcp, connect_tcp, show_target};
+use crate::format::format_duration;
 use crate::target::{parse_target, parse_target_or};
 
 /// Which protocol a [`Proxy`] speaks.

@@ -498,7 +498,7 @@ impl Inner {
     fn record_error(&self, error: &Error) {
         let mut first = lock(&self.first_error);
         if first.is_none() {
-            *first = Some((crate::unversioned::with_causes(error), error.alert()));
+            *first = Some((crate::format::with_causes(error), error.alert()));
         }
     }
 

@@ -420,7 +420,7 @@ pub(crate) fn describe(
             "{target} sent an answer longer than {limit} bytes during {during}, before TLS"
         ),
         Problem::Timeout { timeout, last } => {
-            let within = crate::config::format_duration(*timeout);
+            let within = crate::format::format_duration(*timeout);
             if step == "greeting" {
                 write!(
                     f,

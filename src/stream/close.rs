@@ -14,7 +14,8 @@ use super::read::SMALL_READ;
 use super::{CloseState, Inner, lock};
 use crate::Error;
 use crate::acked::{Acked, acked};
-use crate::config::{CloseMode, format_duration};
+use crate::config::CloseMode;
+use crate::format::format_duration;
 use crate::outbound::is_timeout;
 use crate::report::{CloseReport, Outcome};
 
