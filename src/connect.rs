@@ -11,7 +11,7 @@ use native_tls::TlsStream;
 use crate::Error;
 use crate::config::Config;
 use crate::diagnose::Redial;
-use crate::target::parse_target_or;
+use crate::target::{parse_target_or, show_target};
 use crate::transport::MemoryTransport;
 
 /// A TCP connection to `target` (`HOST[:PORT]`), with the name to check the certificate
@@ -74,15 +74,6 @@ pub(crate) fn connect_tcp(
         target,
         source: last_error,
     })
-}
-
-/// `host:port`, with an IPv6 host in brackets.
-pub(crate) fn show_target(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 /// The TLS handshake on `socket`, as `name`, before `deadline`; the socket is left blocking

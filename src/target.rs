@@ -126,6 +126,15 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), &'static str
     }
 }
 
+/// `host:port`, with an IPv6 host in brackets.
+pub(crate) fn show_target(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

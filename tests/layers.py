@@ -64,7 +64,7 @@ FLOOR_OF = {m: i for i, (_, _, mods) in enumerate(FLOORS) for m in mods}
 NAME = [name for name, _, _ in FLOORS]
 
 PATH = re.compile(r"\b(crate|super|self)((?:::\w+)+)")
-USE = re.compile(r"\buse\s+([^;]*);", re.S)
+USE = re.compile(r"^([ \t]*)(?:pub(?:\([\w:]+\))?\s+)?use\s+([^;]*);", re.S | re.M)
 
 
 def strip(text):
@@ -119,9 +119,12 @@ class Crate:
         self.uses = {m: [] for m in self.files}
         for m, code in self.code.items():
             for u in USE.finditer(code):
-                for item in expand(u.group(1)):
+                # An indented `use` is in an inline module (`mod tests`), whose `super` is
+                # this file's module.
+                inner = m + ("",) if u.group(1) else m
+                for item in expand(u.group(2)):
                     path, _, alias = item.partition(" as ")
-                    full = self.absolute(m, path.split("::"))
+                    full = self.absolute(inner, path.split("::"))
                     if full is None:
                         continue
                     self.uses[m].append(full)

@@ -2,7 +2,7 @@
 //! line and not one byte further (what follows is the server's TLS).
 
 use super::{Bounded, Proxy, Refusal, garbled};
-use crate::connect::show_target;
+use crate::target::show_target;
 
 /// Most bytes of the proxy's answer header read before giving up on it.
 const MAX_HEAD: usize = 16 * 1024;
