@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use log::info;
 
+use super::protocol::one_line;
 use super::{Problem, Protocol, Transcript};
 use crate::Error;
 
@@ -310,18 +311,4 @@ pub(super) fn quote(text: &str) -> String {
         Some((at, _)) => format!("{}...", one_line(&text[..at])),
         None => one_line(text),
     }
-}
-
-/// `text` with its control characters escaped (`\r`, `\n`, `\u{1}`): a server's bytes never
-/// break an error message into lines (found by the `starttls` fuzz target).
-pub(crate) fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
