@@ -1,16 +1,19 @@
-//! Connection options, and how they become a `native_tls::TlsConnector`.
+//! Connection options: [`Config`], a builder that documents every default. How it becomes a
+//! TLS connector is in `connector`, the client key's conversion in `key`.
 
-use std::io;
-use std::path::{Path, PathBuf};
+mod connector;
+mod key;
+
+use connector::Source;
+pub(crate) use connector::{Connector, Trust};
+
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use native_tls::{Certificate, Identity, Protocol, TlsConnector};
-
-use crate::diagnose;
 // The errors' messages name it here.
 pub(crate) use crate::format::format_duration;
-use crate::{CloseReport, Error, Proxy};
+use crate::{CloseReport, Proxy};
 
 /// A TLS protocol version that can bound the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,15 +23,6 @@ pub enum TlsVersion {
     Tls12,
     /// TLS 1.3.
     Tls13,
-}
-
-impl TlsVersion {
-    fn protocol(self) -> Protocol {
-        match self {
-            TlsVersion::Tls12 => Protocol::Tlsv12,
-            TlsVersion::Tls13 => Protocol::Tlsv13,
-        }
-    }
 }
 
 impl std::str::FromStr for TlsVersion {
@@ -124,14 +118,6 @@ impl std::fmt::Debug for OnClose {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("OnClose(..)")
     }
-}
-
-/// A native-tls connector, and what a diagnosis of its certificate failures needs to trust
-/// the same (see [`diagnose`]).
-#[derive(Debug, Clone)]
-pub(crate) struct Connector {
-    pub(crate) tls: TlsConnector,
-    pub(crate) diagnosis: Arc<diagnose::Settings>,
 }
 
 impl Default for Config {
@@ -405,289 +391,5 @@ impl Config {
     /// The stack size of a [`Connection`](crate::Connection)'s reader thread.
     pub fn thread_stack_size(&self) -> usize {
         self.reader_stack_size
-    }
-
-    /// Reads and checks everything this configuration names (CA certificates, the client
-    /// certificate and key) and builds its TLS setup, without connecting: a program can report
-    /// a bad file when it starts rather than at its first connection. The result is kept for
-    /// the connections made with this `Config` and its clones.
-    ///
-    /// ```
-    /// let err = gracetls::Config::new().with_ca_pem(b"not a certificate".to_vec()).check().unwrap_err();
-    /// assert!(err.to_string().contains("CA file"), "{err}");
-    /// ```
-    pub fn check(&self) -> Result<(), Error> {
-        self.connector().map(|_| ())
-    }
-
-    /// The connector for this configuration, built on first use and then shared.
-    pub(crate) fn connector(&self) -> Result<Connector, Error> {
-        if let Some(connector) = self.connector.get() {
-            return Ok(connector.clone());
-        }
-        // Two threads that get here at once both build one; the first stored is kept.
-        let built = self.build_connector()?;
-        Ok(self.connector.get_or_init(|| built).clone())
-    }
-
-    fn build_connector(&self) -> Result<Connector, Error> {
-        let mut builder = TlsConnector::builder();
-        let mut diagnosis = diagnose::Settings {
-            system_roots: self.system_roots,
-            min_version: self.min_version,
-            max_version: self.max_version,
-            ..Default::default()
-        };
-        for source in &self.ca_files {
-            let pem = source.read("CA file")?;
-            let path = &source.label();
-            let certs = Certificate::stack_from_pem(&pem).map_err(|e| setup(path, "CA file", e))?;
-            if certs.is_empty() {
-                return Err(setup(path, "CA file", no_certificate(path, &pem)));
-            }
-            for cert in certs {
-                let der = cert.to_der().map_err(|e| setup(path, "CA file", e))?;
-                diagnosis.roots.push((path.display().to_string(), der));
-                builder.add_root_certificate(cert);
-            }
-        }
-        if let Some((cert, key)) = &self.identity {
-            let cert_pem = cert.read("client certificate")?;
-            let key_pem = key.read("client key")?;
-            let (cert, key) = (&cert.label(), &key.label());
-            let key_pem = pkcs8_key(cert, &cert_pem, key, &key_pem)?;
-            let identity = Identity::from_pkcs8(&cert_pem, &key_pem)
-                .map_err(|e| setup(key, "client certificate and key", e))?;
-            builder.identity(identity);
-        }
-        if !self.alpn.is_empty() {
-            let protocols: Vec<&str> = self.alpn.iter().map(String::as_str).collect();
-            builder.request_alpns(&protocols);
-        }
-        builder
-            .disable_built_in_roots(!self.system_roots)
-            .danger_accept_invalid_certs(self.insecure)
-            .danger_accept_invalid_hostnames(self.insecure)
-            .min_protocol_version(self.min_version.map(TlsVersion::protocol))
-            .max_protocol_version(self.max_version.map(TlsVersion::protocol));
-        let tls = builder.build().map_err(|e| Error::Setup {
-            what: "the TLS configuration".into(),
-            reason: crate::error::tls_reason(&e.to_string()).0,
-        })?;
-        Ok(Connector {
-            tls,
-            diagnosis: Arc::new(diagnosis),
-        })
-    }
-}
-
-/// Where a certificate or key comes from: a file read when the first connection is made, or
-/// PEM text given in memory.
-#[derive(Clone)]
-enum Source {
-    File(PathBuf),
-    Pem(Arc<[u8]>),
-}
-
-impl std::fmt::Debug for Source {
-    /// Never prints the PEM itself: it may be a private key.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::File(path) => write!(f, "{}", path.display()),
-            Source::Pem(pem) => write!(f, "PEM ({} bytes)", pem.len()),
-        }
-    }
-}
-
-impl Source {
-    fn read(&self, what: &str) -> Result<Vec<u8>, Error> {
-        match self {
-            Source::File(path) => read_file(path, what),
-            Source::Pem(pem) => Ok(pem.to_vec()),
-        }
-    }
-
-    /// How messages name it: the file's path, or `(PEM in memory)`.
-    fn label(&self) -> PathBuf {
-        match self {
-            Source::File(path) => path.clone(),
-            Source::Pem(_) => PathBuf::from("(PEM in memory)"),
-        }
-    }
-}
-
-/// The client key as PKCS#8 PEM, which is all native-tls takes: PKCS#1 and SEC1 keys are
-/// converted, and the key is checked against the chain's first certificate, so that a wrong
-/// pair is named by its two files rather than by OpenSSL's `key values mismatch`.
-#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
-fn pkcs8_key(
-    cert_path: &Path,
-    cert_pem: &[u8],
-    key_path: &Path,
-    key_pem: &[u8],
-) -> Result<Vec<u8>, Error> {
-    use openssl::pkey::PKey;
-    use openssl::x509::X509;
-
-    if let Some(reason) = encrypted(key_path, key_pem) {
-        return Err(setup(key_path, "client key", reason));
-    }
-    // An empty passphrase, never OpenSSL's default callback, which would prompt on the
-    // terminal for an encrypted key that slipped through.
-    let key = PKey::private_key_from_pem_passphrase(key_pem, b"").map_err(|e| {
-        let reason = crate::error::tls_reason(&e.to_string()).0;
-        setup(
-            key_path,
-            "client key",
-            format!("no PEM private key in it ({reason})"),
-        )
-    })?;
-    let cert = X509::stack_from_pem(cert_pem)
-        .map_err(|e| {
-            let reason = crate::error::tls_reason(&e.to_string()).0;
-            setup(cert_path, "client certificate", reason)
-        })?
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
-            let reason = no_certificate(cert_path, cert_pem);
-            setup(cert_path, "client certificate", reason)
-        })?;
-    let matches = cert.public_key().is_ok_and(|public| public.public_eq(&key));
-    if !matches {
-        return Err(Error::KeyMismatch {
-            cert: cert_path.to_path_buf(),
-            key: key_path.to_path_buf(),
-        });
-    }
-    key.private_key_to_pem_pkcs8().map_err(|e| {
-        let reason = crate::error::tls_reason(&e.to_string()).0;
-        setup(key_path, "client key", reason)
-    })
-}
-
-/// Without OpenSSL at hand the key is taken as it is, and a PKCS#1 or SEC1 key is refused
-/// with the command that converts it.
-#[cfg(any(target_os = "windows", target_vendor = "apple"))]
-fn pkcs8_key(
-    _cert_path: &Path,
-    _cert_pem: &[u8],
-    key_path: &Path,
-    key_pem: &[u8],
-) -> Result<Vec<u8>, Error> {
-    if let Some(reason) = encrypted(key_path, key_pem) {
-        return Err(setup(key_path, "client key", reason));
-    }
-    let text = String::from_utf8_lossy(key_pem);
-    for (marker, kind) in [
-        (
-            concat!("-----BEGIN ", "RSA PRIVATE KEY-----"),
-            "a PKCS#1 RSA key",
-        ),
-        (
-            concat!("-----BEGIN ", "EC PRIVATE KEY-----"),
-            "a SEC1 EC key",
-        ),
-    ] {
-        if text.contains(marker) {
-            let path = key_path.display();
-            return Err(setup(
-                key_path,
-                "client key",
-                format!(
-                    "it is {kind}, and the TLS library takes PKCS#8 only; convert it with `openssl pkcs8 -topk8 -nocrypt -in {path} -out {path}.pk8` and pass {path}.pk8"
-                ),
-            ));
-        }
-    }
-    Ok(key_pem.to_vec())
-}
-
-/// Why an encrypted key cannot be used, with the command that decrypts it; `None` if it is not
-/// encrypted.
-fn encrypted(key_path: &Path, key_pem: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(key_pem);
-    if !(text.contains(concat!("-----BEGIN ", "ENCRYPTED PRIVATE KEY-----"))
-        || text.contains("Proc-Type: 4,ENCRYPTED"))
-    {
-        return None;
-    }
-    let path = key_path.display();
-    Some(format!(
-        "it is encrypted, and gracetls asks for no passphrase; decrypt it with `openssl pkcs8 -topk8 -nocrypt -in {path} -out {path}.pk8` and pass {path}.pk8"
-    ))
-}
-
-fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| {
-        let reason = match e.kind() {
-            io::ErrorKind::NotFound => "there is no such file".to_string(),
-            io::ErrorKind::PermissionDenied => "permission denied: it cannot be read".to_string(),
-            io::ErrorKind::IsADirectory => "it is a directory, not a file".to_string(),
-            _ => e.to_string(),
-        };
-        setup(path, what, reason)
-    })
-}
-
-/// Why a file in which no PEM certificate was found is not one, from what it holds instead.
-fn no_certificate(path: &Path, contents: &[u8]) -> String {
-    let text = String::from_utf8_lossy(contents);
-    if text.trim().is_empty() {
-        return "it is empty: no certificate in it".into();
-    }
-    // DER: an ASN.1 SEQUENCE, `0x30`, where PEM starts with text.
-    if contents.first() == Some(&0x30) {
-        let path = path.display();
-        return format!(
-            "no PEM certificate in it (it looks like DER); convert it with `openssl x509 -inform der -in {path} -out {path}.pem` and pass {path}.pem"
-        );
-    }
-    if text.contains("PRIVATE KEY-----") {
-        return "it holds a private key, not a certificate".into();
-    }
-    if text.contains("-----BEGIN ") {
-        return "no certificate in it: its PEM blocks are not certificates (no -----BEGIN CERTIFICATE-----)".into();
-    }
-    "no certificate in it: it is not PEM (no -----BEGIN CERTIFICATE----- line)".into()
-}
-
-fn setup(path: &Path, what: &str, reason: impl std::fmt::Display) -> Error {
-    Error::Setup {
-        what: format!("{what} {}", path.display()),
-        reason: reason.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_connector_settings_drop_the_connector() {
-        let config = Config::new();
-        let kept = config
-            .clone()
-            .with_connect_timeout(Duration::from_secs(1))
-            .with_close_timeout(Duration::from_secs(1))
-            .with_close_mode(CloseMode::Wait)
-            .with_read_timeout(Duration::from_secs(1))
-            .with_write_timeout(Duration::from_secs(1))
-            .with_servername("example.org")
-            .with_thread_stack_size(1 << 20)
-            .with_on_close(|_| {})
-            .with_proxy("http://127.0.0.1:8888".parse().expect("proxy"));
-        assert!(Arc::ptr_eq(&config.connector, &kept.connector));
-        let dropped = config.clone().with_alpn(["h2"]);
-        assert!(!Arc::ptr_eq(&config.connector, &dropped.connector));
-    }
-
-    #[test]
-    fn missing_ca_file_names_the_file() {
-        let err = Config::new()
-            .with_ca_file("/nonexistent/ca.pem")
-            .connector()
-            .unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }
 }

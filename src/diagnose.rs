@@ -25,7 +25,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::Proxy;
-use crate::config::{Config, TlsVersion};
+use crate::config::Config;
+pub(crate) use crate::config::Trust as Settings;
 use crate::error::CertificateProblem;
 use crate::starttls::Starttls;
 
@@ -111,19 +112,6 @@ impl fmt::Display for Redial<'_> {
 /// that serves one connection at a time may never answer the second, and the person at the
 /// terminal is waiting for the error.
 const LIMIT: Duration = Duration::from_secs(3);
-
-/// What the diagnostic connection needs to trust what the first one did.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(any(target_os = "windows", target_vendor = "apple"), allow(dead_code))]
-pub(crate) struct Settings {
-    /// The CA files' certificates (DER), as read when the connector was built, each with
-    /// the name of its file.
-    pub(crate) roots: Vec<(String, Vec<u8>)>,
-    /// Whether the system's roots are trusted too.
-    pub(crate) system_roots: bool,
-    pub(crate) min_version: Option<TlsVersion>,
-    pub(crate) max_version: Option<TlsVersion>,
-}
 
 /// Connects once more to `addr` (see [`Redial`]) and finds out why the certificate was rejected; `reported` is
 /// the verification failure the first connection ended with, e.g. `certificate has expired`.
