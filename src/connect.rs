@@ -1,18 +1,15 @@
-//! Getting to an established TLS session: resolve, TCP connect to each address in turn, then
-//! the handshake over the in-memory transport, all within one connect deadline.
+//! TCP: resolve a target, then connect to each address in turn until one answers, within
+//! the connect deadline.
 
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Instant;
 
 use log::debug;
-use native_tls::TlsStream;
 
 use crate::Error;
 use crate::config::Config;
-use crate::diagnose::Redial;
 use crate::target::{parse_target_or, show_target};
-use crate::transport::MemoryTransport;
 
 /// A TCP connection to `target` (`HOST[:PORT]`), with the name to check the certificate
 /// against and the target as messages show it (`host:port`, IPv6 in brackets).
@@ -74,35 +71,4 @@ pub(crate) fn connect_tcp(
         target,
         source: last_error,
     })
-}
-
-/// The TLS handshake on `socket`, as `name`, before `deadline`; the socket is left blocking
-/// with no timeouts. `redial` says how to reach the same server again for the diagnosis of a
-/// rejected certificate; `None`: no second connection (the way is not known).
-pub(crate) fn start_tls(
-    config: &Config,
-    socket: &mut TcpStream,
-    name: &str,
-    target: &str,
-    deadline: Instant,
-    redial: Option<Redial<'_>>,
-) -> Result<TlsStream<MemoryTransport>, Error> {
-    let connector = config.connector()?;
-    let timeout = || Error::ConnectTimeout {
-        target: target.to_string(),
-        timeout: config.connect_timeout(),
-    };
-    // Small writes (a line, a close_notify) must not wait for delayed ACKs.
-    let _ = socket.set_nodelay(true);
-    let tls =
-        crate::handshake::handshake(&connector, name, socket, deadline, target, timeout, redial)?;
-    socket
-        .set_read_timeout(None)
-        .and_then(|()| socket.set_write_timeout(None))
-        .map_err(|e| Error::Io {
-            target: target.to_string(),
-            op: "setting up",
-            source: e,
-        })?;
-    Ok(tls)
 }

@@ -101,6 +101,7 @@ pub mod config;
 mod connect;
 pub mod connection;
 mod diagnose;
+mod dial;
 pub mod error;
 mod format;
 mod handshake;

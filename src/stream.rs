@@ -56,10 +56,8 @@ use std::time::{Duration, Instant};
 use native_tls::TlsStream;
 
 use crate::Error;
-use crate::certificate::Certificate;
 use crate::config::{CloseMode, Config, OnClose};
-use crate::connect::{connect_tcp, start_tls};
-use crate::diagnose::Redial;
+use crate::dial::{self, Dialed};
 use crate::outbound::Outbound;
 use crate::report::CloseReport;
 use crate::session::Session;
@@ -196,31 +194,6 @@ enum CloseState {
     Closed(CloseReport),
 }
 
-/// The TCP connection to `target`, direct or through the configured proxy's tunnel, and how a
-/// certificate diagnosis reaches the same server.
-fn open<'a>(
-    config: &'a Config,
-    target: &'a str,
-    default_port: u16,
-    deadline: Instant,
-) -> Result<(crate::connect::Tcp, Option<Redial<'a>>), Error> {
-    Ok(match config.proxy() {
-        None => (
-            connect_tcp(config, target, default_port, deadline)?,
-            Some(Redial::Same),
-        ),
-        Some(proxy) => (
-            crate::proxy::tunnel(config, proxy, target, default_port, deadline)?,
-            Some(Redial::Proxied {
-                config,
-                proxy,
-                target,
-                default_port,
-            }),
-        ),
-    })
-}
-
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stream")
@@ -254,19 +227,7 @@ impl Stream {
     /// assert_eq!(cause.map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
     /// ```
     pub fn connect(config: &Config, target: &str) -> Result<Stream, Error> {
-        let started = Instant::now();
-        let deadline = started + config.connect_timeout();
-        let (mut tcp, proxied) = open(config, target, 443, deadline)?;
-        let name = config.servername().unwrap_or(&tcp.host).to_string();
-        let tls = start_tls(
-            config,
-            &mut tcp.socket,
-            &name,
-            &tcp.target,
-            deadline,
-            proxied,
-        )?;
-        Ok(Stream::new(config, tcp.target, tcp.socket, tls, started))
+        dial::connect(config, target).map(|dialed| Stream::new(config, dialed))
     }
 
     /// Connects to `target` in clear, upgrades the connection with `starttls` (see
@@ -293,27 +254,7 @@ impl Stream {
         target: &str,
         starttls: &Starttls,
     ) -> Result<Stream, Error> {
-        let started = Instant::now();
-        let timeout = config.connect_timeout();
-        let deadline = started + timeout;
-        let default_port = starttls.protocol().default_port();
-        let (mut tcp, _) = open(config, target, default_port, deadline)?;
-        let name = config.servername().unwrap_or(&tcp.host).to_string();
-        starttls.negotiate_until(&tcp.socket, &name, &tcp.target, deadline, timeout)?;
-        let tls = start_tls(
-            config,
-            &mut tcp.socket,
-            &name,
-            &tcp.target,
-            deadline,
-            Some(Redial::Starttls {
-                config,
-                target,
-                starttls,
-                name: &name,
-            }),
-        )?;
-        Ok(Stream::new(config, tcp.target, tcp.socket, tls, started))
+        dial::connect_starttls(config, target, starttls).map(|dialed| Stream::new(config, dialed))
     }
 
     /// Starts TLS on a connection the caller already has (after a STARTTLS exchange, through
@@ -337,52 +278,16 @@ impl Stream {
         socket: TcpStream,
         server_name: &str,
     ) -> Result<Stream, Error> {
-        let started = Instant::now();
-        let deadline = started + config.connect_timeout();
-        let mut socket = socket;
-        let timeouts = (socket.read_timeout(), socket.write_timeout());
-        let target = socket.peer_addr().map_or_else(
-            |_| server_name.to_string(),
-            |addr| format!("{server_name} ({addr})"),
-        );
-        let name = config.servername().unwrap_or(server_name).to_string();
-        let tls = start_tls(config, &mut socket, &name, &target, deadline, None)?;
-        if let (Ok(read), Ok(write)) = timeouts {
-            let _ = socket.set_read_timeout(read);
-            let _ = socket.set_write_timeout(write);
-        }
-        Ok(Stream::new(config, target, socket, tls, started))
+        dial::from_tcp(config, socket, server_name).map(|dialed| Stream::new(config, dialed))
     }
 
-    fn new(
-        config: &Config,
-        target: String,
-        socket: TcpStream,
-        tls: TlsStream<MemoryTransport>,
-        started: Instant,
-    ) -> Stream {
-        let (version, cipher_suite) = tls.get_ref().server_hello().unzip();
-        let session = Session {
-            version,
-            cipher_suite,
-            alpn: tls.negotiated_alpn().ok().flatten(),
-            peer_certificate: tls
-                .peer_certificate()
-                .ok()
-                .flatten()
-                .and_then(|c| c.to_der().ok())
-                .and_then(Certificate::from_der),
-            peer_addr: socket.peer_addr().ok(),
-            local_addr: socket.local_addr().ok(),
-        };
-        // One line says how the connection was made: where, how fast, and what was agreed.
-        log::info!(
-            "connected to {target} ({}) in {} ms: {session}",
-            session
-                .peer_addr
-                .map_or_else(|| "?".into(), |a| a.to_string()),
-            started.elapsed().as_millis()
-        );
+    fn new(config: &Config, dialed: Dialed) -> Stream {
+        let Dialed {
+            target,
+            socket,
+            tls,
+            session,
+        } = dialed;
         if let Some(timeout) = config.read_timeout() {
             let _ = socket.set_read_timeout(Some(timeout));
         }
