@@ -40,33 +40,30 @@
 //!   the close timeout.
 
 mod close;
+mod inner;
 mod read;
 mod socket;
 mod write;
 
+use inner::{CloseState, Counters, Flags, Inner, lock};
 use read::Step;
 
 use std::fmt;
-use std::io;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use native_tls::TlsStream;
-
 use crate::Error;
-use crate::config::{CloseMode, Config, OnClose};
+use crate::config::Config;
 use crate::dial::{self, Dialed};
 use crate::outbound::Outbound;
-use crate::report::CloseReport;
 use crate::session::Session;
 use crate::starttls::Starttls;
-use crate::transport::MemoryTransport;
 
 /// A TLS client connection with `std::io` manners.
 ///
-/// - [`Read`](io::Read) and [`Write`](io::Write) are implemented for `Stream` and for `&Stream` (as for
+/// - [`Read`](std::io::Read) and [`Write`](std::io::Write) are implemented for `Stream` and for `&Stream` (as for
 ///   `&TcpStream`): share it with [`try_clone`](Stream::try_clone), an `Arc` or a scoped
 ///   thread, and one thread can block in `read` while others write. (`Arc<Stream>` itself
 ///   cannot be `Read` or `Write`: neither the traits nor `Arc` belong to this crate. Read
@@ -76,7 +73,7 @@ use crate::transport::MemoryTransport;
 ///   [`local_addr`](Stream::local_addr), [`set_nodelay`](Stream::set_nodelay) (on by
 ///   default), `AsFd`/`AsRawFd` for polling, `write_vectored`.
 /// - `read` returns `Ok(0)` after the server's close_notify or after our own close, and an
-///   error of kind [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) when the server's TCP
+///   error of kind [`UnexpectedEof`](std::io::ErrorKind::UnexpectedEof) when the server's TCP
 ///   stream ended without close_notify: possibly truncated data.
 /// - [`close`](Stream::close) sends close_notify from any thread, also while another thread
 ///   is blocked in `read` (which then returns `Ok(0)`) or `write` (which returns an error),
@@ -115,65 +112,6 @@ pub struct Stream {
     inner: Arc<Inner>,
 }
 
-/// The connection's state, shared by every handle [`Stream::try_clone`] made; dropping the
-/// last handle drops it, which closes.
-pub(crate) struct Inner {
-    target: String,
-    socket: TcpStream,
-    tls: Mutex<TlsStream<MemoryTransport>>,
-    /// Held by the one thread reading the socket, with what it reads into.
-    reading: Mutex<ReadBuffer>,
-    out: Outbound,
-    /// Bumped whenever the read side makes progress (ciphertext fed, an end seen) or the
-    /// close starts: writers waiting for a handshake message and a waiting close watch it.
-    progress: Mutex<u64>,
-    progressed: Condvar,
-    flags: Flags,
-    counters: Counters,
-    /// The first error's message and, if the server sent one, its alert.
-    first_error: Mutex<Option<(String, Option<String>)>>,
-    closing: Mutex<CloseState>,
-    closed: Condvar,
-    close_timeout: Duration,
-    close_mode: CloseMode,
-    /// [`Config::with_on_close`], called once with the report of the first close.
-    on_close: Mutex<Option<OnClose>>,
-    session: Session,
-}
-
-#[derive(Default)]
-struct Flags {
-    /// Set before our own `shutdown(Read)`, so a read of 0 is told from the server's FIN.
-    stopping: AtomicBool,
-    /// No more application data may be encrypted: close_notify is coming or sent.
-    write_closed: AtomicBool,
-    /// Where our close_notify ends in the outbound queue, once it is made (0 before): a
-    /// server may answer it before our write returns, and a second closing thread (the half
-    /// close, then the close) waits for that same write rather than making another.
-    close_notify_mark: AtomicU64,
-    close_notify_sent: AtomicBool,
-    close_notify_received: AtomicBool,
-    /// The server's TCP stream ended without close_notify.
-    peer_eof: AtomicBool,
-    /// The server's TCP stream ended, whole, after a fast close queued our close_notify:
-    /// its answer, not a truncation.
-    peer_fin: AtomicBool,
-    /// A fast close has begun: from its close_notify on, the server's FIN is its answer (a
-    /// half-close alone waits for the server's close_notify).
-    fast_closing: AtomicBool,
-    /// The TLS session hit a fatal error: no close_notify can follow, and an end TLS reports
-    /// later is not the server's close_notify.
-    tls_failed: AtomicBool,
-}
-
-struct Counters {
-    bytes_in: AtomicU64,
-    bytes_dropped: AtomicU64,
-    born: Instant,
-    /// Nanoseconds from `born` to the last application data read or written.
-    last_data: AtomicU64,
-}
-
 struct ReadBuffer {
     /// The large socket read buffer while data flows; empty otherwise (small reads go
     /// through the stack, so an idle connection holds none).
@@ -188,12 +126,6 @@ struct ReadBuffer {
     deferred: Option<Step>,
 }
 
-enum CloseState {
-    Open,
-    Closing,
-    Closed(CloseReport),
-}
-
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stream")
@@ -201,12 +133,6 @@ impl fmt::Debug for Stream {
             .field("session", &self.inner.session)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere cannot leave these half-updated in a way that matters more than
-    // closing the connection, so a poisoned lock is taken as it is.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Stream {
@@ -356,92 +282,6 @@ impl Stream {
         }
         let last = Duration::from_nanos(self.inner.counters.last_data.load(Ordering::Relaxed));
         self.inner.counters.born.elapsed().saturating_sub(last)
-    }
-}
-
-impl Inner {
-    /// Closes as [`Stream::close`] does, and hands the first report to the program's
-    /// callback, if it gave one.
-    fn close_and_report(&self) -> CloseReport {
-        let report = self.close();
-        // Taken out of the lock first: a callback may close again (it gets the same report).
-        let callback = lock(&self.on_close).take();
-        if let Some(OnClose(callback)) = callback {
-            callback(&report);
-        }
-        report
-    }
-
-    fn close_notify_received(&self) -> bool {
-        self.flags.close_notify_received.load(Ordering::SeqCst)
-    }
-
-    fn tls(&self) -> MutexGuard<'_, TlsStream<MemoryTransport>> {
-        lock(&self.tls)
-    }
-
-    /// Counts `n` bytes (sent bytes are counted by the outbound queue as it writes them) and
-    /// remembers when data last moved.
-    fn note_data(&self, counter: Option<&AtomicU64>, n: usize) {
-        if let Some(counter) = counter {
-            counter.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        let nanos = u64::try_from(self.counters.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.counters.last_data.fetch_max(nanos, Ordering::Relaxed);
-    }
-
-    fn stopping(&self) -> bool {
-        self.flags.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Wakes whoever waits on the read side's progress.
-    fn progressed(&self) {
-        *lock(&self.progress) += 1;
-        self.progressed.notify_all();
-    }
-
-    fn record_error(&self, error: &Error) {
-        let mut first = lock(&self.first_error);
-        if first.is_none() {
-            *first = Some((crate::format::with_causes(error), error.alert()));
-        }
-    }
-
-    /// Moves what TLS wrote into the outbound queue; call with the TLS lock held, so the
-    /// queue keeps TLS's order. Returns the mark to flush to, if anything was queued.
-    fn queue_tls_output(&self, tls: &mut TlsStream<MemoryTransport>) -> Option<u64> {
-        self.queue_tls_data(tls, 0)
-    }
-
-    /// Like [`queue_tls_output`](Self::queue_tls_output), for ciphertext that carries
-    /// `plain` bytes of application data.
-    fn queue_tls_data(&self, tls: &mut TlsStream<MemoryTransport>, plain: usize) -> Option<u64> {
-        if !tls.get_ref().has_outbound() {
-            return None;
-        }
-        // The transport's buffer goes to the queue and the queue's empty one comes back: no
-        // copy and no allocation per write while data flows.
-        Some(self.out.push_from(tls.get_mut().outbound_buffer(), plain))
-    }
-
-    fn io_error(&self, op: &'static str, source: io::Error) -> Error {
-        Error::Io {
-            target: self.target.clone(),
-            op,
-            source,
-        }
-    }
-
-    fn closed_error(&self) -> io::Error {
-        io::Error::new(io::ErrorKind::BrokenPipe, Error::Closed)
-    }
-}
-
-impl Drop for Inner {
-    /// Closes gracefully with the configured mode, bounded by the close timeout, when the
-    /// last handle goes.
-    fn drop(&mut self) {
-        self.close_and_report();
     }
 }
 

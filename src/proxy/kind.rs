@@ -1,6 +1,6 @@
 //! The kinds of proxy, as errors and messages name them.
 
-/// Which protocol a [`Proxy`] speaks.
+/// Which protocol a [`Proxy`](crate::Proxy) speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProxyKind {

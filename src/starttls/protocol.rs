@@ -108,7 +108,7 @@ impl FromStr for Protocol {
     }
 }
 
-/// What went wrong in the clear-text exchange before TLS, in [`Error::Starttls`].
+/// What went wrong in the clear-text exchange before TLS, in [`Error::Starttls`](crate::Error::Starttls).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Problem {
@@ -216,7 +216,7 @@ impl Protocol {
     }
 }
 
-/// The message of [`Error::Starttls`].
+/// The message of [`Error::Starttls`](crate::Error::Starttls).
 pub(crate) fn describe(
     f: &mut fmt::Formatter<'_>,
     target: &str,
