@@ -13,6 +13,7 @@ use native_tls::{HandshakeError, TlsStream};
 use crate::config::Connector;
 use crate::diagnose::Redial;
 use crate::error::{CertificateProblem, alert_name, is_name_mismatch, tls_reason};
+use crate::record::Clear;
 use crate::transport::MemoryTransport;
 use crate::{Error, diagnose};
 
@@ -151,64 +152,6 @@ impl Seen {
             .iter()
             .any(|&(t, _)| t == CERTIFICATE_REQUEST)
             && self.ours.messages.contains(&(CERTIFICATE, 0))
-    }
-}
-
-/// Reads TLS records until encryption starts, and notes each handshake message in them.
-#[derive(Default)]
-struct Clear {
-    /// The record being read, header first.
-    record: Vec<u8>,
-    /// Handshake bytes not yet parsed into a whole message.
-    pending: Vec<u8>,
-    /// Each message's type and the 24-bit number its body starts with (for a TLS 1.2
-    /// Certificate, the length of its certificate list).
-    messages: Vec<(u8, u32)>,
-    /// Encryption started (ChangeCipherSpec, application data), or the bytes are not TLS.
-    ended: bool,
-}
-
-impl Clear {
-    fn feed(&mut self, mut bytes: &[u8]) {
-        while !self.ended && !bytes.is_empty() {
-            let wanted = match self.record.get(3..5) {
-                Some(&[hi, lo]) => 5 + usize::from(u16::from_be_bytes([hi, lo])),
-                _ => 5,
-            };
-            let take = (wanted - self.record.len()).min(bytes.len());
-            self.record.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            if let Some(&[hi, lo]) = self.record.get(3..5) {
-                if self.record.len() == 5 + usize::from(u16::from_be_bytes([hi, lo])) {
-                    self.end_record();
-                }
-            }
-        }
-    }
-
-    fn end_record(&mut self) {
-        const ALERT: u8 = 21;
-        const HANDSHAKE: u8 = 22;
-        match self.record[0] {
-            HANDSHAKE if self.pending.len() < 1 << 20 => {
-                self.pending.extend_from_slice(&self.record[5..]);
-                while let Some(&[t, a, b, c]) = self.pending.get(..4) {
-                    let len = u32::from_be_bytes([0, a, b, c]) as usize;
-                    let Some(body) = self.pending.get(4..4 + len) else {
-                        break;
-                    };
-                    let start = match body.get(..3) {
-                        Some(&[a, b, c]) => u32::from_be_bytes([0, a, b, c]),
-                        _ => 0,
-                    };
-                    self.messages.push((t, start));
-                    self.pending.drain(..4 + len);
-                }
-            }
-            ALERT => {}
-            _ => self.ended = true,
-        }
-        self.record.clear();
     }
 }
 

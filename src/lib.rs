@@ -108,6 +108,7 @@ mod handshake;
 mod io_error;
 mod outbound;
 mod proxy;
+mod record;
 pub mod report;
 mod session;
 pub mod starttls;

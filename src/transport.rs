@@ -15,7 +15,7 @@
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::session::HelloScan;
+use crate::record::{HelloScan, RecordCursor};
 
 /// A buffer pair that TLS reads ciphertext from and writes ciphertext to.
 ///
@@ -49,41 +49,6 @@ pub struct MemoryTransport {
     records: RecordCursor,
     spill: Option<Spill>,
     hello: HelloScan,
-}
-
-/// Where the peer's byte stream stands in TLS record framing (5-byte header, then the length
-/// it announces), so an end of stream can be told apart: between records (the peer may have
-/// sent everything it meant to) or inside one (data was certainly cut).
-#[derive(Debug, Default, Clone, Copy)]
-struct RecordCursor {
-    header: [u8; 5],
-    header_len: usize,
-    body_left: usize,
-}
-
-impl RecordCursor {
-    fn advance(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            if self.body_left > 0 {
-                let n = self.body_left.min(data.len());
-                self.body_left -= n;
-                data = &data[n..];
-                continue;
-            }
-            let n = (5 - self.header_len).min(data.len());
-            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
-            self.header_len += n;
-            data = &data[n..];
-            if self.header_len == 5 {
-                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
-                self.header_len = 0;
-            }
-        }
-    }
-
-    fn inside_record(&self) -> bool {
-        self.header_len > 0 || self.body_left > 0
-    }
 }
 
 /// A handle on the ciphertext TLS writes during the handshake, which outlives the transport.
