@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
+use crate::base64;
 use crate::utc::utc;
 
 /// The server's certificate as the handshake received it (the leaf only: native-tls gives
@@ -166,23 +167,10 @@ impl fmt::Display for Certificate {
 
 /// RFC 7468 text encoding: base64 in lines of 64, between BEGIN and END lines.
 fn pem(label: &str, der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = format!("-----BEGIN {label}-----\n");
     // 48 bytes make one line of 64 characters.
     for line in der.chunks(48) {
-        for chunk in line.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-            for i in 0..4 {
-                out.push(if i <= chunk.len() {
-                    char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize])
-                } else {
-                    '='
-                });
-            }
-        }
+        out.push_str(&base64::encode(line));
         out.push('\n');
     }
     out.push_str(&format!("-----END {label}-----\n"));

@@ -96,6 +96,7 @@
 
 mod acked;
 mod alert;
+mod base64;
 mod certificate;
 pub mod config;
 mod connect;
