@@ -40,6 +40,7 @@
 //!   the close timeout.
 
 mod close;
+mod drain;
 mod inner;
 mod read;
 mod socket;
