@@ -177,10 +177,10 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+#[cfg(tls_openssl)]
 pub(crate) use imp::system_time;
 
-#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+#[cfg(tls_openssl)]
 mod imp {
     use std::net::IpAddr;
     use std::time::{Duration, SystemTime};
@@ -270,7 +270,7 @@ mod imp {
     }
 }
 
-#[cfg(any(target_os = "windows", target_vendor = "apple"))]
+#[cfg(not(tls_openssl))]
 mod imp {
     use super::Certificate;
 
@@ -279,5 +279,5 @@ mod imp {
     }
 }
 
-#[cfg(all(test, not(any(target_os = "windows", target_vendor = "apple"))))]
+#[cfg(all(test, tls_openssl))]
 mod tests;

@@ -108,6 +108,7 @@ mod format;
 mod handshake;
 mod io_error;
 mod outbound;
+mod platform;
 mod proxy;
 mod record;
 pub mod report;

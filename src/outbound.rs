@@ -21,6 +21,8 @@ use std::net::TcpStream;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::platform::send_now;
+
 /// Above this, a flushed buffer's memory is given back rather than kept for the next batch.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
@@ -322,23 +324,6 @@ impl Outbound {
 /// A socket write timeout's error, as `TcpStream` reports it (`WouldBlock` on Unix).
 pub(crate) fn is_timeout(kind: io::ErrorKind) -> bool {
     matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-}
-
-/// One `send` that never waits: what the socket takes now, or `WouldBlock`.
-#[cfg(unix)]
-fn send_now(socket: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
-    // No SIGPIPE for a peer that is gone, as std's own writes ask on these systems.
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    const NO_SIGNAL: libc::c_int = 0;
-    socket2::SockRef::from(socket).send_with_flags(bytes, libc::MSG_DONTWAIT | NO_SIGNAL)
-}
-
-/// Without a non-blocking send, a reader writes nothing: writers and the close do.
-#[cfg(not(unix))]
-fn send_now(_socket: &TcpStream, _bytes: &[u8]) -> io::Result<usize> {
-    Err(io::ErrorKind::WouldBlock.into())
 }
 
 /// Writes `bytes` until done or an error; returns how many were written either way.

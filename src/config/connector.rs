@@ -21,7 +21,7 @@ pub(crate) struct Connector {
 
 /// What the diagnostic connection needs to trust what the first one did.
 #[derive(Debug, Clone, Default)]
-#[cfg_attr(any(target_os = "windows", target_vendor = "apple"), allow(dead_code))]
+#[cfg_attr(not(tls_openssl), allow(dead_code))]
 pub(crate) struct Trust {
     /// The CA files' certificates (DER), as read when the connector was built, each with
     /// the name of its file.

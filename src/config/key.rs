@@ -9,7 +9,7 @@ use crate::Error;
 /// The client key as PKCS#8 PEM, which is all native-tls takes: PKCS#1 and SEC1 keys are
 /// converted, and the key is checked against the chain's first certificate, so that a wrong
 /// pair is named by its two files rather than by OpenSSL's `key values mismatch`.
-#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+#[cfg(tls_openssl)]
 pub(super) fn pkcs8_key(
     cert_path: &Path,
     cert_pem: &[u8],
@@ -60,7 +60,7 @@ pub(super) fn pkcs8_key(
 
 /// Without OpenSSL at hand the key is taken as it is, and a PKCS#1 or SEC1 key is refused
 /// with the command that converts it.
-#[cfg(any(target_os = "windows", target_vendor = "apple"))]
+#[cfg(not(tls_openssl))]
 pub(super) fn pkcs8_key(
     _cert_path: &Path,
     _cert_pem: &[u8],
