@@ -6,7 +6,9 @@ Reads the `crate::`, `super::` and `self::` paths of every file under SRC (defau
 finds the module each one names, and fails, naming the file and the arrow, when a module
 reaches a floor above its own, when two modules form a circle, or when a module has no floor
 in FLOORS. A directory module (`stream.rs` and `stream/*.rs`) is one module: its files may use
-each other. `src/main.rs` and `src/cli/` are the command line, a crate of its own that sees
+each other, unless FLOORS names one of them (`proxy::url`), which is then a module of its own.
+A path to a re-exported item (`crate::Proxy`, `crate::starttls::Problem`) counts as an arrow to
+the module that defines it. `src/main.rs` and `src/cli/` are the command line, a crate of its own that sees
 the library only through `gracetls::`, and are not read; `lib.rs` is the front door, above
 every floor.
 
@@ -69,9 +71,9 @@ USE = re.compile(r"^([ \t]*)(?:pub(?:\([\w:]+\))?\s+)?use\s+([^;]*);", re.S | re
 
 def strip(text):
     """The code without comments and string literals, which may mention paths freely."""
+    text = re.sub(r"'(?:\\.|[^'\\])'", "' '", text)
     text = re.sub(r'r(#*)"(?:.|\n)*?"\1', '""', text)
     text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
-    text = re.sub(r"'(?:\\.|[^'\\])'", "' '", text)
     text = re.sub(r"/\*(?:.|\n)*?\*/", "", text)
     return re.sub(r"//[^\n]*", "", text)
 
