@@ -104,6 +104,7 @@ mod diagnose;
 pub mod error;
 mod handshake;
 mod io_error;
+mod openssl_text;
 mod outbound;
 mod proxy;
 pub mod report;
@@ -122,7 +123,7 @@ pub use connection::{Connection, Event};
 /// The receiving end of [`Connection::events`]: crossbeam-channel's, so it works in its
 /// `select!` next to a program's own channels.
 pub use crossbeam_channel::Receiver;
-pub use error::{Error, Truncation};
+pub use error::{Alert, Error, ErrorKind, Truncation};
 pub use proxy::{Proxy, ProxyKind};
 pub use report::{CloseReport, Outcome};
 pub use session::Session;

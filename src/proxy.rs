@@ -21,6 +21,7 @@ use log::info;
 use crate::Error;
 use crate::config::{Config, format_duration};
 use crate::connect::{Tcp, connect_tcp, show_target};
+use crate::error::Operation;
 use crate::target::{parse_target, parse_target_or};
 
 /// Which protocol a [`Proxy`] speaks.
@@ -273,9 +274,9 @@ pub(crate) fn tunnel(
     let tcp =
         connect_tcp(config, &proxy.authority(), proxy.port, deadline).map_err(|e| match e {
             Error::Connect { source, .. } | Error::Resolve { source, .. } => {
-                failed("connecting to", source)
+                failed(Operation::Connect, source)
             }
-            Error::ConnectTimeout { .. } => failed("connecting to", timed_out(timeout)),
+            Error::ConnectTimeout { .. } => failed(Operation::Connect, timed_out(timeout)),
             other => other,
         })?;
     let mut socket = Bounded {
@@ -297,7 +298,7 @@ pub(crate) fn tunnel(
                 reason,
             });
         }
-        Err(Refusal::Io(source)) => return Err(failed("talking to", source)),
+        Err(Refusal::Io(source)) => return Err(failed(Operation::Talk, source)),
     }
     info!(
         "{} {} opened a tunnel to {target}",

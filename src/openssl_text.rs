@@ -1,0 +1,373 @@
+//! The one place that reads OpenSSL's error text. native-tls hands its failures over as text
+//! only, such as
+//! `error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1890: (self-signed certificate)`;
+//! this module turns that text into numbers (OpenSSL's reason codes, X.509 verification
+//! codes, alert numbers), from which the rest of the crate builds typed errors. Where the code
+//! is in the text (`0A000086`), the code decides; the words are the fallback, and every
+//! wording recognised here has a test, OpenSSL 1.1's, 3.0's and later 3.x's where they differ.
+
+use crate::alert::Alert;
+
+/// What one failure's text says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    /// OpenSSL's reasons, without codes and file names (`certificate verify failed`), or the
+    /// text itself when it holds none: for messages only.
+    pub(crate) reason: String,
+    /// What the reasons mean.
+    pub(crate) cause: Cause,
+}
+
+/// What a failure is, as far as OpenSSL's text tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// The server's certificate was rejected: `detail` is the verification result OpenSSL
+    /// gives in parentheses (`self-signed certificate`), `code` its `X509_V_ERR_*` number
+    /// where the wording is known.
+    Verify { code: Option<i32>, detail: String },
+    /// The server sent this alert.
+    Alert(Alert),
+    /// The bytes that came back are not TLS.
+    NotTls,
+    /// The server's stream ended in the middle of the exchange.
+    Eof,
+    /// Anything else: only the reason says what.
+    Other,
+}
+
+/// OpenSSL's library number of its SSL routines (`ERR_LIB_SSL`).
+const LIB_SSL: u32 = 20;
+/// OpenSSL's reason code of a received alert is this plus the alert's number
+/// (`SSL_AD_REASON_OFFSET`).
+const ALERT_OFFSET: u32 = 1000;
+
+// SSL_R_* reason codes of OpenSSL's ssl.h / sslerr.h, the same in 1.1 and 3.x.
+const CERTIFICATE_VERIFY_FAILED: u32 = 134;
+const PACKET_LENGTH_TOO_LONG: u32 = 198;
+const UNKNOWN_PROTOCOL: u32 = 252;
+const WRONG_VERSION_NUMBER: u32 = 267;
+const UNEXPECTED_EOF_WHILE_READING: u32 = 294;
+const RECORD_LAYER_FAILURE: u32 = 313;
+
+/// What the SSL reason codes and words mean, the codes first.
+const REASONS: [(u32, &str, Cause); 6] = [
+    (
+        CERTIFICATE_VERIFY_FAILED,
+        "certificate verify failed",
+        Cause::Other,
+    ),
+    (WRONG_VERSION_NUMBER, "wrong version number", Cause::NotTls),
+    (
+        PACKET_LENGTH_TOO_LONG,
+        "packet length too long",
+        Cause::NotTls,
+    ),
+    // OpenSSL 3.2 and later, whose record layer says this of bytes that are not TLS.
+    (RECORD_LAYER_FAILURE, "record layer failure", Cause::NotTls),
+    (UNKNOWN_PROTOCOL, "unknown protocol", Cause::NotTls),
+    (
+        UNEXPECTED_EOF_WHILE_READING,
+        "unexpected eof while reading",
+        Cause::Eof,
+    ),
+];
+
+/// X.509 verification results (`X509_V_ERR_*`, stable numbers since OpenSSL 0.9) as
+/// OpenSSL words them, each wording it has used.
+const VERIFY: [(i32, &str); 14] = [
+    (2, "unable to get issuer certificate"),
+    (9, "certificate is not yet valid"),
+    // OpenSSL 3.4 and later.
+    (
+        9,
+        "certificate is not yet valid or the system clock is incorrect",
+    ),
+    (10, "certificate has expired"),
+    (18, "self-signed certificate"),
+    // OpenSSL 1.1.
+    (18, "self signed certificate"),
+    (19, "self-signed certificate in certificate chain"),
+    (19, "self signed certificate in certificate chain"),
+    (20, "unable to get local issuer certificate"),
+    (21, "unable to verify the first certificate"),
+    (22, "certificate chain too long"),
+    // `Hostname mismatch` until OpenSSL 3.1, `hostname mismatch` since.
+    (62, "hostname mismatch"),
+    (64, "IP address mismatch"),
+    (23, "certificate revoked"),
+];
+
+/// Reads one failure's text (a native-tls error's `to_string()`).
+pub(crate) fn read(text: &str) -> Failure {
+    let (reason, detail, codes) = split(text);
+    // The codes first, then the words; an alert before anything else: what the server said
+    // is the cause, what OpenSSL noticed afterwards its consequence.
+    let found: Vec<Cause> = codes
+        .iter()
+        .filter_map(|&code| by_code(code))
+        .chain(reason.split("; ").filter_map(by_words))
+        .collect();
+    let cause = found
+        .iter()
+        .find(|c| matches!(c, Cause::Alert(_)))
+        .or(found.first())
+        .cloned()
+        .unwrap_or(Cause::Other);
+    let cause = match (cause, detail) {
+        (Cause::Other, _) if !is_verify_failure(&reason, &codes) => Cause::Other,
+        (Cause::Other, Some(detail)) => Cause::Verify {
+            code: verify_code(&detail),
+            detail,
+        },
+        (Cause::Other, None) => Cause::Verify {
+            code: None,
+            detail: reason.clone(),
+        },
+        (cause, _) => cause,
+    };
+    Failure { reason, cause }
+}
+
+/// The `X509_V_ERR_*` number of a verification result in OpenSSL's words.
+pub(crate) fn verify_code(detail: &str) -> Option<i32> {
+    let detail = detail.trim();
+    VERIFY
+        .iter()
+        .find(|(_, words)| words.eq_ignore_ascii_case(detail))
+        .map(|&(code, _)| code)
+}
+
+fn is_verify_failure(reason: &str, codes: &[u32]) -> bool {
+    codes.contains(&CERTIFICATE_VERIFY_FAILED)
+        || reason
+            .split("; ")
+            .any(|r| r.eq_ignore_ascii_case("certificate verify failed"))
+}
+
+fn by_code(code: u32) -> Option<Cause> {
+    if let Some(number) = code.checked_sub(ALERT_OFFSET) {
+        return u8::try_from(number)
+            .ok()
+            .map(|n| Cause::Alert(Alert::from(n)));
+    }
+    REASONS
+        .iter()
+        .find(|(c, _, cause)| *c == code && *cause != Cause::Other)
+        .map(|(_, _, cause)| cause.clone())
+}
+
+/// The meaning of one reason in words: OpenSSL's own, or `reason(N)` for a code it has no
+/// words for, or native-tls's `unexpected EOF`.
+fn by_words(reason: &str) -> Option<Cause> {
+    let reason = reason.trim();
+    if let Some(code) = reason
+        .strip_prefix("reason(")
+        .and_then(|r| r.strip_suffix(')'))
+        .and_then(|n| n.parse().ok())
+    {
+        return by_code(code);
+    }
+    if reason.eq_ignore_ascii_case("unexpected EOF") {
+        return Some(Cause::Eof);
+    }
+    if let Some(cause) = REASONS
+        .iter()
+        .find(|(_, words, cause)| reason.eq_ignore_ascii_case(words) && *cause != Cause::Other)
+    {
+        return Some(cause.2.clone());
+    }
+    alert_in_words(reason).map(Cause::Alert)
+}
+
+/// A received alert as OpenSSL words it: `sslv3 alert handshake failure`,
+/// `tlsv1 alert internal error`, `tlsv13 alert certificate required`, and for a few alerts
+/// without `alert`: `tlsv1 unrecognized name`.
+fn alert_in_words(reason: &str) -> Option<Alert> {
+    let (prefix, name) = reason.split_once(' ')?;
+    if !matches!(prefix, "sslv3" | "tlsv1" | "tlsv13") {
+        return None;
+    }
+    let name = name.strip_prefix("alert ").unwrap_or(name);
+    Alert::from_name(name)
+}
+
+/// The reasons, the verification detail in parentheses, and the SSL reason codes of a text
+/// made of lines such as `error:CODE:library:function:reason:file:line:data`, joined by `, `.
+fn split(text: &str) -> (String, Option<String>, Vec<u32>) {
+    let (body, detail) = match (text.rfind(" ("), text.ends_with(')')) {
+        (Some(i), true) => (&text[..i], Some(text[i + 2..text.len() - 1].to_string())),
+        _ => (text, None),
+    };
+    let mut reasons = Vec::new();
+    let mut codes = Vec::new();
+    for line in body.split(", ") {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < 5 || !fields[0].ends_with("error") {
+            continue;
+        }
+        reasons.push(fields[4]);
+        if let Some(code) = ssl_reason_code(fields[1]) {
+            codes.push(code);
+        }
+    }
+    let reason = if reasons.is_empty() {
+        body.trim().to_string()
+    } else {
+        reasons.join("; ")
+    };
+    (reason, detail, codes)
+}
+
+/// The reason of an SSL-library error code in hex: OpenSSL 3 packs the library into bits
+/// 23..31 and the reason below; OpenSSL 1.1 packs the library into bits 24..31, a function
+/// into 12..23 and the reason below.
+fn ssl_reason_code(hex: &str) -> Option<u32> {
+    let code = u32::from_str_radix(hex, 16).ok()?;
+    if (code >> 23) & 0xff == LIB_SSL {
+        Some(code & 0x7f_ffff)
+    } else if code >> 24 == LIB_SSL {
+        Some(code & 0xfff)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cause(text: &str) -> Cause {
+        read(text).cause
+    }
+
+    #[test]
+    fn verification_failures_with_their_detail() {
+        let f = read(
+            "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1890: (self-signed certificate)",
+        );
+        assert_eq!(f.reason, "certificate verify failed");
+        let verify = |code, detail: &str| Cause::Verify {
+            code,
+            detail: detail.into(),
+        };
+        assert_eq!(f.cause, verify(Some(18), "self-signed certificate"));
+        // OpenSSL 1.1: another code layout and the older wording.
+        assert_eq!(
+            cause(
+                "error:1416F086:SSL routines:tls_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1915: (self signed certificate)"
+            ),
+            verify(Some(18), "self signed certificate")
+        );
+        // Words alone, without codes.
+        assert_eq!(
+            cause("certificate verify failed (Hostname mismatch)"),
+            verify(Some(62), "Hostname mismatch")
+        );
+        assert_eq!(
+            cause("certificate verify failed"),
+            verify(None, "certificate verify failed")
+        );
+    }
+
+    #[test]
+    fn every_verification_wording() {
+        for (code, words) in VERIFY {
+            assert_eq!(verify_code(words), Some(code), "{words}");
+        }
+        assert_eq!(verify_code("hostname mismatch"), Some(62));
+        assert_eq!(verify_code("Hostname mismatch"), Some(62));
+        assert_eq!(verify_code("certificate is not yet valid"), Some(9));
+        assert_eq!(verify_code("some new wording"), None);
+    }
+
+    #[test]
+    fn not_tls_in_every_wording() {
+        for text in [
+            "error:0A00010B:SSL routines:ssl3_get_record:wrong version number:ssl/record/ssl3_record.c:354:",
+            "error:1408F10B:SSL routines:ssl3_get_record:wrong version number:ssl/record/ssl3_record.c:332:",
+            "error:0A0000C6:SSL routines:tls_get_more_records:packet length too long:ssl/record/methods/tls_common.c:662:",
+            // OpenSSL 3.2+ reports bytes that are not TLS as a record layer failure; 3.0
+            // has no words for that code.
+            "error:0A000139:SSL routines::record layer failure:ssl/record/rec_layer_s3.c:696:",
+            "error:0A000139:SSL routines::reason(313):ssl/record/rec_layer_s3.c:696:",
+            "error:0A0000FC:SSL routines::unknown protocol:ssl/statem/statem_lib.c:1951:",
+            "wrong version number",
+            "record layer failure",
+        ] {
+            assert_eq!(cause(text), Cause::NotTls, "{text}");
+        }
+    }
+
+    #[test]
+    fn alerts_by_code_and_by_words() {
+        for (text, alert) in [
+            (
+                "error:0A000410:SSL routines:ssl3_read_bytes:sslv3 alert handshake failure:ssl/record/rec_layer_s3.c:1605:SSL alert number 40",
+                Alert::HandshakeFailure,
+            ),
+            (
+                "error:14094410:SSL routines:ssl3_read_bytes:sslv3 alert handshake failure:ssl/record/rec_layer_s3.c:1544:SSL alert number 40",
+                Alert::HandshakeFailure,
+            ),
+            (
+                "error:0A00045C:SSL routines::tlsv13 alert certificate required:ssl/record/rec_layer_s3.c:907:SSL alert number 116",
+                Alert::CertificateRequired,
+            ),
+            (
+                "error:0A0004DF:SSL routines::reason(1247):ssl/record/rec_layer_s3.c:1605:SSL alert number 247",
+                Alert::Unknown(247),
+            ),
+            ("tlsv1 alert internal error", Alert::InternalError),
+            ("sslv3 alert unexpected message", Alert::UnexpectedMessage),
+            (
+                "tlsv13 alert certificate required",
+                Alert::CertificateRequired,
+            ),
+            ("tlsv1 alert unknown ca", Alert::UnknownCa),
+            ("tlsv1 unrecognized name", Alert::UnrecognizedName),
+            (
+                "tlsv1 alert no application protocol",
+                Alert::NoApplicationProtocol,
+            ),
+            ("tlsv1 alert protocol version", Alert::ProtocolVersion),
+            ("reason(1247)", Alert::Unknown(247)),
+            ("reason(1080)", Alert::InternalError),
+            (
+                "record layer failure; tlsv1 alert decode error",
+                Alert::DecodeError,
+            ),
+        ] {
+            assert_eq!(cause(text), Cause::Alert(alert), "{text}");
+        }
+    }
+
+    #[test]
+    fn ends_and_others() {
+        assert_eq!(cause("unexpected EOF"), Cause::Eof);
+        assert_eq!(
+            cause(
+                "error:0A000126:SSL routines::unexpected eof while reading:ssl/record/rec_layer_s3.c:308:"
+            ),
+            Cause::Eof
+        );
+        for text in [
+            "bad record mac",
+            "reason(42)",
+            "reason(2300)",
+            "reason(",
+            "decryption failed or bad record mac",
+            "plain words",
+            "",
+        ] {
+            assert_eq!(cause(text), Cause::Other, "{text}");
+        }
+        assert_eq!(read("plain words").reason, "plain words");
+        assert_eq!(
+            read(
+                "error:0A00010B:SSL routines:ssl3_get_record:wrong version number:ssl/record/ssl3_record.c:354:"
+            )
+            .reason,
+            "wrong version number"
+        );
+    }
+}
