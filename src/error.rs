@@ -17,7 +17,7 @@ mod display;
 mod kind;
 
 pub use certificate::{CertificateError, ChainEnd, Validity};
-pub use kind::{ErrorKind, Operation};
+pub use kind::{ErrorKind, Operation, ProxyRefusal, SetupInput, SetupProblem};
 
 /// Everything that can go wrong while connecting, talking or closing.
 ///
@@ -35,10 +35,14 @@ pub enum Error {
     },
     /// A file named in the configuration (CA, certificate, key) could not be used.
     Setup {
-        /// Which file or setting.
+        /// Which file or setting, for people: `CA file /etc/ca.pem`.
         what: String,
-        /// Why it could not be used.
+        /// Why it could not be used, for people.
         reason: String,
+        /// Which input it is, as a value.
+        input: SetupInput,
+        /// What is wrong with it, as a value.
+        problem: SetupProblem,
     },
     /// A proxy URL could not be parsed.
     InvalidProxy {
@@ -56,6 +60,8 @@ pub enum Error {
         proxy: String,
         /// The target, `host:port`.
         target: String,
+        /// Why, as a value.
+        refusal: ProxyRefusal,
         /// What the proxy said, for people: `403 Forbidden`, `connection refused by the
         /// target (SOCKS5 reply 5)`, with what it means where that helps.
         reason: String,

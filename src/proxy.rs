@@ -21,7 +21,7 @@ use log::info;
 use crate::Error;
 use crate::config::{Config, format_duration};
 use crate::connect::{Tcp, connect_tcp, show_target};
-use crate::error::Operation;
+use crate::error::{Operation, ProxyRefusal};
 use crate::target::{parse_target, parse_target_or};
 
 /// Which protocol a [`Proxy`] speaks.
@@ -290,11 +290,12 @@ pub(crate) fn tunnel(
     };
     match result {
         Ok(()) => {}
-        Err(Refusal::Refused(reason)) => {
+        Err(Refusal::Refused(refusal, reason)) => {
             return Err(Error::ProxyRefused {
                 kind: proxy.kind,
                 proxy: proxy.authority(),
                 target,
+                refusal,
                 reason,
             });
         }
@@ -315,7 +316,7 @@ pub(crate) fn tunnel(
 /// Why a tunnel was not set up: the proxy said no (with its reason, for people), or talking
 /// to it failed (closed, timed out, an answer that is not its protocol).
 enum Refusal {
-    Refused(String),
+    Refused(ProxyRefusal, String),
     Io(io::Error),
 }
 

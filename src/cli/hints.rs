@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 use std::io;
 
-use gracetls::error::{Alert, CertificateError, ChainEnd, Operation};
+use gracetls::error::{
+    Alert, CertificateError, ChainEnd, Operation, ProxyRefusal, SetupInput, SetupProblem,
+};
 use gracetls::starttls::{Problem, Protocol};
 use gracetls::{Error, ErrorKind};
 
@@ -85,8 +87,11 @@ fn fixed_hint(error: &Error) -> Option<&'static str> {
             target, problem, ..
         } => Some(starttls_hint(target, problem)),
         // The reason already gives the command that converts the file.
-        Error::Setup { reason, .. } if reason.contains("`openssl ") => None,
-        Error::Setup { what, reason } => Some(setup_hint(what, reason)),
+        Error::Setup {
+            problem: SetupProblem::Convert,
+            ..
+        } => None,
+        Error::Setup { input, problem, .. } => Some(setup_hint(*input, *problem)),
         Error::Io { .. } => {
             Some("the server or the network dropped the connection; see the server's log")
         }
@@ -99,35 +104,7 @@ fn fixed_hint(error: &Error) -> Option<&'static str> {
         Error::InvalidProxy { .. } => Some(
             "give --proxy http://HOST:PORT or socks5://HOST:PORT (USER:PASSWORD@ before HOST if needed)",
         ),
-        // A 407's reason already says how to give credentials.
-        Error::ProxyRefused { reason, .. } if reason.contains("USER:PASSWORD") => None,
-        Error::ProxyRefused { reason, .. } if reason.contains("user name and password") => {
-            Some("check the user name and password in --proxy (%-encode '@', ':' and '%' in them)")
-        }
-        Error::ProxyRefused { reason, .. }
-            if reason.contains("could not reach")
-                || reason.contains("by the target")
-                || reason.contains("unreachable") =>
-        {
-            Some(
-                "the proxy could not reach the server: is it running, and is the target right as the proxy sees it?",
-            )
-        }
-        // 5xx: the proxy tried and failed (tinyproxy: `500 Unable to connect`).
-        Error::ProxyRefused {
-            kind: gracetls::ProxyKind::Http,
-            reason,
-            ..
-        } if reason.starts_with('5') => Some(
-            "the proxy could not reach the server: is it running, and is the target right as the proxy sees it?",
-        ),
-        Error::ProxyRefused {
-            kind: gracetls::ProxyKind::Http,
-            ..
-        } => Some(
-            "see the proxy's log and its rules (HTTP proxies often allow CONNECT to port 443 only)",
-        ),
-        Error::ProxyRefused { .. } => Some("see the proxy's log and its rules"),
+        Error::ProxyRefused { refusal, kind, .. } => proxy_hint(*refusal, *kind),
         Error::Proxy {
             op: Operation::Connect,
             ..
@@ -144,19 +121,37 @@ fn fixed_hint(error: &Error) -> Option<&'static str> {
     }
 }
 
-/// What to do about a file option that cannot be used: `what` is `CA file PATH`, `client
-/// certificate PATH` or `client key PATH`.
-fn setup_hint(what: &str, reason: &str) -> &'static str {
-    let unreadable = ["no such file", "permission denied", "a directory"]
-        .iter()
-        .any(|r| reason.contains(r));
-    match (what.split(' ').next(), unreadable) {
-        (Some("CA"), true) => "check the path given to --ca-file",
-        (Some("CA"), false) => {
+fn proxy_hint(refusal: ProxyRefusal, kind: gracetls::ProxyKind) -> Option<&'static str> {
+    match (refusal, kind) {
+        // The reason already says how to give credentials.
+        (ProxyRefusal::CredentialsRequired, _) => None,
+        (ProxyRefusal::CredentialsRefused, _) => {
+            Some("check the user name and password in --proxy (%-encode '@', ':' and '%' in them)")
+        }
+        (ProxyRefusal::TargetUnreachable, _) => Some(
+            "the proxy could not reach the server: is it running, and is the target right as the proxy sees it?",
+        ),
+        (_, gracetls::ProxyKind::Http) => Some(
+            "see the proxy's log and its rules (HTTP proxies often allow CONNECT to port 443 only)",
+        ),
+        _ => Some("see the proxy's log and its rules"),
+    }
+}
+
+/// What to do about a file option that cannot be used.
+fn setup_hint(input: SetupInput, problem: SetupProblem) -> &'static str {
+    let unreadable = problem == SetupProblem::Unreadable;
+    match input {
+        SetupInput::CaFile if unreadable => "check the path given to --ca-file",
+        SetupInput::CaFile => {
             "pass a PEM file that holds the certificate of the CA that issued the server's, with --ca-file"
         }
-        (Some("client"), true) => "check the paths given to --cert and --key",
-        (Some("client"), false) => {
+        SetupInput::ClientCertificate | SetupInput::ClientKey | SetupInput::ClientIdentity
+            if unreadable =>
+        {
+            "check the paths given to --cert and --key"
+        }
+        SetupInput::ClientCertificate | SetupInput::ClientKey | SetupInput::ClientIdentity => {
             "pass the client certificate and its private key as PEM files, with --cert and --key"
         }
         _ => "check the options that name files: --ca-file, --cert and --key",

@@ -12,7 +12,7 @@ impl fmt::Display for Error {
             Error::InvalidTarget { target, reason } => {
                 write!(f, "invalid target {target:?}: {reason}")
             }
-            Error::Setup { what, reason } => write!(f, "cannot use {what}: {reason}"),
+            Error::Setup { what, reason, .. } => write!(f, "cannot use {what}: {reason}"),
             Error::InvalidProxy { proxy, reason } => {
                 write!(f, "invalid proxy {proxy:?}: {reason}")
             }
@@ -21,6 +21,7 @@ impl fmt::Display for Error {
                 proxy,
                 target,
                 reason,
+                ..
             } => match kind {
                 crate::ProxyKind::Http => {
                     write!(f, "proxy {proxy} refused CONNECT to {target}: {reason}")

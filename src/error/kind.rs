@@ -84,3 +84,63 @@ impl fmt::Display for Operation {
         })
     }
 }
+
+/// Why a proxy would not open the tunnel ([`Error::ProxyRefused`](crate::Error::ProxyRefused)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProxyRefusal {
+    /// It wants a user name and password, and none were given.
+    CredentialsRequired,
+    /// It refused the user name and password given (or the way of giving them).
+    CredentialsRefused,
+    /// It could not reach the target: an HTTP 5xx, a SOCKS5 reply of network or host
+    /// unreachable or of a connection refused by the target.
+    TargetUnreachable,
+    /// Another HTTP status: its number (403, ...).
+    Status(u16),
+    /// Another refusal: a SOCKS5 reply, a name longer than SOCKS5 allows.
+    Other,
+}
+
+/// Which input of the configuration an [`Error::Setup`](crate::Error::Setup) is about.
+/// [`Display`](fmt::Display) gives the words a message uses: `CA file`, `client key`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SetupInput {
+    /// A CA file, or CA certificates given as PEM.
+    CaFile,
+    /// The client certificate.
+    ClientCertificate,
+    /// The client key.
+    ClientKey,
+    /// The client certificate and key together.
+    ClientIdentity,
+    /// The TLS settings as a whole.
+    Tls,
+}
+
+impl fmt::Display for SetupInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SetupInput::CaFile => "CA file",
+            SetupInput::ClientCertificate => "client certificate",
+            SetupInput::ClientKey => "client key",
+            SetupInput::ClientIdentity => "client certificate and key",
+            SetupInput::Tls => "the TLS configuration",
+        })
+    }
+}
+
+/// What is wrong with an input of the configuration
+/// ([`Error::Setup`](crate::Error::Setup)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SetupProblem {
+    /// It cannot be read: no such file, permission denied, a directory.
+    Unreadable,
+    /// It is in a form the TLS library does not take (DER, an encrypted or PKCS#1 key); the
+    /// reason gives the command that converts it.
+    Convert,
+    /// Its contents are not what it should hold.
+    Invalid,
+}
