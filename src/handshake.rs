@@ -291,6 +291,20 @@ mod tests {
         assert!(matches!(e, Error::NotTls { .. }), "{e:?}");
     }
 
+    /// An alert in the clear is read from its record, whatever OpenSSL's text says; a
+    /// warning is not the end of anything.
+    #[test]
+    fn an_alert_in_the_clear_is_read_from_its_record() {
+        let mut seen = Seen::default();
+        seen.theirs.feed(&[21, 3, 3, 0, 2, 1, 112]);
+        assert_eq!(seen.theirs.alert, None);
+        seen.theirs.feed(&[21, 3, 3, 0, 2, 2]);
+        seen.theirs.feed(&[70]);
+        let e = classify("some words of a newer OpenSSL", &seen);
+        assert_eq!(e.alert(), Some(Alert::ProtocolVersion));
+        assert_eq!(e.kind(), crate::ErrorKind::AlertReceived);
+    }
+
     /// A TLS 1.2 server that asks for a client certificate, gets an empty one, and fails the
     /// handshake: records split at odd places, as TCP may deliver them.
     #[test]
