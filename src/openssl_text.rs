@@ -62,7 +62,8 @@ const REASONS: [(u32, &str, Cause); 6] = [
         "packet length too long",
         Cause::NotTls,
     ),
-    // OpenSSL 3.2 and later, whose record layer says this of bytes that are not TLS.
+    // Later OpenSSL 3 releases, whose new record layer says this of bytes that are not
+    // TLS (3.0 has no words for the code: `reason(313)`).
     (RECORD_LAYER_FAILURE, "record layer failure", Cause::NotTls),
     (UNKNOWN_PROTOCOL, "unknown protocol", Cause::NotTls),
     (
@@ -77,7 +78,7 @@ const REASONS: [(u32, &str, Cause); 6] = [
 const VERIFY: [(i32, &str); 14] = [
     (2, "unable to get issuer certificate"),
     (9, "certificate is not yet valid"),
-    // OpenSSL 3.4 and later.
+    // Later OpenSSL 3 releases (3.0 says the first half only).
     (
         9,
         "certificate is not yet valid or the system clock is incorrect",
@@ -91,7 +92,7 @@ const VERIFY: [(i32, &str); 14] = [
     (20, "unable to get local issuer certificate"),
     (21, "unable to verify the first certificate"),
     (22, "certificate chain too long"),
-    // `Hostname mismatch` until OpenSSL 3.1, `hostname mismatch` since.
+    // `Hostname mismatch` in OpenSSL 1.1 and 3.0, `hostname mismatch` in later releases.
     (62, "hostname mismatch"),
     (64, "IP address mismatch"),
     (23, "certificate revoked"),
