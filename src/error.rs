@@ -270,10 +270,10 @@ impl Error {
         }
     }
 
-    /// The failure of the established connection that the TLS library's `text` describes:
+    /// The failure of the established connection that the TLS library's `error` describes:
     /// an alert the server sent, or another failure of the TLS layer.
-    pub(crate) fn tls(target: &str, text: &str) -> Error {
-        let failure = openssl_text::read(text);
+    pub(crate) fn tls(target: &str, error: &(dyn std::error::Error + 'static)) -> Error {
+        let failure = openssl_text::read_error(error);
         Error::Tls {
             target: target.to_string(),
             alert: match failure.cause {

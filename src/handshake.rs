@@ -67,7 +67,7 @@ pub(crate) fn handshake(
                 // client's end before it accepts the next connection (s_server waits about half
                 // a second, measured) must not hold up the diagnosis below.
                 let _ = socket.shutdown(Shutdown::Write);
-                let failure = openssl_text::read(&e.to_string());
+                let failure = openssl_text::read_error(&e);
                 let reported = match failure.cause {
                     Cause::Verify { code, .. } => code,
                     _ => None,
@@ -282,7 +282,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "certificate of h:1 does not match the name h (Hostname mismatch)"
+            "certificate of h:1 does not match the name h (hostname mismatch)"
         );
         let e = classify(
             "error:0A00010B:SSL routines:ssl3_get_record:wrong version number:ssl/record/ssl3_record.c:354:",

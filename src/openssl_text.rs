@@ -92,15 +92,29 @@ const VERIFY: [(i32, &str); 14] = [
     (20, "unable to get local issuer certificate"),
     (21, "unable to verify the first certificate"),
     (22, "certificate chain too long"),
-    // `Hostname mismatch` in OpenSSL 1.1 and 3.0, `hostname mismatch` in later releases.
+    // `Hostname mismatch` in older releases, `hostname mismatch` in recent ones (3.0.19).
     (62, "hostname mismatch"),
     (64, "IP address mismatch"),
     (23, "certificate revoked"),
 ];
 
+/// Reads a failure of the TLS library: the reason codes of OpenSSL's error queue where the
+/// error carries it (through `source()`, or inside an `io::Error`), and its text for the
+/// rest (the words for messages, the verification result).
+pub(crate) fn read_error(error: &(dyn std::error::Error + 'static)) -> Failure {
+    let text = error.to_string();
+    let queue = queue_codes(error);
+    let (reason, detail, codes) = split(&text);
+    classify(reason, detail, if queue.is_empty() { codes } else { queue })
+}
+
 /// Reads one failure's text (a native-tls error's `to_string()`).
 pub(crate) fn read(text: &str) -> Failure {
     let (reason, detail, codes) = split(text);
+    classify(reason, detail, codes)
+}
+
+fn classify(reason: String, detail: Option<String>, codes: Vec<u32>) -> Failure {
     // The codes first, then the words; an alert before anything else: what the server said
     // is the cause, what OpenSSL noticed afterwards its consequence.
     let found: Vec<Cause> = codes
@@ -190,6 +204,47 @@ fn alert_in_words(reason: &str) -> Option<Alert> {
     }
     let name = name.strip_prefix("alert ").unwrap_or(name);
     Alert::from_name(name)
+}
+
+/// The reason codes of the SSL routines in OpenSSL's error queue, as the error carries it:
+/// an `ErrorStack` somewhere in its `source()` chain (a handshake's failure), or an
+/// `ssl::Error` inside an `io::Error` (a read's or a write's).
+#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+fn queue_codes(error: &(dyn std::error::Error + 'static)) -> Vec<u32> {
+    let codes = |stack: &openssl::error::ErrorStack| -> Vec<u32> {
+        stack
+            .errors()
+            .iter()
+            .filter(|e| u32::try_from(e.library_code()) == Ok(LIB_SSL))
+            .filter_map(|e| u32::try_from(e.reason_code()).ok())
+            .collect()
+    };
+    let mut next = Some(error);
+    // A short chain: native-tls wraps the queue two deep.
+    for _ in 0..8 {
+        let Some(e) = next else { break };
+        if let Some(stack) = e.downcast_ref::<openssl::error::ErrorStack>() {
+            return codes(stack);
+        }
+        if let Some(stack) = e
+            .downcast_ref::<openssl::ssl::Error>()
+            .and_then(openssl::ssl::Error::ssl_error)
+        {
+            return codes(stack);
+        }
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    Vec::new()
+}
+
+#[cfg(any(target_os = "windows", target_vendor = "apple"))]
+fn queue_codes(_: &(dyn std::error::Error + 'static)) -> Vec<u32> {
+    Vec::new()
 }
 
 /// The reasons, the verification detail in parentheses, and the SSL reason codes of a text
@@ -340,6 +395,24 @@ mod tests {
         ] {
             assert_eq!(cause(text), Cause::Alert(alert), "{text}");
         }
+    }
+
+    /// OpenSSL's queue, reached through the error rather than its text: an SSL routine's
+    /// failure (`no cipher match`) gives its reason code, also inside an `io::Error`.
+    #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+    #[test]
+    fn reason_codes_from_the_error_queue() {
+        const NO_CIPHER_MATCH: u32 = 185;
+        let mut ctx = openssl::ssl::SslContext::builder(openssl::ssl::SslMethod::tls())
+            .expect("an SSL context");
+        let Err(stack) = ctx.set_cipher_list("no such cipher") else {
+            panic!("OpenSSL took a cipher list that names none");
+        };
+        assert!(queue_codes(&stack).contains(&NO_CIPHER_MATCH), "{stack}");
+        let wrapped = std::io::Error::other(stack);
+        assert!(queue_codes(&wrapped).contains(&NO_CIPHER_MATCH));
+        assert_eq!(read_error(&wrapped).cause, Cause::Other);
+        assert!(queue_codes(&std::io::Error::other("words")).is_empty());
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl CertificateError {
                     (true, None) if expected.parse::<IpAddr>().is_ok() => {
                         write!(f, " (IP address mismatch)")
                     }
-                    (true, None) => write!(f, " (Hostname mismatch)"),
+                    (true, None) => write!(f, " (hostname mismatch)"),
                 }
             }
             CertificateError::UnknownIssuer(Some(end)) => {

@@ -183,7 +183,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "certificate of h:1 does not match the name h (Hostname mismatch)"
+            "certificate of h:1 does not match the name h (hostname mismatch)"
         );
     }
 
@@ -209,20 +209,23 @@ mod tests {
 
     #[test]
     fn alerts_are_named_or_numbered() {
-        let e = Error::tls("h:1", "tlsv13 alert certificate required");
+        let e = Error::tls(
+            "h:1",
+            &io::Error::other("tlsv13 alert certificate required"),
+        );
         assert_eq!(e.alert(), Some(Alert::CertificateRequired));
         assert!(
             e.to_string()
                 .starts_with("the server h:1 requires a client certificate"),
             "{e}"
         );
-        let e = Error::tls("h:1", "reason(1247)");
+        let e = Error::tls("h:1", &io::Error::other("reason(1247)"));
         assert_eq!(e.alert(), Some(Alert::Unknown(247)));
         assert_eq!(
             e.to_string(),
             "the server h:1 ended the connection with alert 247, a number TLS does not define"
         );
-        let e = Error::tls("h:1", "bad record mac");
+        let e = Error::tls("h:1", &io::Error::other("bad record mac"));
         assert_eq!(e.alert(), None);
         assert_eq!(
             e.to_string(),

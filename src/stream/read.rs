@@ -34,7 +34,7 @@ pub(super) enum Step {
     Data(usize),
     End { at_eof: bool, cut: bool },
     Need,
-    Failed(String),
+    Failed(io::Error),
 }
 
 impl Inner {
@@ -90,9 +90,9 @@ impl Inner {
                 Step::Need => {}
                 Step::End { .. } if self.stopping() => return Ok(0),
                 Step::End { at_eof, cut } => return self.read_ended(at_eof, cut),
-                Step::Failed(text) => {
+                Step::Failed(e) => {
                     self.flags.tls_failed.store(true, Ordering::SeqCst);
-                    let error = Error::tls(&self.target, &text);
+                    let error = Error::tls(&self.target, &e);
                     self.record_error(&error);
                     self.progressed();
                     return Err(io::Error::new(io::ErrorKind::InvalidData, error));
@@ -149,7 +149,7 @@ impl Inner {
                 },
                 Ok(n) => Step::Data(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Need,
-                Err(e) => Step::Failed(e.to_string()),
+                Err(e) => Step::Failed(e),
             };
             (step, answered)
         };

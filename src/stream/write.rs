@@ -75,7 +75,7 @@ impl Inner {
             }
             if let Some(e) = failed {
                 self.flags.tls_failed.store(true, Ordering::SeqCst);
-                let error = Error::tls(&self.target, &e.to_string());
+                let error = Error::tls(&self.target, &e);
                 self.record_error(&error);
                 return Err(io::Error::new(io::ErrorKind::InvalidData, error));
             }
