@@ -279,6 +279,34 @@ mod tests {
     }
 
     #[test]
+    fn proxy_and_file_hints_come_from_their_values() {
+        let refused = |refusal| Error::ProxyRefused {
+            kind: gracetls::ProxyKind::Socks5,
+            proxy: "p:1080".into(),
+            target: "h:1".into(),
+            refusal,
+            reason: "any words".into(),
+        };
+        assert_eq!(hint(&refused(ProxyRefusal::CredentialsRequired)), None);
+        let h = hint(&refused(ProxyRefusal::TargetUnreachable)).unwrap_or_default();
+        assert!(h.contains("could not reach"), "{h}");
+        let h = hint(&refused(ProxyRefusal::CredentialsRefused)).unwrap_or_default();
+        assert!(h.contains("user name and password"), "{h}");
+        let setup = |input, problem| Error::Setup {
+            what: "any words".into(),
+            reason: "any words".into(),
+            input,
+            problem,
+        };
+        assert_eq!(
+            hint(&setup(SetupInput::ClientKey, SetupProblem::Convert)),
+            None
+        );
+        let h = hint(&setup(SetupInput::CaFile, SetupProblem::Unreadable)).unwrap_or_default();
+        assert_eq!(h, "check the path given to --ca-file");
+    }
+
+    #[test]
     fn starttls_on_an_implicit_tls_port_says_drop_it() {
         let e = |target: &str, problem| Error::Starttls {
             target: target.into(),
