@@ -40,15 +40,18 @@
 //! the certificate checked against the target. [`Connection`] is a `Stream` with one reader thread that
 //! delivers [`Event`]s on a channel, for programs that wait on channels rather than in `read`.
 //!
-//! Errors name what failed and the peer, and the cause is their `source()`:
+//! Errors name what failed and the peer, and the cause is their `source()`; a program decides
+//! by [`Error::kind`] and the values the error holds ([`error::CertificateError`],
+//! [`Alert`]), never by its message:
 //!
 //! ```
 //! use std::time::Duration;
-//! use gracetls::{Config, Stream};
+//! use gracetls::{Config, ErrorKind, Stream};
 //!
 //! // Nothing listens on port 1 of the loopback.
 //! let config = Config::new().connect_timeout(Duration::from_secs(2));
 //! let err = Stream::connect(&config, "127.0.0.1:1").unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::Connect);
 //! assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1");
 //! // The cause is the error's `source()`, never repeated in its message.
 //! let cause = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>());
