@@ -1,4 +1,5 @@
-//! The small values a program matches on: what kind of failure, and which operation failed.
+//! The small `Copy` values a program matches on: what kind of failure, which operation
+//! failed, why a proxy refused, which configuration input is unusable and how.
 
 use std::fmt;
 
