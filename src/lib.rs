@@ -40,15 +40,18 @@
 //! the certificate checked against the target. [`Connection`] is a `Stream` with one reader thread that
 //! delivers [`Event`]s on a channel, for programs that wait on channels rather than in `read`.
 //!
-//! Errors name what failed and the peer, and the cause is their `source()`:
+//! Errors name what failed and the peer, and the cause is their `source()`; a program decides
+//! by [`Error::kind`] and the values the error holds ([`error::CertificateError`],
+//! [`Alert`]), never by its message:
 //!
 //! ```
 //! use std::time::Duration;
-//! use gracetls::{Config, Stream};
+//! use gracetls::{Config, ErrorKind, Stream};
 //!
 //! // Nothing listens on port 1 of the loopback.
 //! let config = Config::new().with_connect_timeout(Duration::from_secs(2));
 //! let err = Stream::connect(&config, "127.0.0.1:1").unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::Connect);
 //! assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1");
 //! // The cause is the error's `source()`, never repeated in its message.
 //! let cause = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>());
@@ -107,6 +110,7 @@ pub mod error;
 mod format;
 mod handshake;
 mod io_error;
+mod openssl_text;
 mod outbound;
 mod platform;
 mod proxy;
@@ -127,7 +131,7 @@ pub use connection::{Connection, Event};
 /// The receiving end of [`Connection::events`]: crossbeam-channel's, so it works in its
 /// `select!` next to a program's own channels.
 pub use crossbeam_channel::Receiver;
-pub use error::{Error, Truncation};
+pub use error::{Alert, Error, ErrorKind, Truncation};
 pub use proxy::{Proxy, ProxyKind};
 pub use report::{CloseReport, Outcome};
 pub use session::Session;

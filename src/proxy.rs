@@ -21,6 +21,7 @@ use log::info;
 use crate::Error;
 use crate::config::Config;
 use crate::connect::{Tcp, connect_tcp};
+use crate::error::{Operation, ProxyRefusal};
 use crate::format::format_duration;
 use crate::target::{parse_target_or, show_target};
 
@@ -49,9 +50,9 @@ pub(crate) fn tunnel(
     let tcp =
         connect_tcp(config, &proxy.authority(), proxy.port, deadline).map_err(|e| match e {
             Error::Connect { source, .. } | Error::Resolve { source, .. } => {
-                failed("connecting to", source)
+                failed(Operation::Connect, source)
             }
-            Error::ConnectTimeout { .. } => failed("connecting to", timed_out(timeout)),
+            Error::ConnectTimeout { .. } => failed(Operation::Connect, timed_out(timeout)),
             other => other,
         })?;
     let mut socket = Bounded {
@@ -65,15 +66,16 @@ pub(crate) fn tunnel(
     };
     match result {
         Ok(()) => {}
-        Err(Refusal::Refused(reason)) => {
+        Err(Refusal::Refused(refusal, reason)) => {
             return Err(Error::ProxyRefused {
                 kind: proxy.kind,
                 proxy: proxy.authority(),
                 target,
+                refusal,
                 reason,
             });
         }
-        Err(Refusal::Io(source)) => return Err(failed("talking to", source)),
+        Err(Refusal::Io(source)) => return Err(failed(Operation::Talk, source)),
     }
     info!(
         "{} {} opened a tunnel to {target}",
@@ -90,7 +92,7 @@ pub(crate) fn tunnel(
 /// Why a tunnel was not set up: the proxy said no (with its reason, for people), or talking
 /// to it failed (closed, timed out, an answer that is not its protocol).
 enum Refusal {
-    Refused(String),
+    Refused(ProxyRefusal, String),
     Io(io::Error),
 }
 

@@ -7,6 +7,7 @@
 //! Every byte passes through here unchanged: these only watch. Each keeps at most a bounded
 //! amount, so a hostile peer cannot make them grow.
 
+use crate::error::Alert;
 use crate::session::{suite_name, version_name};
 
 const ALERT: u8 = 21;
@@ -211,6 +212,11 @@ pub(crate) struct Clear {
     /// Each message's type and the 24-bit number its body starts with (for a TLS 1.2
     /// Certificate, the length of its certificate list).
     pub(crate) messages: Vec<(u8, u32)>,
+    /// The description of the last fatal alert in the clear, the server's reason for a
+    /// handshake it ended before encryption started (in TLS 1.2, before its Finished).
+    pub(crate) alert: Option<Alert>,
+    /// The current alert record's first bytes (level, description), as they come.
+    alert_record: Vec<u8>,
     /// Encryption started (ChangeCipherSpec, application data), or the bytes are not TLS.
     ended: bool,
 }
@@ -222,12 +228,23 @@ impl Clear {
             records,
             handshake,
             messages,
+            alert,
+            alert_record,
             ended,
         } = self;
         records.advance_with(bytes, |piece| match piece {
             _ if *ended => {}
-            Piece::Header(HANDSHAKE | ALERT) => {}
+            Piece::Header(ALERT) => alert_record.clear(),
+            Piece::Header(HANDSHAKE) => {}
             Piece::Header(_) => *ended = true,
+            // level, description; a warning (1) is not the end of anything.
+            Piece::Body(ALERT, body) if alert_record.len() < 2 => {
+                let take = (2 - alert_record.len()).min(body.len());
+                alert_record.extend_from_slice(&body[..take]);
+                if let [2, description] = alert_record[..] {
+                    *alert = Some(Alert::from(description));
+                }
+            }
             Piece::Body(HANDSHAKE, body) => handshake.push(body, 1 << 20, |kind, message| {
                 let start = match message.get(..3) {
                     Some(&[a, b, c]) => u32::from_be_bytes([0, a, b, c]),

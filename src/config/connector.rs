@@ -10,6 +10,7 @@ use native_tls::{Certificate, Identity, Protocol, TlsConnector};
 use super::key::pkcs8_key;
 use super::{Config, TlsVersion};
 use crate::Error;
+use crate::error::{SetupInput, SetupProblem};
 
 /// A native-tls connector, and what a diagnosis of its certificate failures needs to trust
 /// the same.
@@ -92,25 +93,29 @@ impl Config {
             ..Default::default()
         };
         for source in &self.ca_files {
-            let pem = source.read("CA file")?;
+            let pem = source.read(SetupInput::CaFile)?;
             let path = &source.label();
-            let certs = Certificate::stack_from_pem(&pem).map_err(|e| setup(path, "CA file", e))?;
+            let certs = Certificate::stack_from_pem(&pem)
+                .map_err(|e| setup(path, SetupInput::CaFile, e))?;
             if certs.is_empty() {
-                return Err(setup(path, "CA file", no_certificate(path, &pem)));
+                let (problem, reason) = no_certificate(path, &pem);
+                return Err(setup_as(problem, path, SetupInput::CaFile, reason));
             }
             for cert in certs {
-                let der = cert.to_der().map_err(|e| setup(path, "CA file", e))?;
+                let der = cert
+                    .to_der()
+                    .map_err(|e| setup(path, SetupInput::CaFile, e))?;
                 diagnosis.roots.push((path.display().to_string(), der));
                 builder.add_root_certificate(cert);
             }
         }
         if let Some((cert, key)) = &self.identity {
-            let cert_pem = cert.read("client certificate")?;
-            let key_pem = key.read("client key")?;
+            let cert_pem = cert.read(SetupInput::ClientCertificate)?;
+            let key_pem = key.read(SetupInput::ClientKey)?;
             let (cert, key) = (&cert.label(), &key.label());
             let key_pem = pkcs8_key(cert, &cert_pem, key, &key_pem)?;
             let identity = Identity::from_pkcs8(&cert_pem, &key_pem)
-                .map_err(|e| setup(key, "client certificate and key", e))?;
+                .map_err(|e| setup(key, SetupInput::ClientIdentity, e))?;
             builder.identity(identity);
         }
         if !self.alpn.is_empty() {
@@ -124,8 +129,10 @@ impl Config {
             .min_protocol_version(self.min_version.map(TlsVersion::protocol))
             .max_protocol_version(self.max_version.map(TlsVersion::protocol));
         let tls = builder.build().map_err(|e| Error::Setup {
-            what: "the TLS configuration".into(),
+            what: SetupInput::Tls.to_string(),
             reason: crate::error::tls_reason(&e.to_string()).0,
+            input: SetupInput::Tls,
+            problem: SetupProblem::Invalid,
         })?;
         Ok(Connector {
             tls,
@@ -135,7 +142,7 @@ impl Config {
 }
 
 impl Source {
-    fn read(&self, what: &str) -> Result<Vec<u8>, Error> {
+    fn read(&self, what: SetupInput) -> Result<Vec<u8>, Error> {
         match self {
             Source::File(path) => read_file(path, what),
             Source::Pem(pem) => Ok(pem.to_vec()),
@@ -151,7 +158,7 @@ impl Source {
     }
 }
 
-fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
+fn read_file(path: &Path, what: SetupInput) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| {
         let reason = match e.kind() {
             io::ErrorKind::NotFound => "there is no such file".to_string(),
@@ -159,36 +166,53 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
             io::ErrorKind::IsADirectory => "it is a directory, not a file".to_string(),
             _ => e.to_string(),
         };
-        setup(path, what, reason)
+        setup_as(SetupProblem::Unreadable, path, what, reason)
     })
 }
 
 /// Why a file in which no PEM certificate was found is not one, from what it holds instead.
-pub(super) fn no_certificate(path: &Path, contents: &[u8]) -> String {
+pub(super) fn no_certificate(path: &Path, contents: &[u8]) -> (SetupProblem, String) {
     let text = String::from_utf8_lossy(contents);
+    let invalid = |reason: &str| (SetupProblem::Invalid, reason.to_string());
     if text.trim().is_empty() {
-        return "it is empty: no certificate in it".into();
+        return invalid("it is empty: no certificate in it");
     }
     // DER: an ASN.1 SEQUENCE, `0x30`, where PEM starts with text.
     if contents.first() == Some(&0x30) {
         let path = path.display();
-        return format!(
-            "no PEM certificate in it (it looks like DER); convert it with `openssl x509 -inform der -in {path} -out {path}.pem` and pass {path}.pem"
+        return (
+            SetupProblem::Convert,
+            format!(
+                "no PEM certificate in it (it looks like DER); convert it with `openssl x509 -inform der -in {path} -out {path}.pem` and pass {path}.pem"
+            ),
         );
     }
     if text.contains("PRIVATE KEY-----") {
-        return "it holds a private key, not a certificate".into();
+        return invalid("it holds a private key, not a certificate");
     }
     if text.contains("-----BEGIN ") {
-        return "no certificate in it: its PEM blocks are not certificates (no -----BEGIN CERTIFICATE-----)".into();
+        return invalid(
+            "no certificate in it: its PEM blocks are not certificates (no -----BEGIN CERTIFICATE-----)",
+        );
     }
-    "no certificate in it: it is not PEM (no -----BEGIN CERTIFICATE----- line)".into()
+    invalid("no certificate in it: it is not PEM (no -----BEGIN CERTIFICATE----- line)")
 }
 
-pub(super) fn setup(path: &Path, what: &str, reason: impl std::fmt::Display) -> Error {
+pub(super) fn setup(path: &Path, what: SetupInput, reason: impl std::fmt::Display) -> Error {
+    setup_as(SetupProblem::Invalid, path, what, reason)
+}
+
+pub(super) fn setup_as(
+    problem: SetupProblem,
+    path: &Path,
+    input: SetupInput,
+    reason: impl std::fmt::Display,
+) -> Error {
     Error::Setup {
-        what: format!("{what} {}", path.display()),
+        what: format!("{input} {}", path.display()),
         reason: reason.to_string(),
+        input,
+        problem,
     }
 }
 

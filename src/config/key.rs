@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use super::connector::setup;
+use super::connector::{setup, setup_as};
 use crate::Error;
+use crate::error::{SetupInput, SetupProblem};
 
 /// The client key as PKCS#8 PEM, which is all native-tls takes: PKCS#1 and SEC1 keys are
 /// converted, and the key is checked against the chain's first certificate, so that a wrong
@@ -22,7 +23,12 @@ pub(super) fn pkcs8_key(
     use super::connector::no_certificate;
 
     if let Some(reason) = encrypted(key_path, key_pem) {
-        return Err(setup(key_path, "client key", reason));
+        return Err(setup_as(
+            SetupProblem::Convert,
+            key_path,
+            SetupInput::ClientKey,
+            reason,
+        ));
     }
     // An empty passphrase, never OpenSSL's default callback, which would prompt on the
     // terminal for an encrypted key that slipped through.
@@ -30,20 +36,20 @@ pub(super) fn pkcs8_key(
         let reason = crate::error::tls_reason(&e.to_string()).0;
         setup(
             key_path,
-            "client key",
+            SetupInput::ClientKey,
             format!("no PEM private key in it ({reason})"),
         )
     })?;
     let cert = X509::stack_from_pem(cert_pem)
         .map_err(|e| {
             let reason = crate::error::tls_reason(&e.to_string()).0;
-            setup(cert_path, "client certificate", reason)
+            setup(cert_path, SetupInput::ClientCertificate, reason)
         })?
         .into_iter()
         .next()
         .ok_or_else(|| {
-            let reason = no_certificate(cert_path, cert_pem);
-            setup(cert_path, "client certificate", reason)
+            let (problem, reason) = no_certificate(cert_path, cert_pem);
+            setup_as(problem, cert_path, SetupInput::ClientCertificate, reason)
         })?;
     let matches = cert.public_key().is_ok_and(|public| public.public_eq(&key));
     if !matches {
@@ -54,7 +60,7 @@ pub(super) fn pkcs8_key(
     }
     key.private_key_to_pem_pkcs8().map_err(|e| {
         let reason = crate::error::tls_reason(&e.to_string()).0;
-        setup(key_path, "client key", reason)
+        setup(key_path, SetupInput::ClientKey, reason)
     })
 }
 
@@ -68,7 +74,12 @@ pub(super) fn pkcs8_key(
     key_pem: &[u8],
 ) -> Result<Vec<u8>, Error> {
     if let Some(reason) = encrypted(key_path, key_pem) {
-        return Err(setup(key_path, "client key", reason));
+        return Err(setup_as(
+            SetupProblem::Convert,
+            key_path,
+            SetupInput::ClientKey,
+            reason,
+        ));
     }
     let text = String::from_utf8_lossy(key_pem);
     for (marker, kind) in [
@@ -83,9 +94,10 @@ pub(super) fn pkcs8_key(
     ] {
         if text.contains(marker) {
             let path = key_path.display();
-            return Err(setup(
+            return Err(setup_as(
+                SetupProblem::Convert,
                 key_path,
-                "client key",
+                SetupInput::ClientKey,
                 format!(
                     "it is {kind}, and the TLS library takes PKCS#8 only; convert it with `openssl pkcs8 -topk8 -nocrypt -in {path} -out {path}.pk8` and pass {path}.pk8"
                 ),

@@ -12,6 +12,7 @@ use native_tls::TlsStream;
 use super::ReadBuffer;
 use crate::Error;
 use crate::config::{CloseMode, OnClose};
+use crate::error::{Alert, ErrorKind, Operation};
 use crate::outbound::Outbound;
 use crate::report::CloseReport;
 use crate::session::Session;
@@ -33,7 +34,7 @@ pub(crate) struct Inner {
     pub(super) flags: Flags,
     pub(super) counters: Counters,
     /// The first error's message and, if the server sent one, its alert.
-    pub(super) first_error: Mutex<Option<(String, Option<String>)>>,
+    pub(super) first_error: Mutex<Option<(String, ErrorKind, Option<Alert>)>>,
     pub(super) closing: Mutex<CloseState>,
     pub(super) closed: Condvar,
     pub(super) close_timeout: Duration,
@@ -132,7 +133,11 @@ impl Inner {
     pub(super) fn record_error(&self, error: &Error) {
         let mut first = lock(&self.first_error);
         if first.is_none() {
-            *first = Some((crate::format::with_causes(error), error.alert()));
+            *first = Some((
+                crate::format::with_causes(error),
+                error.kind(),
+                error.alert(),
+            ));
         }
     }
 
@@ -157,7 +162,7 @@ impl Inner {
         Some(self.out.push_from(tls.get_mut().outbound_buffer(), plain))
     }
 
-    pub(super) fn io_error(&self, op: &'static str, source: io::Error) -> Error {
+    pub(super) fn io_error(&self, op: Operation, source: io::Error) -> Error {
         Error::Io {
             target: self.target.clone(),
             op,
