@@ -11,8 +11,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-// The errors' messages name it here.
-pub(crate) use crate::format::format_duration;
 use crate::{CloseReport, Proxy};
 
 /// A TLS protocol version that can bound the handshake.

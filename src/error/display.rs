@@ -56,7 +56,7 @@ impl fmt::Display for Error {
             Error::ConnectTimeout { target, timeout } => write!(
                 f,
                 "connect timeout: {target} did not complete TCP connect and TLS handshake within {}",
-                crate::config::format_duration(*timeout)
+                crate::format::format_duration(*timeout)
             ),
             Error::Certificate { target, error } => error.describe(f, target),
             Error::ClientCertificateRequired { target, alert } => write!(
@@ -161,7 +161,7 @@ mod tests {
         };
         assert_eq!(e.to_string(), "cannot connect to 127.0.0.1:9");
         assert_eq!(
-            crate::unversioned::with_causes(&e),
+            crate::format::with_causes(&e),
             "cannot connect to 127.0.0.1:9: connection refused"
         );
         let e = Error::Io {
@@ -170,7 +170,7 @@ mod tests {
             source: io::ErrorKind::ConnectionReset.into(),
         };
         assert_eq!(
-            crate::unversioned::with_causes(&e),
+            crate::format::with_causes(&e),
             "reading from h:1 failed: connection reset by the server"
         );
         let e = Error::Certificate {

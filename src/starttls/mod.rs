@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::Error;
 
 use dialogue::Dialogue;
-// The errors' messages name it here.
+// For `Error`'s message.
 pub(crate) use protocol::describe;
 pub use protocol::{Problem, Protocol, UnknownProtocol};
 
