@@ -94,6 +94,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod accept;
 mod acked;
 mod alert;
 mod certificate;
@@ -107,6 +108,7 @@ mod io_error;
 mod outbound;
 mod proxy;
 pub mod report;
+pub mod server_config;
 mod session;
 pub mod starttls;
 mod stream;
@@ -125,6 +127,7 @@ pub use crossbeam_channel::Receiver;
 pub use error::{Error, Truncation};
 pub use proxy::{Proxy, ProxyKind};
 pub use report::{CloseReport, Outcome};
+pub use server_config::ServerConfig;
 pub use session::Session;
 pub use stream::Stream;
 pub use target::parse_target;
