@@ -101,10 +101,12 @@ mod certificate;
 pub mod config;
 mod connect;
 pub mod connection;
+pub mod connection_report;
 mod diagnose;
 pub mod error;
 mod handshake;
 mod io_error;
+pub mod listener;
 mod outbound;
 mod proxy;
 pub mod report;
@@ -121,10 +123,12 @@ mod utc;
 pub use certificate::{Certificate, SubjectAltName};
 pub use config::{CloseMode, Config, TlsVersion};
 pub use connection::{Connection, Event};
+pub use connection_report::ConnectionReport;
 /// The receiving end of [`Connection::events`]: crossbeam-channel's, so it works in its
 /// `select!` next to a program's own channels.
 pub use crossbeam_channel::Receiver;
 pub use error::{Error, Truncation};
+pub use listener::Listener;
 pub use proxy::{Proxy, ProxyKind};
 pub use report::{CloseReport, Outcome};
 pub use server_config::ServerConfig;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use native_tls::{Identity, Protocol, TlsAcceptor};
 
 use crate::config::{CloseMode, Config, TlsVersion};
-use crate::{CloseReport, Error};
+use crate::{CloseReport, ConnectionReport, Error};
 
 /// Default for [`ServerConfig::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -62,6 +62,7 @@ pub struct ServerConfig {
     max_connections: usize,
     stack_size: usize,
     on_close: Option<OnClose>,
+    on_report: Option<OnReport>,
     /// Built on first use from the settings above and shared with clones; every setter of
     /// what it is built from starts a new one.
     acceptor: Arc<OnceLock<TlsAcceptor>>,
@@ -69,6 +70,8 @@ pub struct ServerConfig {
 
 /// What [`ServerConfig::on_close`] was given.
 type OnClose = Arc<dyn Fn(&CloseReport) + Send + Sync>;
+/// What [`ServerConfig::on_report`] was given.
+pub(crate) type OnReport = Arc<dyn Fn(&ConnectionReport) + Send + Sync>;
 
 /// Where the server's certificate and key come from. Never printed: it holds a private key.
 #[derive(Clone)]
@@ -152,6 +155,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             stack_size: DEFAULT_HANDLER_STACK_SIZE,
             on_close: None,
+            on_report: None,
             acceptor: Arc::default(),
         }
     }
@@ -282,6 +286,24 @@ impl ServerConfig {
         self
     }
 
+    /// Called by a [`Listener`](crate::Listener) with the [`ConnectionReport`] of each of its
+    /// connections when it ends, on that connection's thread: the client's address, the
+    /// outcome, the bytes, how long it lasted; also for a client whose handshake failed.
+    /// Those the shutdown drains are also in what [`Listener::shutdown`](crate::Listener::shutdown)
+    /// returns. Default: none (each end is logged at `info`). It should be quick and must not
+    /// panic.
+    pub fn on_report(
+        mut self,
+        callback: impl Fn(&ConnectionReport) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_report = Some(Arc::new(callback));
+        self
+    }
+
+    pub(crate) fn on_report_callback(&self) -> Option<&OnReport> {
+        self.on_report.as_ref()
+    }
+
     /// How many connections a [`Listener`](crate::Listener) serves at once, handshakes
     /// included. The next client waits in the kernel's accept queue (its connect succeeds,
     /// its handshake waits) until a connection ends. Default: 1,024. Zero is taken as one.
@@ -328,7 +350,6 @@ impl ServerConfig {
         self.max_connections
     }
 
-    #[allow(dead_code)] // the Listener's, next
     pub(crate) fn get_thread_stack_size(&self) -> usize {
         self.stack_size
     }

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use gracetls::{Outcome, ServerConfig, Stream};
+use gracetls::{Listener, Outcome, ServerConfig, Stream};
 
 const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/tls_clients.py");
 
@@ -290,4 +290,270 @@ fn server_config_errors_name_the_file() {
         .expect_err("a missing file");
     assert!(err.to_string().contains("no such file"), "{err}");
     server_config(&pki).check().expect("a good pair");
+}
+
+// --- Listener ---------------------------------------------------------------------------------
+
+/// Waits (bounded, 5 ms steps) until `listener` has `n` connections open.
+fn wait_open(listener: &Listener, n: usize) {
+    let end = Instant::now() + WAIT;
+    while listener.open_connections() != n {
+        assert!(
+            Instant::now() < end,
+            "{} connections open, expected {n}",
+            listener.open_connections()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Reads until `Ok(0)` (the client's close_notify, or the shutdown's close).
+fn read_until_end(stream: &Stream) -> std::io::Result<()> {
+    let mut buf = [0u8; 4096];
+    while (&*stream).read(&mut buf)? > 0 {}
+    Ok(())
+}
+
+/// Idle clients, a shutdown: each client reads close_notify and answers with its own; each
+/// report is clean with the client's close_notify.
+#[test]
+fn listener_shutdown_says_goodbye_to_every_client() {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let listener =
+        Listener::bind("127.0.0.1:0", &server_config(&pki), read_until_end).expect("listen");
+    let port = listener.local_addr().port();
+    let clients = Clients::start(&pki, port, Tls::V12, "polite", 5, &["--send", "10"]);
+    clients.wait_ready(WAIT);
+    wait_open(&listener, 5);
+    let started = Instant::now();
+    let reports = listener.shutdown();
+    let took = started.elapsed();
+    let results = clients.results(WAIT);
+    assert_eq!(results.len(), 5);
+    for client in &results {
+        assert_eq!(client["verdict"], "close_notify", "{client}");
+        assert_eq!(client["answered"], true, "{client}");
+    }
+    assert_eq!(reports.len(), 5, "{reports:?}");
+    for report in &reports {
+        assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+        assert!(report.close_notify_received(), "{report:?}");
+        assert_eq!(report.bytes_in(), 10, "{report:?}");
+        assert_eq!(report.peer_addr().ip().to_string(), "127.0.0.1");
+    }
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        listener.shutdown().len() == 5,
+        "a second call returns the same reports"
+    );
+}
+
+/// `max_connections(1)`: three clients are served one after the other (the next waits in the
+/// accept queue), each to a clean end, and never two at once.
+#[test]
+fn listener_serves_max_connections_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let config = {
+        let reports = Arc::clone(&reports);
+        server_config(&pki)
+            .max_connections(1)
+            .on_report(move |r| reports.lock().expect("reports").push(r.clone()))
+    };
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let handler = {
+        let (now, most) = (Arc::clone(&now), Arc::clone(&most));
+        move |stream: &Stream| {
+            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            let result = (&*stream).write_all(b"hi");
+            now.fetch_sub(1, Ordering::SeqCst);
+            result
+        }
+    };
+    let listener = Listener::bind("127.0.0.1:0", &config, handler).expect("listen");
+    let clients = Clients::start(
+        &pki,
+        listener.local_addr().port(),
+        Tls::V12,
+        "polite",
+        3,
+        &[],
+    );
+    for client in clients.results(WAIT) {
+        assert_eq!(client["verdict"], "close_notify", "{client}");
+        assert_eq!(client["received"], 2, "{client}");
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+    wait_open(&listener, 0);
+    assert!(listener.shutdown().is_empty());
+    let reports = reports.lock().expect("reports");
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.outcome() == Outcome::Clean),
+        "{reports:?}"
+    );
+}
+
+/// Hostile clients during a drain (close timeout 1 s): one that never reads while the
+/// handler writes, one that never sends close_notify, one stalled in its handshake, next to
+/// polite ones; one that sent garbage is reported before. The shutdown ends within the
+/// close timeout and a grace, each connection with its own outcome.
+#[test]
+fn listener_drain_with_hostile_clients() {
+    use std::sync::{Arc, Mutex};
+
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let config = {
+        let ended = Arc::clone(&ended);
+        server_config(&pki)
+            .close_timeout(Duration::from_secs(1))
+            .on_report(move |r| ended.lock().expect("reports").push(r.clone()))
+    };
+    // A client that sends `F` first is written to until the write fails; the others get
+    // 1 MiB, then are read until the end.
+    let handler = |stream: &Stream| {
+        let mut first = [0u8; 1];
+        (&*stream).read_exact(&mut first)?;
+        let chunk = [b'z'; 65536];
+        if first[0] == b'F' {
+            loop {
+                (&*stream).write_all(&chunk)?;
+            }
+        }
+        for _ in 0..16 {
+            (&*stream).write_all(&chunk)?;
+        }
+        read_until_end(stream)
+    };
+    let listener = Listener::bind("127.0.0.1:0", &config, handler).expect("listen");
+    let port = listener.local_addr().port();
+    let garbage = Clients::start(&pki, port, Tls::V12, "garbage", 1, &[]);
+    let garbage = garbage.only(WAIT);
+    assert_eq!(garbage["verdict"], "closed", "{garbage}");
+    let polite = Clients::start(&pki, port, Tls::V12, "polite", 3, &["--send", "1"]);
+    let silent = Clients::start(
+        &pki,
+        port,
+        Tls::V12,
+        "silent",
+        1,
+        &["--send", "1", "--hold", "3"],
+    );
+    let noread = Clients::start(
+        &pki,
+        port,
+        Tls::V12,
+        "noread",
+        1,
+        &["--send", "1", "--fill", "F", "--hold", "20"],
+    );
+    let stall = Clients::start(&pki, port, Tls::V12, "stall", 1, &["--hold", "20"]);
+    for c in [&polite, &silent, &noread, &stall] {
+        c.wait_ready(WAIT);
+    }
+    wait_open(&listener, 6);
+    let started = Instant::now();
+    let reports = listener.shutdown();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "the drain took {took:?}"
+    );
+    assert_eq!(reports.len(), 6, "{reports:#?}");
+    let clean = reports
+        .iter()
+        .filter(|r| r.outcome() == Outcome::Clean && r.close_notify_received())
+        .count();
+    let without_answer = reports
+        .iter()
+        .filter(|r| r.close_report().is_some() && !r.close_notify_received())
+        .collect::<Vec<_>>();
+    let timed_out = reports
+        .iter()
+        .filter(|r| r.outcome() == Outcome::CloseTimeout)
+        .count();
+    let cut_off = reports
+        .iter()
+        .filter(|r| r.handshake_error() == Some("the listener shut down during the handshake"))
+        .count();
+    // Three polite clients answered; the silent one was closed without its answer (clean:
+    // its TCP acknowledged our close_notify); the one that never reads kept the queued
+    // data from going out, so its close timed out; the stalled handshake was cut off.
+    assert_eq!(clean, 3, "{reports:#?}");
+    assert_eq!(without_answer.len(), 2, "{reports:#?}");
+    assert_eq!(timed_out, 1, "{reports:#?}");
+    assert_eq!(cut_off, 1, "{reports:#?}");
+    for c in polite.results(WAIT) {
+        assert_eq!(c["verdict"], "close_notify", "{c}");
+        assert_eq!(c["received"], 16 * 65536, "{c}");
+    }
+    assert_eq!(silent.only(WAIT)["verdict"], "close_notify");
+    // The garbage client's report came before the shutdown, through on_report.
+    let ended = ended.lock().expect("reports");
+    let refused = ended
+        .iter()
+        .filter_map(|r| r.handshake_error())
+        .filter(|e| e.contains("does not speak TLS"))
+        .count();
+    assert_eq!(refused, 1, "{ended:#?}");
+    drop(noread);
+    drop(stall);
+}
+
+/// CPU ticks (user + system) of this process's thread named `name`, from /proc.
+fn thread_ticks(name: &str) -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // The fields after the command's closing parenthesis; utime and stime are 14 and 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        return Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?);
+    }
+    None
+}
+
+/// The accept thread sleeps in `accept` (no CPU while idle, no polling) and the shutdown
+/// wakes it at once: shutting the listening socket down makes the blocked `accept` fail.
+#[test]
+fn listener_shutdown_wakes_the_accept_thread_at_once() {
+    let pki = Pki::new();
+    let listener = Listener::bind("127.0.0.1:0", &server_config(&pki), |_| Ok(())).expect("listen");
+    let name = format!("accept :{}", listener.local_addr().port());
+    std::thread::sleep(Duration::from_millis(300));
+    let ticks = thread_ticks(&name).expect("the accept thread");
+    std::thread::sleep(Duration::from_millis(700));
+    let idle = thread_ticks(&name).expect("the accept thread") - ticks;
+    assert_eq!(idle, 0, "the accept thread used CPU while idle");
+    let started = Instant::now();
+    assert!(listener.shutdown().is_empty());
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(100), "{took:?}");
+    assert!(
+        thread_ticks("gracetls-accept").is_none(),
+        "the accept thread ended"
+    );
+    assert!(
+        std::net::TcpStream::connect(listener.local_addr()).is_err(),
+        "nothing listens any more"
+    );
+    eprintln!("shutdown of an idle listener: {took:?}");
 }

@@ -93,7 +93,7 @@ def client(args, ctx, i, ready):
         sock = tls
         result["version"] = tls.version()
         if args.send:
-            tls.sendall(b"x" * args.send)
+            tls.sendall(args.fill.encode() * args.send)
         if args.behave == "first":
             ready.release()
             raw = tls.unwrap()  # our close_notify, and the server's back
@@ -145,6 +145,7 @@ def main():
     p.add_argument("--behave", default="polite")
     p.add_argument("-n", type=int, default=1)
     p.add_argument("--send", type=int, default=0)
+    p.add_argument("--fill", default="x", help="the byte --send repeats")
     p.add_argument("--hold", type=float, default=5.0)
     p.add_argument("--timeout", type=float, default=60.0)
     args = p.parse_args()
