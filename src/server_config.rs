@@ -363,7 +363,7 @@ impl ServerConfig {
     ///     .identity_pem(b"not a certificate".to_vec(), b"not a key".to_vec())
     ///     .check()
     ///     .unwrap_err();
-    /// assert!(err.to_string().contains("server certificate"), "{err}");
+    /// assert!(err.to_string().contains("server key (in memory)"), "{err}");
     /// ```
     pub fn check(&self) -> Result<(), Error> {
         self.acceptor().map(|_| ())
