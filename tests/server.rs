@@ -557,3 +557,131 @@ fn listener_shutdown_wakes_the_accept_thread_at_once() {
     );
     eprintln!("shutdown of an idle listener: {took:?}");
 }
+
+// --- 1,000 clients drained ------------------------------------------------------------------
+
+const DRAIN_ALONE: &str = "GRACETLS_DRAIN_ALONE";
+
+/// A field of this process's /proc status, as a number (`Threads:`, `VmHWM:` in KiB).
+fn status_field(field: &str) -> u64 {
+    vm_kib(std::process::id(), field).unwrap_or(0)
+}
+
+/// 1,000 connected idle clients (`GRACETLS_DRAIN_N`), drained by one shutdown, in a process
+/// of their own so the thread and memory figures are this scenario's alone;
+/// `GRACETLS_DRAIN_RUNS=10` runs it ten times in a row. Each run prints its figures.
+#[test]
+fn listener_drains_1000_clients() {
+    if !have_python() {
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "listener_drains_1000_clients_alone",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(DRAIN_ALONE, "1")
+        .output()
+        .expect("run the scenario in a child process");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in text.lines().filter(|l| l.starts_with("drain ")) {
+        eprintln!("{line}");
+    }
+    assert!(out.status.success(), "the drain failed:\n{text}");
+    assert!(text.contains("1 passed"), "the drain did not run:\n{text}");
+}
+
+#[test]
+#[ignore = "run by listener_drains_1000_clients, in a process of its own"]
+fn listener_drains_1000_clients_alone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    if std::env::var_os(DRAIN_ALONE).is_none() {
+        return;
+    }
+    let n: usize = std::env::var("GRACETLS_DRAIN_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let runs: usize = std::env::var("GRACETLS_DRAIN_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let drain_timeout = Duration::from_secs(5);
+    let pki = Pki::new();
+    let config = server_config(&pki)
+        .max_connections(n)
+        .close_timeout(drain_timeout);
+    for run in 1..=runs {
+        let listener = Listener::bind("127.0.0.1:0", &config, read_until_end).expect("listen");
+        let clients = Clients::start(
+            &pki,
+            listener.local_addr().port(),
+            Tls::V12,
+            "polite",
+            n,
+            &["--timeout", "120"],
+        );
+        clients.wait_ready(Duration::from_secs(120));
+        wait_open(&listener, n);
+        let idle_threads = status_field("Threads:");
+        let idle_rss = status_field("VmRSS:");
+        // The peak thread count during the shutdown, sampled: a measurement, not a wait.
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let sampler = {
+            let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    peak.fetch_max(status_field("Threads:"), Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
+        let started = Instant::now();
+        let reports = listener.shutdown();
+        let took = started.elapsed();
+        stop.store(true, Ordering::SeqCst);
+        sampler.join().expect("sampler");
+        let results = clients.results(Duration::from_secs(60));
+        let clean = reports
+            .iter()
+            .filter(|r| r.outcome() == Outcome::Clean && r.close_notify_received())
+            .count();
+        let saw = results
+            .iter()
+            .filter(|c| c["verdict"] == "close_notify" && c["answered"] == true)
+            .count();
+        eprintln!(
+            "drain run {run}/{runs}: n={n} shutdown={} ms reports={} clean={clean} clients_saw_close_notify={saw} threads_idle={idle_threads} threads_peak={} rss_idle_kib={idle_rss} rss_peak_kib={}",
+            took.as_millis(),
+            reports.len(),
+            peak.load(Ordering::SeqCst),
+            status_field("VmHWM:"),
+        );
+        assert_eq!(reports.len(), n);
+        assert_eq!(
+            clean,
+            n,
+            "{:?}",
+            reports.iter().find(|r| r.outcome() != Outcome::Clean)
+        );
+        assert_eq!(
+            saw,
+            n,
+            "{:?}",
+            results.iter().find(|c| c["verdict"] != "close_notify")
+        );
+        assert!(took < drain_timeout, "the drain took {took:?}");
+        drop(listener);
+    }
+}
