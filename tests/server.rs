@@ -685,3 +685,130 @@ fn listener_drains_1000_clients_alone() {
         drop(listener);
     }
 }
+
+// --- openssl s_client as the client ----------------------------------------------------------
+
+/// `openssl s_client -state` connected to `port`, its stdin a pipe we hold.
+struct SClient {
+    proc: Proc,
+    stdin: Option<std::process::ChildStdin>,
+    out: Capture,
+    err: Capture,
+}
+
+impl SClient {
+    fn start(pki: &Pki, port: u16) -> SClient {
+        let mut cmd = Command::new(OPENSSL);
+        cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", "localhost", "-state", "-tls1_2", "-CAfile"])
+            .arg(&pki.ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut proc = Proc::spawn("s_client", &mut cmd).expect("start openssl s_client");
+        let stdin = proc.child_mut().stdin.take();
+        let out = Capture::new();
+        let err = Capture::new();
+        out.attach(proc.child_mut().stdout.take().expect("stdout"));
+        err.attach(proc.child_mut().stderr.take().expect("stderr"));
+        SClient {
+            proc,
+            stdin,
+            out,
+            err,
+        }
+    }
+
+    fn text(&self) -> String {
+        format!("{}{}", self.out.text(), self.err.text())
+    }
+}
+
+/// The server closes: s_client reads our close_notify (its own `-state` line says so) and
+/// has everything we wrote.
+#[test]
+fn s_client_sees_the_servers_close_notify() {
+    if !have_tool(OPENSSL, "openssl") {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let mut client = SClient::start(&pki, port);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    (&stream).write_all(b"from the server\n").expect("write");
+    let report = stream.close();
+    assert!(
+        client.err.wait_for(SS_CLOSE_NOTIFY_READ, WAIT),
+        "s_client did not see close_notify:\n{}",
+        client.text()
+    );
+    assert!(
+        client.proc.wait_timeout(WAIT).is_some(),
+        "s_client did not exit"
+    );
+    assert!(
+        client.out.contains("from the server\n"),
+        "{}",
+        client.text()
+    );
+    assert!(report.close_notify_sent(), "{report:?}");
+    assert!(
+        matches!(report.outcome(), Outcome::Clean),
+        "{report:?}\n{}",
+        client.text()
+    );
+}
+
+/// s_client closes first (its stdin ends): `read` returns `Ok(0)` with its close_notify, and
+/// it reads ours.
+#[test]
+fn s_client_closes_first() {
+    if !have_tool(OPENSSL, "openssl") {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let mut client = SClient::start(&pki, port);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    let mut stdin = client.stdin.take().expect("stdin");
+    stdin.write_all(b"from the client\n").expect("to s_client");
+    drop(stdin);
+    let mut all = Vec::new();
+    (&stream)
+        .read_to_end(&mut all)
+        .expect("Ok(0) at s_client's close_notify");
+    assert_eq!(all, b"from the client\n");
+    assert!(stream.close_notify_received());
+    let report = stream.close();
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(
+        client.proc.wait_timeout(WAIT).is_some(),
+        "s_client did not exit"
+    );
+    assert!(
+        client
+            .text()
+            .contains("SSL3 alert write:warning:close notify"),
+        "{}",
+        client.text()
+    );
+}
+
+/// s_client SIGKILLed: its TCP stream ends without close_notify, a truncation.
+#[test]
+fn s_client_killed_is_a_truncation() {
+    if !have_tool(OPENSSL, "openssl") {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let mut client = SClient::start(&pki, port);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    client.proc.signal(SIGKILL);
+    let err = (&stream).read(&mut [0u8; 64]).expect_err("a truncation");
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+    assert_eq!(stream.close().outcome(), Outcome::Truncated);
+}
