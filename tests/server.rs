@@ -807,6 +807,12 @@ fn s_client_killed_is_a_truncation() {
     let mut client = SClient::start(&pki, port);
     let (socket, _) = listener.accept().expect("accept");
     let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    // Killed once it has read all we sent: unread bytes would make its kernel send a reset.
+    assert!(
+        client.out.wait_for("Verify return code", WAIT),
+        "{}",
+        client.text()
+    );
     client.proc.signal(SIGKILL);
     let err = (&stream).read(&mut [0u8; 64]).expect_err("a truncation");
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
