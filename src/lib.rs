@@ -40,6 +40,26 @@
 //! the certificate checked against the target. [`Connection`] is a `Stream` with one reader thread that
 //! delivers [`Event`]s on a channel, for programs that wait on channels rather than in `read`.
 //!
+//! The server side is the same `Stream`: [`Stream::accept`] runs the handshake as the server
+//! with a [`ServerConfig`], and [`Listener`] serves many clients, a thread each, with a
+//! [`shutdown`](Listener::shutdown) that closes every connection with close_notify at once
+//! and reports each ([`ConnectionReport`]):
+//!
+//! ```no_run
+//! use std::io::Write;
+//! use gracetls::{Listener, ServerConfig};
+//!
+//! let config = ServerConfig::new().identity("cert.pem", "key.pem");
+//! let listener = Listener::bind("127.0.0.1:4433", &config, |stream| {
+//!     (&*stream).write_all(b"hello\n") // then closed with close_notify
+//! })?;
+//! // ... from any thread, a signal's say:
+//! for report in listener.shutdown() {
+//!     println!("{}: {}", report.peer_addr(), report.outcome().name());
+//! }
+//! # Ok::<(), gracetls::Error>(())
+//! ```
+//!
 //! Errors name what failed and the peer, and the cause is their `source()`:
 //!
 //! ```
