@@ -103,7 +103,10 @@ pub struct Listener {
 
 struct Shared {
     config: ServerConfig,
-    socket: TcpListener,
+    local_addr: SocketAddr,
+    /// A second descriptor of the listening socket, to wake the accept thread with; dropped
+    /// with the accept thread's own at the shutdown, so the port is free again after it.
+    waker: Mutex<Option<TcpListener>>,
     handler: Box<Handler>,
     stopping: AtomicBool,
     state: Mutex<State>,
@@ -190,9 +193,15 @@ impl Listener {
             op: "asking the address of",
             source: e,
         })?;
+        let waker = socket.try_clone().map_err(|e| Error::Io {
+            target: local_addr.to_string(),
+            op: "listening on",
+            source: e,
+        })?;
         let shared = Arc::new(Shared {
             config: config.clone(),
-            socket,
+            local_addr,
+            waker: Mutex::new(Some(waker)),
             handler: Box::new(handler),
             stopping: AtomicBool::new(false),
             state: Mutex::new(State::default()),
@@ -204,7 +213,7 @@ impl Listener {
                 // Its port in its name, for `top -H` and the like (15 bytes at most show).
                 .name(format!("accept :{}", local_addr.port()))
                 .stack_size(CLOSER_STACK)
-                .spawn(move || shared.accept_loop())
+                .spawn(move || shared.accept_loop(&socket))
                 .map_err(|e| Error::Thread {
                     what: "the listener's accept thread",
                     source: e,
@@ -272,7 +281,7 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    fn accept_loop(self: Arc<Self>) {
+    fn accept_loop(self: Arc<Self>, socket: &TcpListener) {
         let max = self.config.get_max_connections();
         loop {
             {
@@ -287,14 +296,14 @@ impl Shared {
             if self.stopping() {
                 return;
             }
-            let (socket, peer) = match self.socket.accept() {
+            let (connection, peer) = match socket.accept() {
                 Ok(accepted) => accepted,
                 Err(_) if self.stopping() => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // Out of descriptors or memory, or a client gone before we took it: wait
                     // a little (a shutdown ends the wait) rather than spin.
-                    warn!("accept on {:?} failed: {e}", self.socket.local_addr());
+                    warn!("accept on {} failed: {e}", self.local_addr);
                     self.pause(ACCEPT_BACKOFF);
                     continue;
                 }
@@ -303,7 +312,7 @@ impl Shared {
                 // Accepted as the shutdown began: never served, closed without TLS.
                 return;
             }
-            self.start_connection(socket, peer);
+            self.start_connection(connection, peer);
         }
     }
 
@@ -431,9 +440,7 @@ impl Shared {
             let mut state = lock(&self.state);
             info!(
                 "shutting down {}: draining {} connections",
-                self.socket
-                    .local_addr()
-                    .map_or_else(|_| "?".into(), |a| a.to_string()),
+                self.local_addr,
                 state.slots.len()
             );
             for (&id, slot) in state.slots.iter_mut() {
@@ -452,6 +459,7 @@ impl Shared {
                 }
             }
         }
+        let mut inline = Vec::new();
         for (id, stream) in closing {
             let shared = Arc::clone(self);
             let spawned = thread::Builder::new()
@@ -459,9 +467,18 @@ impl Shared {
                 .stack_size(CLOSER_STACK)
                 .spawn(move || shared.close_one(id, &stream));
             if let Err(e) = spawned {
-                // Closed by the connection's own thread once its handler returns; a handler
-                // that waits in `read` holds it until the shutdown's bound.
+                // Out of threads: closed here, after the others have started.
                 warn!("no thread to close a connection during the shutdown: {e}");
+                inline.push(id);
+            }
+        }
+        for id in inline {
+            let stream = match &lock(&self.state).slots.get(&id).map(|s| &s.phase) {
+                Some(Phase::Open(stream)) => stream.try_clone().ok(),
+                _ => None,
+            };
+            if let Some(stream) = stream {
+                self.close_one(id, &stream);
             }
         }
         let deadline = started + close_timeout + HANDLER_GRACE;
@@ -520,17 +537,19 @@ impl Shared {
     /// blocked `accept` fail at once on Linux. Where it does not, a connection to ourselves
     /// does it (the loop sees the flag and drops it).
     fn wake_accept(&self) {
-        let shut = socket2::SockRef::from(&self.socket).shutdown(Shutdown::Both);
+        let Some(waker) = lock(&self.waker).take() else {
+            return;
+        };
+        let shut = socket2::SockRef::from(&waker).shutdown(Shutdown::Both);
         if shut.is_err() || cfg!(not(target_os = "linux")) {
-            if let Ok(mut addr) = self.socket.local_addr() {
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(match addr {
-                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                    });
-                }
-                let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+            let mut addr = self.local_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
             }
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         }
     }
 }

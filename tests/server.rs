@@ -321,13 +321,34 @@ fn listener_shutdown_says_goodbye_to_every_client() {
     if !have_python() {
         return;
     }
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     let pki = Pki::new();
-    let listener =
-        Listener::bind("127.0.0.1:0", &server_config(&pki), read_until_end).expect("listen");
+    let read = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let read = Arc::clone(&read);
+        move |stream: &Stream| {
+            let mut buf = [0u8; 4096];
+            loop {
+                match (&*stream).read(&mut buf)? {
+                    0 => return Ok(()),
+                    n => read.fetch_add(n, Ordering::SeqCst),
+                };
+            }
+        }
+    };
+    let listener = Listener::bind("127.0.0.1:0", &server_config(&pki), handler).expect("listen");
     let port = listener.local_addr().port();
     let clients = Clients::start(&pki, port, Tls::V12, "polite", 5, &["--send", "10"]);
     clients.wait_ready(WAIT);
     wait_open(&listener, 5);
+    // Every handler has its client's 10 bytes and waits in `read`.
+    let end = Instant::now() + WAIT;
+    while read.load(Ordering::SeqCst) < 50 {
+        assert!(Instant::now() < end, "the handlers did not read");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let started = Instant::now();
     let reports = listener.shutdown();
     let took = started.elapsed();
@@ -426,19 +447,25 @@ fn listener_drain_with_hostile_clients() {
     };
     // A client that sends `F` first is written to until the write fails; the others get
     // 1 MiB, then are read until the end.
-    let handler = |stream: &Stream| {
-        let mut first = [0u8; 1];
-        (&*stream).read_exact(&mut first)?;
-        let chunk = [b'z'; 65536];
-        if first[0] == b'F' {
-            loop {
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handler = {
+        let busy = Arc::clone(&busy);
+        move |stream: &Stream| {
+            let mut first = [0u8; 1];
+            (&*stream).read_exact(&mut first)?;
+            let chunk = [b'z'; 65536];
+            if first[0] == b'F' {
+                busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                loop {
+                    (&*stream).write_all(&chunk)?;
+                }
+            }
+            for _ in 0..16 {
                 (&*stream).write_all(&chunk)?;
             }
+            busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            read_until_end(stream)
         }
-        for _ in 0..16 {
-            (&*stream).write_all(&chunk)?;
-        }
-        read_until_end(stream)
     };
     let listener = Listener::bind("127.0.0.1:0", &config, handler).expect("listen");
     let port = listener.local_addr().port();
@@ -467,6 +494,12 @@ fn listener_drain_with_hostile_clients() {
         c.wait_ready(WAIT);
     }
     wait_open(&listener, 6);
+    // Every handler is at work: four have written their 1 MiB, one writes on and on.
+    let end = Instant::now() + WAIT;
+    while busy.load(std::sync::atomic::Ordering::SeqCst) < 5 {
+        assert!(Instant::now() < end, "the handlers did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let started = Instant::now();
     let reports = listener.shutdown();
     let took = started.elapsed();
@@ -479,24 +512,27 @@ fn listener_drain_with_hostile_clients() {
         .iter()
         .filter(|r| r.outcome() == Outcome::Clean && r.close_notify_received())
         .count();
-    let without_answer = reports
+    let silent_closed = reports
         .iter()
-        .filter(|r| r.close_report().is_some() && !r.close_notify_received())
-        .collect::<Vec<_>>();
-    let timed_out = reports
+        .filter(|r| r.outcome() == Outcome::Clean && !r.close_notify_received())
+        .count();
+    let stuck = reports
         .iter()
-        .filter(|r| r.outcome() == Outcome::CloseTimeout)
+        .filter(|r| matches!(r.outcome(), Outcome::CloseTimeout | Outcome::Unconfirmed))
         .count();
     let cut_off = reports
         .iter()
         .filter(|r| r.handshake_error() == Some("the listener shut down during the handshake"))
         .count();
-    // Three polite clients answered; the silent one was closed without its answer (clean:
-    // its TCP acknowledged our close_notify); the one that never reads kept the queued
-    // data from going out, so its close timed out; the stalled handshake was cut off.
+    // Three polite clients answered. The silent one was closed without its answer: clean,
+    // its TCP acknowledged our close_notify. The one that never reads: either the handler's
+    // data could not all go out before the close timeout (close-timeout, the socket shut
+    // hard), or it did and our close_notify sits unacknowledged behind a full window
+    // (unconfirmed); which one depends on how much the kernels' buffers took. The stalled
+    // handshake was cut off.
     assert_eq!(clean, 3, "{reports:#?}");
-    assert_eq!(without_answer.len(), 2, "{reports:#?}");
-    assert_eq!(timed_out, 1, "{reports:#?}");
+    assert_eq!(silent_closed, 1, "{reports:#?}");
+    assert_eq!(stuck, 1, "{reports:#?}");
     assert_eq!(cut_off, 1, "{reports:#?}");
     for c in polite.results(WAIT) {
         assert_eq!(c["verdict"], "close_notify", "{c}");
@@ -555,6 +591,8 @@ fn listener_shutdown_wakes_the_accept_thread_at_once() {
         std::net::TcpStream::connect(listener.local_addr()).is_err(),
         "nothing listens any more"
     );
+    // The listening socket is closed, not only shut: the port is free again.
+    TcpListener::bind(listener.local_addr()).expect("the port bound again");
     eprintln!("shutdown of an idle listener: {took:?}");
 }
 
