@@ -2,7 +2,7 @@
 //! end their own way: Python `ssl` with `suppress_ragged_eofs=False` (close_notify is `b""`,
 //! a bare FIN is `SSLEOFError`; tests/peers/tls_clients.py) and `openssl s_client -state`.
 
-#[allow(unused_macros)]
+#[macro_use]
 mod common;
 
 use std::io::{Read, Write};
@@ -166,33 +166,24 @@ fn client_truncates(tls: Tls) {
     assert!(!report.close_notify_received());
 }
 
-// The server side speaks TLS 1.2 only: native-tls's OpenSSL server profile turns TLS 1.3 off.
-#[test]
-fn accept_server_closes() {
-    server_closes(Tls::V12);
+per_version! {
+    accept_server_closes => server_closes;
+    accept_client_closes_first => client_closes_first;
+    accept_client_truncates => client_truncates;
 }
 
+/// A server that takes TLS 1.3 only refuses a TLS 1.2 client with an error that says why.
 #[test]
-fn accept_client_closes_first() {
-    client_closes_first(Tls::V12);
-}
-
-#[test]
-fn accept_client_truncates() {
-    client_truncates(Tls::V12);
-}
-
-/// A client that offers TLS 1.3 only gets a handshake error that names the versions.
-#[test]
-fn accept_tls13_only_client_is_refused_by_name() {
+fn accept_without_a_common_version_says_so() {
     if !have_python() {
         return;
     }
     let pki = Pki::new();
     let (listener, port) = bind();
-    let clients = Clients::start(&pki, port, Tls::V13, "polite", 1, &[]);
+    let clients = Clients::start(&pki, port, Tls::V12, "polite", 1, &[]);
     let (socket, _) = listener.accept().expect("accept");
-    let err = Stream::accept(&server_config(&pki), socket).expect_err("no common version");
+    let config = server_config(&pki).min_version(gracetls::TlsVersion::Tls13);
+    let err = Stream::accept(&config, socket).expect_err("no common version");
     assert!(
         err.to_string().contains("no TLS version in common"),
         "{err}"
@@ -204,6 +195,64 @@ fn accept_tls13_only_client_is_refused_by_name() {
             .is_some_and(|v| v.starts_with("error")),
         "{client}"
     );
+}
+
+/// `client_ca_file`: a client with a certificate from that CA is served, and its certificate
+/// is the session's peer certificate; one without a certificate fails the handshake, which
+/// says so.
+fn client_certificate_required(tls: Tls) {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let config = server_config(&pki).client_ca_file(&pki.ca);
+    let (listener, port) = bind();
+    let cert = pki.client.cert.display().to_string();
+    let key = pki.client.key.display().to_string();
+    let with = Clients::start(
+        &pki,
+        port,
+        tls,
+        "first",
+        1,
+        &["--cert", &cert, "--key", &key],
+    );
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&config, socket).expect("handshake with a client certificate");
+    let peer = stream
+        .session()
+        .peer_certificate()
+        .expect("the client's certificate");
+    assert!(
+        peer.subject().contains("gracetls test client"),
+        "{}",
+        peer.subject()
+    );
+    (&stream)
+        .read_to_end(&mut Vec::new())
+        .expect("Ok(0) at its close_notify");
+    assert_eq!(stream.close().outcome(), Outcome::Clean);
+    assert_eq!(with.only(WAIT)["verdict"], "close_notify");
+
+    let without = Clients::start(&pki, port, tls, "polite", 1, &[]);
+    let (socket, _) = listener.accept().expect("accept");
+    let err = Stream::accept(&config, socket).expect_err("no client certificate");
+    assert!(
+        err.to_string()
+            .contains("the client sent no certificate, and one is required"),
+        "{err}"
+    );
+    let client = without.only(WAIT);
+    assert!(
+        client["verdict"]
+            .as_str()
+            .is_some_and(|v| v.contains("error")),
+        "{client}"
+    );
+}
+
+per_version! {
+    accept_client_certificate_required => client_certificate_required;
 }
 
 /// A SIGKILLed client: the kernel ends its TCP stream without close_notify, so the blocked
