@@ -9,8 +9,9 @@
 //!   blocked `accept` then fails at once), never by polling.
 //! - **A connection thread** per client runs the handshake (bounded by the handshake
 //!   timeout), then the handler, then the close; its slot is freed when the close ends.
-//! - **The shutdown** runs on the caller's thread: it stops the accept thread, cuts off the
-//!   handshakes in progress, and closes every open connection at once, each on a short-lived
+//! - **The shutdown** runs on the caller's thread: it stops the accept thread, lets the
+//!   handshakes in progress finish (their threads close them), cutting off at the drain
+//!   timeout those that do not, and closes every open connection at once, each on a short-lived
 //!   closer thread, since a close waits up to the close timeout for the client. A handler
 //!   blocked in `read` gets `Ok(0)` when its connection's close ends. The shutdown waits for
 //!   the connection threads up to the close timeout plus a grace, and never longer.
@@ -57,8 +58,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 ///   [`Stream::try_clone`] for a second thread. When it returns the connection is closed
 ///   (with close_notify, bounded by the close timeout).
 /// - **[`shutdown`](Self::shutdown)**, from any thread (a signal handler's thread, say):
-///   stops accepting at once, cuts off handshakes in progress, and closes every open
-///   connection at the same time: what handlers wrote goes out, then close_notify, then it
+///   stops accepting at once, closes every open connection at the same time (and each
+///   handshake in progress once it finishes; one that has not by the drain timeout is cut
+///   off): what handlers wrote goes out, then close_notify, then it
 ///   waits for each client's answer, all within the close timeout (the drain timeout). A
 ///   handler's blocked `read` then returns `Ok(0)` and its writes fail. It returns one
 ///   [`ConnectionReport`] per connection that was open. Dropping the `Listener` shuts it
@@ -131,6 +133,8 @@ struct Slot {
     closed: Option<CloseReport>,
     /// The shutdown reported it already, its handler still running.
     reported: bool,
+    /// The shutdown cut its handshake off at the drain timeout.
+    cut: bool,
 }
 
 enum Phase {
@@ -242,7 +246,9 @@ impl Listener {
     /// time: what was written goes out, then close_notify; each client's close_notify (or,
     /// in [`CloseMode::Fast`](crate::CloseMode::Fast), its FIN) is waited for up to the
     /// close timeout, the drain timeout; what has not answered by then is closed hard.
-    /// Handshakes in progress are cut off. Handlers see their reads return `Ok(0)` and
+    /// A handshake in progress is closed the same way once it finishes, or cut off at the
+    /// drain timeout (a TLS 1.3 client whose side of the handshake is done would read a bare
+    /// FIN as a truncation). Handlers see their reads return `Ok(0)` and
     /// their writes fail, and have a short grace to return.
     ///
     /// Returns one report per connection that was open or in its handshake when it began.
@@ -338,6 +344,7 @@ impl Shared {
                     draining: false,
                     closed: None,
                     reported: false,
+                    cut: false,
                 },
             );
             id
@@ -359,8 +366,9 @@ impl Shared {
         let stream = match Stream::accept(&self.config, socket) {
             Ok(stream) => stream,
             Err(e) => {
-                let text = if self.stopping() {
-                    "the listener shut down during the handshake".to_string()
+                let cut = lock(&self.state).slots.get(&id).is_some_and(|s| s.cut);
+                let text = if cut {
+                    "the handshake had not finished when the drain timeout passed".to_string()
                 } else {
                     crate::unversioned::with_causes(&e)
                 };
@@ -445,16 +453,13 @@ impl Shared {
             );
             for (&id, slot) in state.slots.iter_mut() {
                 slot.draining = true;
-                match &mut slot.phase {
-                    Phase::Handshake(socket) => {
-                        if let Some(socket) = socket.take() {
-                            let _ = socket.shutdown(Shutdown::Both);
-                        }
-                    }
-                    Phase::Open(stream) => {
-                        if let Ok(handle) = stream.try_clone() {
-                            closing.push((id, handle));
-                        }
+                // A handshake under way is left to finish (a TLS 1.3 client whose side is
+                // done waits for nothing more and would read a bare FIN as a truncation);
+                // its thread then closes it as a shutdown does. Those still unfinished at
+                // the drain timeout are cut off below.
+                if let Phase::Open(stream) = &slot.phase {
+                    if let Ok(handle) = stream.try_clone() {
+                        closing.push((id, handle));
                     }
                 }
             }
@@ -481,19 +486,17 @@ impl Shared {
                 self.close_one(id, &stream);
             }
         }
-        let deadline = started + close_timeout + HANDLER_GRACE;
-        let mut state = lock(&self.state);
-        while state.slots.values().any(|s| s.draining) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
+        let mut state = self.wait_drained(started + close_timeout);
+        for slot in state.slots.values_mut().filter(|s| s.draining) {
+            if let Phase::Handshake(socket) = &mut slot.phase {
+                if let Some(socket) = socket.take() {
+                    slot.cut = true;
+                    let _ = socket.shutdown(Shutdown::Both);
+                }
             }
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
         }
+        drop(state);
+        let mut state = self.wait_drained(started + close_timeout + HANDLER_GRACE);
         let mut reports = std::mem::take(&mut state.drained);
         // Connections whose handler has not returned: the close's report if a closer made
         // one, and a word about the handler.
@@ -505,8 +508,9 @@ impl Shared {
                 peer_addr: slot.peer,
                 duration: slot.accepted.elapsed(),
                 close: slot.closed.clone(),
-                handshake_error: matches!(slot.phase, Phase::Handshake(_))
-                    .then(|| "the handshake did not end within the shutdown".to_string()),
+                handshake_error: matches!(slot.phase, Phase::Handshake(_)).then(|| {
+                    "the handshake had not finished when the drain timeout passed".to_string()
+                }),
                 handler_error: Some("the handler had not returned when the shutdown ended".into()),
             });
         }
@@ -521,6 +525,23 @@ impl Shared {
                 .count()
         );
         reports
+    }
+
+    /// Waits until every connection the shutdown drains has ended, or `deadline`.
+    fn wait_drained(&self, deadline: Instant) -> MutexGuard<'_, State> {
+        let mut state = lock(&self.state);
+        while state.slots.values().any(|s| s.draining) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        state
     }
 
     /// A closer thread of the shutdown: the close, then its report into the slot (for a
