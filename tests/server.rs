@@ -799,9 +799,14 @@ struct SClient {
 
 impl SClient {
     fn start(pki: &Pki, port: u16) -> SClient {
+        SClient::start_with(pki, port, Tls::V12)
+    }
+
+    fn start_with(pki: &Pki, port: u16, tls: Tls) -> SClient {
         let mut cmd = Command::new(OPENSSL);
         cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-            .args(["-servername", "localhost", "-state", "-tls1_2", "-CAfile"])
+            .args(["-servername", "localhost", "-state", tls.s_server_flag()])
+            .arg("-CAfile")
             .arg(&pki.ca)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -827,14 +832,13 @@ impl SClient {
 
 /// The server closes: s_client reads our close_notify (its own `-state` line says so) and
 /// has everything we wrote.
-#[test]
-fn s_client_sees_the_servers_close_notify() {
+fn s_client_sees_the_servers_close_notify(tls: Tls) {
     if !have_tool(OPENSSL, "openssl") {
         return;
     }
     let pki = Pki::new();
     let (listener, port) = bind();
-    let mut client = SClient::start(&pki, port);
+    let mut client = SClient::start_with(&pki, port, tls);
     let (socket, _) = listener.accept().expect("accept");
     let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
     (&stream).write_all(b"from the server\n").expect("write");
@@ -859,6 +863,10 @@ fn s_client_sees_the_servers_close_notify() {
         "{report:?}\n{}",
         client.text()
     );
+}
+
+per_version! {
+    s_client_reads_the_servers_close_notify => s_client_sees_the_servers_close_notify;
 }
 
 /// s_client closes first (its stdin ends): `read` returns `Ok(0)` with its close_notify, and
@@ -918,4 +926,98 @@ fn s_client_killed_is_a_truncation() {
     let err = (&stream).read(&mut [0u8; 64]).expect_err("a truncation");
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
     assert_eq!(stream.close().outcome(), Outcome::Truncated);
+}
+
+// --- Settings: PKCS#12, ALPN, timeouts ---------------------------------------------------------
+
+/// The certificate and key from a PKCS#12 archive (made by `openssl pkcs12 -export`), with
+/// its password; a wrong password is an error that says what to check.
+#[test]
+fn pkcs12_identity_serves_and_a_wrong_password_is_named() {
+    if !have_tool(OPENSSL, "openssl") || !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let archive = pki.dir.path().join("server.p12");
+    let made = Command::new(OPENSSL)
+        .args(["pkcs12", "-export", "-passout", "pass:s3cret", "-in"])
+        .arg(&pki.server.cert)
+        .arg("-inkey")
+        .arg(&pki.server.key)
+        .arg("-out")
+        .arg(&archive)
+        .output()
+        .expect("openssl pkcs12");
+    assert!(made.status.success(), "{made:?}");
+    let err = ServerConfig::new()
+        .pkcs12_file(&archive, "wrong")
+        .check()
+        .expect_err("a wrong password");
+    assert!(err.to_string().contains("a wrong password"), "{err}");
+    let der = std::fs::read(&archive).expect("the archive");
+    let config = ServerConfig::new().pkcs12(der, "s3cret");
+    let (listener, port) = bind();
+    let clients = Clients::start(&pki, port, Tls::V13, "polite", 1, &[]);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&config, socket).expect("handshake");
+    assert_eq!(stream.close().outcome(), Outcome::Clean);
+    assert_eq!(clients.only(WAIT)["verdict"], "close_notify");
+}
+
+/// ALPN: the server's preference among what the client offers (s_client `-alpn`).
+#[test]
+fn alpn_is_chosen_by_the_server() {
+    if !have_tool(OPENSSL, "openssl") {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let mut cmd = Command::new(OPENSSL);
+    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-alpn", "http/1.1,h2", "-CAfile"])
+        .arg(&pki.ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut client = Proc::spawn("s_client", &mut cmd).expect("s_client");
+    let out = Capture::new();
+    out.attach(client.child_mut().stdout.take().expect("stdout"));
+    let (socket, _) = listener.accept().expect("accept");
+    let config = server_config(&pki).alpn(["h2", "http/1.1"]);
+    let stream = Stream::accept(&config, socket).expect("handshake");
+    assert_eq!(stream.session().alpn_protocol(), Some(&b"h2"[..]));
+    assert!(out.wait_for("ALPN protocol: h2", WAIT), "{}", out.text());
+    stream.close();
+}
+
+/// `ServerConfig::read_timeout`: a read that waits too long fails with a timeout, and the
+/// connection stays usable: it closes cleanly after.
+#[test]
+fn read_timeout_ends_the_call_not_the_connection() {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let clients = Clients::start(&pki, port, Tls::V13, "polite", 1, &[]);
+    let (socket, _) = listener.accept().expect("accept");
+    let config = server_config(&pki).read_timeout(Duration::from_millis(200));
+    let stream = Stream::accept(&config, socket).expect("handshake");
+    let started = Instant::now();
+    let err = (&stream).read(&mut [0u8; 16]).expect_err("a timeout");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    (&stream)
+        .write_all(b"still here")
+        .expect("write after the timeout");
+    assert_eq!(stream.close().outcome(), Outcome::Clean);
+    let client = clients.only(WAIT);
+    assert_eq!(client["verdict"], "close_notify", "{client}");
+    assert_eq!(client["received"], 10, "{client}");
 }
