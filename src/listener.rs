@@ -390,6 +390,9 @@ impl Shared {
         if run {
             handler_error = match catch_unwind(AssertUnwindSafe(|| (self.handler)(&stream))) {
                 Ok(Ok(())) => None,
+                // A write the shutdown's close refused: the close is the story, not the
+                // handler.
+                Ok(Err(e)) if self.stopping() && is_closed(&e) => None,
                 Ok(Err(e)) => Some(format!("the handler failed: {e}")),
                 Err(_) => Some("the handler panicked".to_string()),
             };
@@ -572,5 +575,31 @@ impl Shared {
             }
             let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         }
+    }
+}
+
+/// Whether `e` is a write refused because the connection was closed.
+fn is_closed(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+        .is_some_and(|inner| matches!(inner, Error::Closed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _assert_send_sync() {
+        fn is<T: Send + Sync>() {}
+        is::<Listener>();
+        is::<ConnectionReport>();
+        is::<ServerConfig>();
+    }
+
+    #[test]
+    fn a_refused_write_is_told_from_other_errors() {
+        let closed = io::Error::new(io::ErrorKind::BrokenPipe, Error::Closed);
+        assert!(is_closed(&closed));
+        assert!(!is_closed(&io::Error::from(io::ErrorKind::BrokenPipe)));
     }
 }
