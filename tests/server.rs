@@ -162,7 +162,17 @@ fn client_truncates(tls: Tls) {
     assert_eq!(all, b"xxxx");
     let report = stream.close();
     clients.only(WAIT);
-    assert_eq!(report.outcome(), Outcome::Truncated, "{report:?}");
+    // With TLS 1.3 the client closes its socket with our session tickets unread, so its
+    // kernel may reset the connection before our close_notify is written: the close then
+    // fails on the socket, which the report says instead of the truncation before it.
+    let reset = report.outcome() == Outcome::Error
+        && report
+            .error()
+            .is_some_and(|e| e.contains("Broken pipe") || e.contains("reset"));
+    assert!(
+        report.outcome() == Outcome::Truncated || (tls == Tls::V13 && reset),
+        "{report:?}"
+    );
     assert!(!report.close_notify_received());
 }
 
