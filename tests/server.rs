@@ -1031,3 +1031,57 @@ fn read_timeout_ends_the_call_not_the_connection() {
     assert_eq!(client["verdict"], "close_notify", "{client}");
     assert_eq!(client["received"], 10, "{client}");
 }
+
+/// Clients that stall in their handshake hold every slot (`max_connections(2)`) only until
+/// the handshake timeout: the next client, waiting in the accept queue meanwhile, is then
+/// served, and the stalled ones are reported.
+#[test]
+fn stalled_handshakes_free_their_slots_at_the_handshake_timeout() {
+    use std::sync::{Arc, Mutex};
+
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let config = {
+        let ended = Arc::clone(&ended);
+        server_config(&pki)
+            .max_connections(2)
+            .handshake_timeout(Duration::from_millis(500))
+            .on_report(move |r| ended.lock().expect("reports").push(r.clone()))
+    };
+    let listener = Listener::bind("127.0.0.1:0", &config, |stream: &Stream| {
+        (&*stream).write_all(b"served")
+    })
+    .expect("listen");
+    let port = listener.local_addr().port();
+    let stall = Clients::start(&pki, port, Tls::V13, "stall", 2, &["--hold", "20"]);
+    stall.wait_ready(WAIT);
+    wait_open(&listener, 2);
+    let started = Instant::now();
+    let polite = Clients::start(&pki, port, Tls::V13, "polite", 1, &[]);
+    let client = polite.only(WAIT);
+    let waited = started.elapsed();
+    assert_eq!(client["verdict"], "close_notify", "{client}");
+    assert_eq!(client["received"], 6, "{client}");
+    assert!(
+        waited >= Duration::from_millis(300),
+        "served before a slot was free: {waited:?}"
+    );
+    let timed_out = ended
+        .lock()
+        .expect("reports")
+        .iter()
+        .filter(|r| {
+            r.handshake_error()
+                .is_some_and(|e| e.contains("did not complete the handshake within 500ms"))
+        })
+        .count();
+    assert_eq!(timed_out, 2);
+    let stalled = stall.results(WAIT);
+    assert!(
+        stalled.iter().all(|c| c["verdict"] == "closed"),
+        "{stalled:?}"
+    );
+}
