@@ -1002,8 +1002,8 @@ fn alpn_is_chosen_by_the_server() {
     stream.close();
 }
 
-/// `ServerConfig::read_timeout`: a read that waits too long fails with a timeout, and the
-/// connection stays usable: it closes cleanly after.
+/// `ServerConfig::read_timeout` (with the identity as PEM bytes): a read that waits too long
+/// fails with a timeout, and the connection stays usable: it closes cleanly after.
 #[test]
 fn read_timeout_ends_the_call_not_the_connection() {
     if !have_python() {
@@ -1013,7 +1013,12 @@ fn read_timeout_ends_the_call_not_the_connection() {
     let (listener, port) = bind();
     let clients = Clients::start(&pki, port, Tls::V13, "polite", 1, &[]);
     let (socket, _) = listener.accept().expect("accept");
-    let config = server_config(&pki).read_timeout(Duration::from_millis(200));
+    // The identity as PEM bytes, not files.
+    let cert = std::fs::read(&pki.server.cert).expect("cert");
+    let key = std::fs::read(&pki.server.key).expect("key");
+    let config = ServerConfig::new()
+        .identity_pem(cert, key)
+        .read_timeout(Duration::from_millis(200));
     let stream = Stream::accept(&config, socket).expect("handshake");
     let started = Instant::now();
     let err = (&stream).read(&mut [0u8; 16]).expect_err("a timeout");
