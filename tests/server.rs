@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -1090,5 +1090,34 @@ fn stalled_handshakes_free_their_slots_at_the_handshake_timeout() {
     assert!(
         stalled.iter().all(|c| c["verdict"] == "closed"),
         "{stalled:?}"
+    );
+}
+
+/// `Listener::from_tcp` on a socket the program bound itself (a service manager's, say): it
+/// serves on it, and the shutdown closes it.
+#[test]
+fn listener_from_a_bound_socket() {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (socket, port) = bind();
+    let listener = Listener::from_tcp(socket, &server_config(&pki), |stream: &Stream| {
+        (&*stream).write_all(b"hi")?;
+        read_until_end(stream)
+    })
+    .expect("listen");
+    assert_eq!(listener.local_addr().port(), port);
+    let clients = Clients::start(&pki, port, Tls::V13, "polite", 2, &[]);
+    clients.wait_ready(WAIT);
+    wait_open(&listener, 2);
+    let reports = listener.shutdown();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for client in clients.results(WAIT) {
+        assert_eq!(client["verdict"], "close_notify", "{client}");
+    }
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still listening"
     );
 }
