@@ -865,7 +865,7 @@ fn s_client_sees_the_servers_close_notify(tls: Tls) {
         "s_client did not exit"
     );
     assert!(
-        client.out.contains("from the server\n"),
+        client.out.wait_for("from the server\n", WAIT),
         "{}",
         client.text()
     );
@@ -908,10 +908,11 @@ fn s_client_closes_first() {
         client.proc.wait_timeout(WAIT).is_some(),
         "s_client did not exit"
     );
+    // Its output may still be on the way through the pipe when it has exited.
     assert!(
         client
-            .text()
-            .contains("SSL3 alert write:warning:close notify"),
+            .err
+            .wait_for("SSL3 alert write:warning:close notify", WAIT),
         "{}",
         client.text()
     );
