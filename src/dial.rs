@@ -6,8 +6,6 @@
 use std::net::TcpStream;
 use std::time::Instant;
 
-use native_tls::TlsStream;
-
 use crate::Error;
 use crate::certificate::Certificate;
 use crate::config::Config;
@@ -15,6 +13,7 @@ use crate::connect::{Tcp, connect_tcp};
 use crate::diagnose::Redial;
 use crate::session::Session;
 use crate::starttls::Starttls;
+use crate::tls::TlsStream;
 use crate::transport::MemoryTransport;
 
 /// An established TLS session, ready to become a [`Stream`](crate::Stream).
@@ -130,7 +129,7 @@ pub(crate) fn start_tls(
     target: &str,
     deadline: Instant,
     redial: Option<Redial<'_>>,
-) -> Result<TlsStream<MemoryTransport>, Error> {
+) -> Result<native_tls::TlsStream<MemoryTransport>, Error> {
     let connector = config.connector()?;
     let timeout = || Error::ConnectTimeout {
         target: target.to_string(),
@@ -152,12 +151,13 @@ pub(crate) fn start_tls(
 }
 
 /// The session's facts, logged in one line: where, how fast, and what was agreed.
-fn dialed(
+pub(crate) fn dialed(
     target: String,
     socket: TcpStream,
-    tls: TlsStream<MemoryTransport>,
+    tls: impl Into<TlsStream<MemoryTransport>>,
     started: Instant,
 ) -> Dialed {
+    let tls = tls.into();
     let (version, cipher_suite) = tls.get_ref().server_hello().unzip();
     let session = Session {
         version,

@@ -208,7 +208,7 @@ impl Stream {
         dial::from_tcp(config, socket, server_name).map(|dialed| Stream::new(config, dialed))
     }
 
-    fn new(config: &Config, dialed: Dialed) -> Stream {
+    pub(crate) fn new(config: &Config, dialed: Dialed) -> Stream {
         let Dialed {
             target,
             socket,

@@ -42,23 +42,24 @@ FLOORS = [
             "error",
             "io_error",
             "config",
+            "connection_report",
         ],
     ),
     (
         "record",
         "the record layer: TLS records in memory between TLS and the socket",
-        ["record", "transport", "read_size", "outbound", "acked"],
+        ["record", "transport", "read_size", "outbound", "acked", "tls"],
     ),
     (
         "dialing",
         "from a target to a TLS session: TCP, proxy tunnels, STARTTLS, the handshake and, "
         "when it fails, the diagnosis",
-        ["connect", "proxy", "starttls", "handshake", "diagnose", "dial"],
+        ["connect", "proxy", "starttls", "handshake", "diagnose", "dial", "server_config"],
     ),
     (
         "api",
         "what a program holds: Stream (std-shaped) and Connection (one reader thread)",
-        ["stream", "connection", "unversioned"],
+        ["stream", "connection", "unversioned", "accept", "listener"],
     ),
 ]
 

@@ -71,6 +71,8 @@ pub enum Operation {
     Connect,
     /// Talking to a proxy, to set up the tunnel.
     Talk,
+    /// Listening for clients ([`Listener`](crate::Listener)).
+    Listen,
 }
 
 impl fmt::Display for Operation {
@@ -82,6 +84,7 @@ impl fmt::Display for Operation {
             Operation::SetUp => "setting up",
             Operation::Connect => "connecting to",
             Operation::Talk => "talking to",
+            Operation::Listen => "listening on",
         })
     }
 }
@@ -118,6 +121,12 @@ pub enum SetupInput {
     ClientIdentity,
     /// The TLS settings as a whole.
     Tls,
+    /// A server's certificate chain ([`ServerConfig`](crate::ServerConfig)).
+    ServerCertificate,
+    /// A server's private key.
+    ServerKey,
+    /// A server's PKCS#12 archive.
+    Pkcs12Archive,
 }
 
 impl fmt::Display for SetupInput {
@@ -128,6 +137,9 @@ impl fmt::Display for SetupInput {
             SetupInput::ClientKey => "client key",
             SetupInput::ClientIdentity => "client certificate and key",
             SetupInput::Tls => "the TLS configuration",
+            SetupInput::ServerCertificate => "server certificate",
+            SetupInput::ServerKey => "server key",
+            SetupInput::Pkcs12Archive => "PKCS#12 archive",
         })
     }
 }

@@ -176,10 +176,15 @@ impl Inner {
         let error = first.as_ref().map(|(message, _, _)| message.clone());
         let outcome = if timed_out {
             Outcome::CloseTimeout
-        } else if self.flags.tls_failed.load(Ordering::SeqCst) || error.is_some() {
+        } else if self.flags.tls_failed.load(Ordering::SeqCst) {
             Outcome::Error
         } else if self.flags.peer_eof.load(Ordering::SeqCst) {
+            // The peer's TCP stream ended without close_notify: that is how it ended, also
+            // when our close_notify then met a reset (a peer that closed with our data
+            // unread, such as TLS 1.3 session tickets); the socket error stays in the report.
             Outcome::Truncated
+        } else if error.is_some() {
+            Outcome::Error
         } else if let Some(acked) = unconfirmed {
             warn!(
                 "close of {}: close_notify was sent but {} did not acknowledge it within {}: it may not have arrived",

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use native_tls::TlsStream;
+use crate::tls::TlsStream;
 
 use super::ReadBuffer;
 use crate::Error;
