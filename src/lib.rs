@@ -40,6 +40,26 @@
 //! the certificate checked against the target. [`Connection`] is a `Stream` with one reader thread that
 //! delivers [`Event`]s on a channel, for programs that wait on channels rather than in `read`.
 //!
+//! The server side is the same `Stream`: [`Stream::accept`] runs the handshake as the server
+//! with a [`ServerConfig`], and [`Listener`] serves many clients, a thread each, with a
+//! [`shutdown`](Listener::shutdown) that closes every connection with close_notify at once
+//! and reports each ([`ConnectionReport`]):
+//!
+//! ```no_run
+//! use std::io::Write;
+//! use gracetls::{Listener, ServerConfig};
+//!
+//! let config = ServerConfig::new().identity("cert.pem", "key.pem");
+//! let listener = Listener::bind("127.0.0.1:4433", &config, |stream| {
+//!     (&*stream).write_all(b"hello\n") // then closed with close_notify
+//! })?;
+//! // ... from any thread, a signal's say:
+//! for report in listener.shutdown() {
+//!     println!("{}: {}", report.peer_addr(), report.outcome().name());
+//! }
+//! # Ok::<(), gracetls::Error>(())
+//! ```
+//!
 //! Errors name what failed and the peer, and the cause is their `source()`:
 //!
 //! ```
@@ -94,19 +114,23 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod accept;
 mod acked;
 mod alert;
 mod certificate;
 pub mod config;
 mod connect;
 pub mod connection;
+pub mod connection_report;
 mod diagnose;
 pub mod error;
 mod handshake;
 mod io_error;
+pub mod listener;
 mod outbound;
 mod proxy;
 pub mod report;
+pub mod server_config;
 mod session;
 pub mod starttls;
 mod stream;
@@ -119,12 +143,15 @@ mod utc;
 pub use certificate::{Certificate, SubjectAltName};
 pub use config::{CloseMode, Config, TlsVersion};
 pub use connection::{Connection, Event};
+pub use connection_report::ConnectionReport;
 /// The receiving end of [`Connection::events`]: crossbeam-channel's, so it works in its
 /// `select!` next to a program's own channels.
 pub use crossbeam_channel::Receiver;
 pub use error::{Error, Truncation};
+pub use listener::Listener;
 pub use proxy::{Proxy, ProxyKind};
 pub use report::{CloseReport, Outcome};
+pub use server_config::ServerConfig;
 pub use session::Session;
 pub use stream::Stream;
 pub use target::parse_target;

@@ -354,7 +354,7 @@ impl Stream {
         Ok(Stream::new(config, target, socket, tls, started))
     }
 
-    fn new(
+    pub(crate) fn new(
         config: &Config,
         target: String,
         socket: TcpStream,

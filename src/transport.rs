@@ -251,6 +251,12 @@ impl MemoryTransport {
         self.hello.result()
     }
 
+    /// Puts in the scan of the ServerHello a server made itself: on the server side the
+    /// peer's first bytes are a ClientHello, and what was negotiated is in our own.
+    pub(crate) fn set_hello(&mut self, hello: HelloScan) {
+        self.hello = hello;
+    }
+
     /// Ciphertext fed but not yet read by TLS.
     pub fn pending_inbound(&self) -> usize {
         self.inbound_end - self.read_pos

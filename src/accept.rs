@@ -1,0 +1,242 @@
+//! The server side of a [`Stream`]: [`Stream::accept`] runs the TLS handshake as a server over
+//! the same in-memory transport the client uses, bounded by the handshake timeout, and hands
+//! back a `Stream` with the client's whole contract (reads, writes, the close and its
+//! report). Only the handshake differs; everything after it is the client's code.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use log::debug;
+use native_tls::{HandshakeError, TlsAcceptor, TlsStream};
+
+use crate::config::format_duration;
+use crate::server_config::ServerConfig;
+use crate::session::HelloScan;
+use crate::transport::MemoryTransport;
+use crate::{Error, Stream};
+
+impl Stream {
+    /// Runs the TLS handshake as the server on a connection a `TcpListener` accepted, within
+    /// [`ServerConfig::handshake_timeout`], and gives the connection as a `Stream` with the
+    /// same contract as a client's: `Read` and `Write` on `&Stream`, `read` returns `Ok(0)`
+    /// after the client's close_notify and fails with `UnexpectedEof` when the client's TCP
+    /// stream ended without it, [`close`](Stream::close) from any thread within the close
+    /// timeout with a [`CloseReport`](crate::CloseReport), `Drop` closes, `try_clone` and
+    /// the timeouts. [`target`](Stream::target) names the client (`client ADDRESS`), and
+    /// [`Session::peer_certificate`](crate::Session::peer_certificate) is `None` (a server
+    /// cannot ask for a client certificate here, see [`ServerConfig`]).
+    ///
+    /// A client that does not speak TLS, fails the handshake or stalls in it is
+    /// [`Error::Handshake`], naming the client and what happened; the socket is then shut.
+    /// The read and write timeouts the socket had are replaced by the configuration's.
+    ///
+    /// ```no_run
+    /// use std::io::{BufRead, BufReader, Write};
+    /// use std::net::TcpListener;
+    /// use gracetls::{ServerConfig, Stream};
+    ///
+    /// let config = ServerConfig::new().identity("cert.pem", "key.pem");
+    /// let listener = TcpListener::bind("127.0.0.1:4433")?;
+    /// let (socket, _) = listener.accept()?;
+    /// let stream = Stream::accept(&config, socket)?;
+    /// let mut line = String::new();
+    /// BufReader::new(&stream).read_line(&mut line)?; // a line from the client
+    /// (&stream).write_all(line.as_bytes())?; // echoed back
+    /// let report = stream.close(); // close_notify, bounded by the close timeout
+    /// println!("{}", report.outcome().name());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept(config: &ServerConfig, socket: TcpStream) -> Result<Stream, Error> {
+        let started = Instant::now();
+        let target = socket
+            .peer_addr()
+            .map_or_else(|_| "client".to_string(), |addr| format!("client {addr}"));
+        let acceptor = config.acceptor()?;
+        let mut socket = socket;
+        let timeout = config.get_handshake_timeout();
+        // Small writes (a line, a close_notify) must not wait for delayed ACKs.
+        let _ = socket.set_nodelay(true);
+        let result = server_handshake(&acceptor, &mut socket, started + timeout, &target, timeout);
+        let tls = match result {
+            Ok(tls) => tls,
+            Err(e) => {
+                let _ = socket.shutdown(Shutdown::Both);
+                return Err(e);
+            }
+        };
+        let io_error = |source| Error::Io {
+            target: target.clone(),
+            op: "setting up",
+            source,
+        };
+        socket.set_read_timeout(None).map_err(io_error)?;
+        socket.set_write_timeout(None).map_err(io_error)?;
+        let settings = config.stream_settings();
+        Ok(Stream::new(&settings, target, socket, tls, started))
+    }
+}
+
+/// The handshake as the server, its messages carried between the socket and the in-memory
+/// transport by this thread, each socket call bounded by what is left of `deadline`.
+fn server_handshake(
+    acceptor: &TlsAcceptor,
+    socket: &mut TcpStream,
+    deadline: Instant,
+    target: &str,
+    timeout: Duration,
+) -> Result<TlsStream<MemoryTransport>, Error> {
+    let io_error = |op, source| Error::Io {
+        target: target.to_string(),
+        op,
+        source,
+    };
+    let timed_out = || Error::Handshake {
+        target: target.to_string(),
+        reason: format!(
+            "the client did not complete the handshake within {}",
+            format_duration(timeout)
+        ),
+    };
+    let is_timeout = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        )
+    };
+    // What was negotiated is in our own ServerHello.
+    let mut hello = HelloScan::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    let (transport, spill) = MemoryTransport::spilling();
+    let mut result = acceptor.accept(transport);
+    loop {
+        let mut mid = match result {
+            Ok(mut tls) => {
+                let out = tls.get_mut().take_outbound();
+                hello.feed(&out);
+                tls.get_mut().end_spill();
+                tls.get_mut().set_hello(hello);
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if !out.is_empty() {
+                    socket
+                        .set_write_timeout(Some(remaining.max(Duration::from_millis(1))))
+                        .map_err(|e| io_error("writing to", e))?;
+                    socket.write_all(&out).map_err(|e| {
+                        if is_timeout(&e) {
+                            timed_out()
+                        } else {
+                            io_error("writing to", e)
+                        }
+                    })?;
+                }
+                return Ok(tls);
+            }
+            Err(HandshakeError::Failure(e)) => {
+                // Tell the client why (the alert OpenSSL just wrote), best effort and
+                // briefly: the error is what matters.
+                let alert = spill.take();
+                if !alert.is_empty()
+                    && socket
+                        .set_write_timeout(Some(Duration::from_millis(100)))
+                        .is_ok()
+                {
+                    let sent = socket.write_all(&alert);
+                    debug!("handshake with {target} failed; alert sent: {sent:?}");
+                }
+                return Err(classify(target, &e.to_string()));
+            }
+            Err(HandshakeError::WouldBlock(mid)) => mid,
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timed_out());
+        }
+        let out = mid.get_mut().take_outbound();
+        hello.feed(&out);
+        if !out.is_empty() {
+            socket
+                .set_write_timeout(Some(remaining))
+                .map_err(|e| io_error("writing to", e))?;
+            socket.write_all(&out).map_err(|e| {
+                if is_timeout(&e) {
+                    timed_out()
+                } else {
+                    io_error("writing to", e)
+                }
+            })?;
+        }
+        if mid.get_ref().is_eof() {
+            return Err(Error::Handshake {
+                target: target.to_string(),
+                reason: "the client closed the connection during the handshake".into(),
+            });
+        }
+        socket
+            .set_read_timeout(Some(remaining))
+            .map_err(|e| io_error("reading from", e))?;
+        let n = loop {
+            match socket.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => return Err(timed_out()),
+                Err(e) => return Err(io_error("reading from", e)),
+                Ok(n) => break n,
+            }
+        };
+        if n == 0 {
+            mid.get_mut().feed_eof();
+        } else {
+            mid.get_mut().feed(&buf[..n]);
+        }
+        result = mid.handshake();
+    }
+}
+
+/// A failed handshake in words about the client: OpenSSL's reason, or that it does not speak
+/// TLS at all.
+fn classify(target: &str, text: &str) -> Error {
+    let (reason, _) = crate::error::tls_reason(text);
+    let not_tls = [
+        "wrong version number",
+        "http request",
+        "https proxy request",
+        "packet length too long",
+        "record layer failure",
+        "unknown protocol",
+    ]
+    .iter()
+    .any(|r| reason.contains(r));
+    let reason = if reason.contains("unsupported protocol") {
+        format!("no TLS version in common with the client ({reason})")
+    } else if not_tls {
+        format!("the client does not speak TLS ({reason})")
+    } else if reason == "unexpected EOF" || reason.contains("unexpected eof") {
+        "the client closed the connection during the handshake".to_string()
+    } else {
+        reason
+    };
+    Error::Handshake {
+        target: target.to_string(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_named_as_not_tls() {
+        let e = classify(
+            "client 127.0.0.1:9",
+            "error:0A00009B:SSL routines:ssl3_get_record:http request:ssl/record/ssl3_record.c:340:",
+        );
+        assert_eq!(
+            e.to_string(),
+            Error::Handshake {
+                target: "client 127.0.0.1:9".into(),
+                reason: "the client does not speak TLS (http request)".into()
+            }
+            .to_string()
+        );
+    }
+}

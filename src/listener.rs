@@ -1,0 +1,536 @@
+//! [`Listener`]: a TLS server with one thread per connection, each running the program's
+//! handler on a [`Stream`], at most [`ServerConfig::max_connections`] at once, and a graceful
+//! [`shutdown`](Listener::shutdown) that says goodbye to every client.
+//!
+//! # Threads, and who waits on whom
+//!
+//! - **The accept thread** waits for a free slot (a condition variable), then blocks in
+//!   `accept`. The shutdown wakes it by shutting the listening socket down (on Linux a
+//!   blocked `accept` then fails at once), never by polling.
+//! - **A connection thread** per client runs the handshake (bounded by the handshake
+//!   timeout), then the handler, then the close; its slot is freed when the close ends.
+//! - **The shutdown** runs on the caller's thread: it stops the accept thread, cuts off the
+//!   handshakes in progress, and closes every open connection at once, each on a short-lived
+//!   closer thread, since a close waits up to the close timeout for the client. A handler
+//!   blocked in `read` gets `Ok(0)` when its connection's close ends. The shutdown waits for
+//!   the connection threads up to the close timeout plus a grace, and never longer.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+use crate::connection_report::ConnectionReport;
+use crate::report::CloseReport;
+use crate::server_config::ServerConfig;
+use crate::{Error, Stream};
+
+/// What a [`Listener`] runs for each connection, on that connection's thread, after the
+/// handshake. The connection is closed when it returns (an error it returns is logged and
+/// reported, not sent to the client).
+pub type Handler = dyn Fn(&Stream) -> io::Result<()> + Send + Sync;
+
+/// How long past the close timeout a shutdown waits for handlers to return once their
+/// connections are closed: their reads already return `Ok(0)`, so this is scheduling.
+const HANDLER_GRACE: Duration = Duration::from_millis(500);
+/// Stack of the threads that close connections during a shutdown: the close's own paths.
+const CLOSER_STACK: usize = 64 * 1024;
+/// Pause after `accept` failed for want of resources (descriptors, memory), so a full
+/// process table is not a busy loop; a shutdown ends it early.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A TLS server: accepts connections on a thread of its own, runs the handler for each on a
+/// thread per connection, and [`shutdown`](Self::shutdown) drains them all with close_notify.
+///
+/// - **At most [`ServerConfig::max_connections`] at once**, handshakes included. The next
+///   client is not accepted until a connection ends: its TCP connect succeeds (the kernel's
+///   accept queue holds it) and its handshake waits. Nothing is spent on it meanwhile.
+/// - **The handshake is bounded** by [`ServerConfig::handshake_timeout`], so a client that
+///   stalls in it (or sends nothing) holds its slot that long at most.
+/// - **The handler** gets the `Stream` by reference; share it with
+///   [`Stream::try_clone`] for a second thread. When it returns the connection is closed
+///   (with close_notify, bounded by the close timeout).
+/// - **[`shutdown`](Self::shutdown)**, from any thread (a signal handler's thread, say):
+///   stops accepting at once, cuts off handshakes in progress, and closes every open
+///   connection at the same time: what handlers wrote goes out, then close_notify, then it
+///   waits for each client's answer, all within the close timeout (the drain timeout). A
+///   handler's blocked `read` then returns `Ok(0)` and its writes fail. It returns one
+///   [`ConnectionReport`] per connection that was open. Dropping the `Listener` shuts it
+///   down the same way.
+///
+/// Memory and threads are bounded: one thread per connection (stack
+/// [`ServerConfig::thread_stack_size`]) and the accept thread; during a shutdown, one more
+/// short-lived thread per open connection. Connections that end before the shutdown are
+/// reported through [`ServerConfig::on_report`] (as every connection is) and logged; nothing
+/// is kept of them.
+///
+/// ```no_run
+/// use std::io::{BufRead, BufReader, Write};
+/// use gracetls::{Listener, ServerConfig};
+///
+/// let config = ServerConfig::new().identity("cert.pem", "key.pem");
+/// // An echo server, a line at a time.
+/// let listener = Listener::bind("127.0.0.1:4433", &config, |stream| {
+///     let mut lines = BufReader::new(stream);
+///     let mut line = String::new();
+///     // Ok(0): the client's close_notify, or the shutdown's close.
+///     while lines.read_line(&mut line)? > 0 {
+///         (&*stream).write_all(line.as_bytes())?;
+///         line.clear();
+///     }
+///     Ok(())
+/// })?;
+/// println!("listening on {}", listener.local_addr());
+/// // ... later, from any thread:
+/// for report in listener.shutdown() {
+///     println!("{}: {}", report.peer_addr(), report.outcome().name());
+/// }
+/// # Ok::<(), gracetls::Error>(())
+/// ```
+pub struct Listener {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    accepting: Mutex<Option<JoinHandle<()>>>,
+    /// The first shutdown's reports: a later call (or `Drop`) returns them again.
+    shut: Mutex<Option<Vec<ConnectionReport>>>,
+}
+
+struct Shared {
+    config: ServerConfig,
+    socket: TcpListener,
+    handler: Box<Handler>,
+    stopping: AtomicBool,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    slots: HashMap<u64, Slot>,
+    /// Reports of the connections the shutdown is draining, as they end.
+    drained: Vec<ConnectionReport>,
+}
+
+struct Slot {
+    peer: SocketAddr,
+    accepted: Instant,
+    phase: Phase,
+    /// The shutdown counts on this connection's report.
+    draining: bool,
+    /// The close's report, once a closer made it (the handler may still be running).
+    closed: Option<CloseReport>,
+    /// The shutdown reported it already, its handler still running.
+    reported: bool,
+}
+
+enum Phase {
+    /// A second descriptor of the socket, so that a shutdown can cut the handshake off.
+    Handshake(Option<TcpStream>),
+    Open(Stream),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here is left half-updated by a panic in a way that matters more than
+    // finishing the shutdown, so a poisoned lock is taken as it is.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Listener {
+    /// Binds `addr` (`127.0.0.1:4433`, `[::]:443`; port 0 picks a free one, see
+    /// [`local_addr`](Self::local_addr)) and starts accepting, running `handler` for each
+    /// connection. The certificate and key are read and checked first
+    /// ([`ServerConfig::check`]), so a bad file is an error here, before any client.
+    pub fn bind<F>(
+        addr: impl ToSocketAddrs,
+        config: &ServerConfig,
+        handler: F,
+    ) -> Result<Listener, Error>
+    where
+        F: Fn(&Stream) -> io::Result<()> + Send + Sync + 'static,
+    {
+        config.check()?;
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| Error::Io {
+                target: "the address to listen on".into(),
+                op: "resolving",
+                source: e,
+            })?
+            .collect();
+        let socket = TcpListener::bind(&addrs[..]).map_err(|e| Error::Io {
+            target: addrs
+                .first()
+                .map_or_else(|| "no address".into(), SocketAddr::to_string),
+            op: "listening on",
+            source: e,
+        })?;
+        Listener::from_tcp(socket, config, handler)
+    }
+
+    /// Starts accepting on a socket the program already listens on (bound by a service
+    /// manager, say), running `handler` for each connection.
+    pub fn from_tcp<F>(
+        socket: TcpListener,
+        config: &ServerConfig,
+        handler: F,
+    ) -> Result<Listener, Error>
+    where
+        F: Fn(&Stream) -> io::Result<()> + Send + Sync + 'static,
+    {
+        config.check()?;
+        let local_addr = socket.local_addr().map_err(|e| Error::Io {
+            target: "the listening socket".into(),
+            op: "asking the address of",
+            source: e,
+        })?;
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            socket,
+            handler: Box::new(handler),
+            stopping: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let accepting = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                // Its port in its name, for `top -H` and the like (15 bytes at most show).
+                .name(format!("accept :{}", local_addr.port()))
+                .stack_size(CLOSER_STACK)
+                .spawn(move || shared.accept_loop())
+                .map_err(|e| Error::Thread {
+                    what: "the listener's accept thread",
+                    source: e,
+                })?
+        };
+        info!("listening on {local_addr}");
+        Ok(Listener {
+            shared,
+            local_addr,
+            accepting: Mutex::new(Some(accepting)),
+            shut: Mutex::new(None),
+        })
+    }
+
+    /// The address it listens on (with the port the system chose, for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// How many connections are open or in their handshake now.
+    pub fn open_connections(&self) -> usize {
+        lock(&self.shared.state).slots.len()
+    }
+
+    /// Stops accepting at once and closes every open connection gracefully, all at the same
+    /// time: what was written goes out, then close_notify; each client's close_notify (or,
+    /// in [`CloseMode::Fast`](crate::CloseMode::Fast), its FIN) is waited for up to the
+    /// close timeout, the drain timeout; what has not answered by then is closed hard.
+    /// Handshakes in progress are cut off. Handlers see their reads return `Ok(0)` and
+    /// their writes fail, and have a short grace to return.
+    ///
+    /// Returns one report per connection that was open or in its handshake when it began.
+    /// Callable from any thread; a second call waits for the first and returns the same
+    /// reports. It returns within the close timeout plus about a second, whatever the
+    /// clients and the handlers do.
+    pub fn shutdown(&self) -> Vec<ConnectionReport> {
+        let mut shut = lock(&self.shut);
+        if let Some(reports) = &*shut {
+            return reports.clone();
+        }
+        let reports = self.shared.drain(&self.accepting);
+        *shut = Some(reports.clone());
+        reports
+    }
+}
+
+impl Drop for Listener {
+    /// Shuts down as [`shutdown`](Listener::shutdown) does, if nobody did.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("local_addr", &self.local_addr)
+            .field("open_connections", &self.open_connections())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn accept_loop(self: Arc<Self>) {
+        let max = self.config.get_max_connections();
+        loop {
+            {
+                let mut state = lock(&self.state);
+                while state.slots.len() >= max && !self.stopping() {
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+            if self.stopping() {
+                return;
+            }
+            let (socket, peer) = match self.socket.accept() {
+                Ok(accepted) => accepted,
+                Err(_) if self.stopping() => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors or memory, or a client gone before we took it: wait
+                    // a little (a shutdown ends the wait) rather than spin.
+                    warn!("accept on {:?} failed: {e}", self.socket.local_addr());
+                    self.pause(ACCEPT_BACKOFF);
+                    continue;
+                }
+            };
+            if self.stopping() {
+                // Accepted as the shutdown began: never served, closed without TLS.
+                return;
+            }
+            self.start_connection(socket, peer);
+        }
+    }
+
+    fn pause(&self, pause: Duration) {
+        let state = lock(&self.state);
+        if !self.stopping() {
+            let _ = self.changed.wait_timeout(state, pause);
+        }
+    }
+
+    fn start_connection(self: &Arc<Self>, socket: TcpStream, peer: SocketAddr) {
+        let accepted = Instant::now();
+        let id = {
+            let mut state = lock(&self.state);
+            let id = state.next_id;
+            state.next_id += 1;
+            state.slots.insert(
+                id,
+                Slot {
+                    peer,
+                    accepted,
+                    phase: Phase::Handshake(socket.try_clone().ok()),
+                    draining: false,
+                    closed: None,
+                    reported: false,
+                },
+            );
+            id
+        };
+        let shared = Arc::clone(self);
+        let spawned = thread::Builder::new()
+            .name("gracetls-conn".into())
+            .stack_size(self.config.get_thread_stack_size())
+            .spawn(move || shared.serve(id, socket));
+        if let Err(e) = spawned {
+            warn!("no thread for the connection from {peer}: {e}; closing it");
+            lock(&self.state).slots.remove(&id);
+            self.pause(ACCEPT_BACKOFF);
+        }
+    }
+
+    /// A connection's thread: handshake, handler, close, report.
+    fn serve(&self, id: u64, socket: TcpStream) {
+        let stream = match Stream::accept(&self.config, socket) {
+            Ok(stream) => stream,
+            Err(e) => {
+                let text = if self.stopping() {
+                    "the listener shut down during the handshake".to_string()
+                } else {
+                    crate::unversioned::with_causes(&e)
+                };
+                info!("handshake with a client failed: {text}");
+                self.finish(id, None, Some(text), None);
+                return;
+            }
+        };
+        let run = {
+            let mut state = lock(&self.state);
+            if let (Some(slot), Ok(handle)) = (state.slots.get_mut(&id), stream.try_clone()) {
+                slot.phase = Phase::Open(handle);
+            }
+            // A handshake that ended just as the shutdown began: it was not seen open, so
+            // it is closed here rather than served.
+            !self.stopping()
+        };
+        let mut handler_error = None;
+        if run {
+            handler_error = match catch_unwind(AssertUnwindSafe(|| (self.handler)(&stream))) {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("the handler failed: {e}")),
+                Err(_) => Some("the handler panicked".to_string()),
+            };
+            if let Some(text) = &handler_error {
+                warn!("{}: {text}", stream.target());
+            }
+        }
+        let report = stream.close();
+        self.finish(id, Some(report), None, handler_error);
+    }
+
+    fn finish(
+        &self,
+        id: u64,
+        close: Option<CloseReport>,
+        handshake_error: Option<String>,
+        handler_error: Option<String>,
+    ) {
+        let mut state = lock(&self.state);
+        let Some(slot) = state.slots.remove(&id) else {
+            return;
+        };
+        let report = ConnectionReport {
+            peer_addr: slot.peer,
+            duration: slot.accepted.elapsed(),
+            close,
+            handshake_error,
+            handler_error,
+        };
+        if slot.draining {
+            state.drained.push(report.clone());
+        }
+        drop(state);
+        self.changed.notify_all();
+        if slot.reported {
+            return;
+        }
+        if let Some(callback) = self.config.on_report_callback() {
+            callback(&report);
+        }
+    }
+
+    /// The shutdown: stop accepting, cut handshakes off, close every open connection at
+    /// once, collect the reports.
+    fn drain(self: &Arc<Self>, accepting: &Mutex<Option<JoinHandle<()>>>) -> Vec<ConnectionReport> {
+        let started = Instant::now();
+        self.stopping.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+        self.wake_accept();
+        if let Some(handle) = lock(accepting).take() {
+            let _ = handle.join();
+        }
+        let close_timeout = self.config.get_close_timeout();
+        let mut closing = Vec::new();
+        {
+            let mut state = lock(&self.state);
+            info!(
+                "shutting down {}: draining {} connections",
+                self.socket
+                    .local_addr()
+                    .map_or_else(|_| "?".into(), |a| a.to_string()),
+                state.slots.len()
+            );
+            for (&id, slot) in state.slots.iter_mut() {
+                slot.draining = true;
+                match &mut slot.phase {
+                    Phase::Handshake(socket) => {
+                        if let Some(socket) = socket.take() {
+                            let _ = socket.shutdown(Shutdown::Both);
+                        }
+                    }
+                    Phase::Open(stream) => {
+                        if let Ok(handle) = stream.try_clone() {
+                            closing.push((id, handle));
+                        }
+                    }
+                }
+            }
+        }
+        for (id, stream) in closing {
+            let shared = Arc::clone(self);
+            let spawned = thread::Builder::new()
+                .name("gracetls-close".into())
+                .stack_size(CLOSER_STACK)
+                .spawn(move || shared.close_one(id, &stream));
+            if let Err(e) = spawned {
+                // Closed by the connection's own thread once its handler returns; a handler
+                // that waits in `read` holds it until the shutdown's bound.
+                warn!("no thread to close a connection during the shutdown: {e}");
+            }
+        }
+        let deadline = started + close_timeout + HANDLER_GRACE;
+        let mut state = lock(&self.state);
+        while state.slots.values().any(|s| s.draining) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let mut reports = std::mem::take(&mut state.drained);
+        // Connections whose handler has not returned: the close's report if a closer made
+        // one, and a word about the handler.
+        for slot in state.slots.values_mut().filter(|s| s.draining) {
+            slot.draining = false;
+            // Reported here, and not again when the handler returns at last.
+            slot.reported = true;
+            reports.push(ConnectionReport {
+                peer_addr: slot.peer,
+                duration: slot.accepted.elapsed(),
+                close: slot.closed.clone(),
+                handshake_error: matches!(slot.phase, Phase::Handshake(_))
+                    .then(|| "the handshake did not end within the shutdown".to_string()),
+                handler_error: Some("the handler had not returned when the shutdown ended".into()),
+            });
+        }
+        drop(state);
+        info!(
+            "shut down in {} ms: {} connections, {} clean",
+            started.elapsed().as_millis(),
+            reports.len(),
+            reports
+                .iter()
+                .filter(|r| r.outcome() == crate::Outcome::Clean)
+                .count()
+        );
+        reports
+    }
+
+    /// A closer thread of the shutdown: the close, then its report into the slot (for a
+    /// handler that does not return).
+    fn close_one(&self, id: u64, stream: &Stream) {
+        let report = stream.close();
+        if let Some(slot) = lock(&self.state).slots.get_mut(&id) {
+            slot.closed = Some(report);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Wakes the accept thread out of `accept`: shutting the listening socket down makes a
+    /// blocked `accept` fail at once on Linux. Where it does not, a connection to ourselves
+    /// does it (the loop sees the flag and drops it).
+    fn wake_accept(&self) {
+        let shut = socket2::SockRef::from(&self.socket).shutdown(Shutdown::Both);
+        if shut.is_err() || cfg!(not(target_os = "linux")) {
+            if let Ok(mut addr) = self.socket.local_addr() {
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(match addr {
+                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+            }
+        }
+    }
+}

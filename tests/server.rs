@@ -1,0 +1,820 @@
+//! The server side: `Stream::accept` and `Listener`, against real clients that each judge the
+//! end their own way: Python `ssl` with `suppress_ragged_eofs=False` (close_notify is `b""`,
+//! a bare FIN is `SSLEOFError`; tests/peers/tls_clients.py) and `openssl s_client -state`.
+
+#[allow(unused_macros)]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use gracetls::{Listener, Outcome, ServerConfig, Stream};
+
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/tls_clients.py");
+
+/// The Python clients: `n` of them behaving as `behave`, connected to `port`.
+struct Clients {
+    proc: Proc,
+    out: Capture,
+    err: Capture,
+}
+
+impl Clients {
+    fn start(pki: &Pki, port: u16, tls: Tls, behave: &str, n: usize, extra: &[&str]) -> Clients {
+        let mut cmd = Command::new("python3");
+        cmd.arg(CLIENTS)
+            .args(["--port", &port.to_string(), "--ca"])
+            .arg(&pki.ca)
+            .args([
+                "--tls",
+                tls.number(),
+                "--behave",
+                behave,
+                "-n",
+                &n.to_string(),
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut proc = Proc::spawn("tls_clients.py", &mut cmd).expect("start python3");
+        let out = Capture::new();
+        let err = Capture::new();
+        out.attach(proc.child_mut().stdout.take().expect("stdout"));
+        err.attach(proc.child_mut().stderr.take().expect("stderr"));
+        Clients { proc, out, err }
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        assert!(
+            self.out.wait_for("READY ", timeout),
+            "clients not ready: {}{}",
+            self.out.text(),
+            self.err.text()
+        );
+    }
+
+    /// Every client's line, once all ended.
+    fn results(&self, timeout: Duration) -> Vec<Value> {
+        assert!(
+            self.out.wait_for("DONE\n", timeout),
+            "clients did not end: {}{}",
+            self.out.text(),
+            self.err.text()
+        );
+        self.out
+            .text()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).expect("a client's JSON line"))
+            .collect()
+    }
+
+    fn only(&self, timeout: Duration) -> Value {
+        let mut all = self.results(timeout);
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.remove(0)
+    }
+}
+
+fn server_config(pki: &Pki) -> ServerConfig {
+    ServerConfig::new().identity(&pki.server.cert, &pki.server.key)
+}
+
+fn bind() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    (listener, port)
+}
+
+fn have_python() -> bool {
+    have_tool("python3", "python3")
+}
+
+// --- Stream::accept, one client at a time ----------------------------------------------------
+
+/// The server writes, then closes: the client reads it all and sees close_notify, answers
+/// with its own; the server's report is clean with the client's close_notify.
+fn server_closes(tls: Tls) {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let clients = Clients::start(&pki, port, tls, "polite", 1, &["--send", "5"]);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    assert_eq!(stream.session().version(), Some(tls.python_name()));
+    let mut got = [0u8; 5];
+    (&stream).read_exact(&mut got).expect("the client's bytes");
+    (&stream).write_all(&[7u8; 100_000]).expect("write");
+    let report = stream.close();
+    let client = clients.only(WAIT);
+    assert_eq!(client["verdict"], "close_notify", "{client}");
+    assert_eq!(client["received"], 100_000, "{client}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_sent());
+    assert_eq!(report.bytes_out(), 100_000);
+    assert_eq!(report.bytes_in(), 5);
+}
+
+/// The client closes first: `read` returns `Ok(0)` with the client's close_notify, and the
+/// server's close answers it; the client's `unwrap` sees ours.
+fn client_closes_first(tls: Tls) {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let clients = Clients::start(&pki, port, tls, "first", 1, &["--send", "3"]);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    let mut all = Vec::new();
+    (&stream)
+        .read_to_end(&mut all)
+        .expect("Ok(0) at the client's close_notify");
+    assert_eq!(all, b"xxx");
+    assert!(stream.close_notify_received());
+    let report = stream.close();
+    let client = clients.only(WAIT);
+    assert_eq!(client["verdict"], "close_notify", "{client}");
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(report.close_notify_received() && report.close_notify_sent());
+}
+
+/// The client ends its TCP stream without close_notify: `read` fails with `UnexpectedEof`
+/// and the report says truncated.
+fn client_truncates(tls: Tls) {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let clients = Clients::start(&pki, port, tls, "truncate", 1, &["--send", "4"]);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    let mut all = Vec::new();
+    let err = (&stream).read_to_end(&mut all).expect_err("a truncation");
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+    assert_eq!(all, b"xxxx");
+    let report = stream.close();
+    clients.only(WAIT);
+    assert_eq!(report.outcome(), Outcome::Truncated, "{report:?}");
+    assert!(!report.close_notify_received());
+}
+
+// The server side speaks TLS 1.2 only: native-tls's OpenSSL server profile turns TLS 1.3 off.
+#[test]
+fn accept_server_closes() {
+    server_closes(Tls::V12);
+}
+
+#[test]
+fn accept_client_closes_first() {
+    client_closes_first(Tls::V12);
+}
+
+#[test]
+fn accept_client_truncates() {
+    client_truncates(Tls::V12);
+}
+
+/// A client that offers TLS 1.3 only gets a handshake error that names the versions.
+#[test]
+fn accept_tls13_only_client_is_refused_by_name() {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let clients = Clients::start(&pki, port, Tls::V13, "polite", 1, &[]);
+    let (socket, _) = listener.accept().expect("accept");
+    let err = Stream::accept(&server_config(&pki), socket).expect_err("no common version");
+    assert!(
+        err.to_string().contains("no TLS version in common"),
+        "{err}"
+    );
+    let client = clients.only(WAIT);
+    assert!(
+        client["verdict"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("error")),
+        "{client}"
+    );
+}
+
+/// A SIGKILLed client: the kernel ends its TCP stream without close_notify, so the blocked
+/// `read` fails with `UnexpectedEof` and the report says truncated.
+#[test]
+fn accept_sigkilled_client_is_a_truncation() {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let mut clients = Clients::start(&pki, port, Tls::V12, "polite", 1, &[]);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    clients.wait_ready(WAIT);
+    let reader = std::thread::scope(|s| {
+        let reading = s.spawn(|| (&stream).read(&mut [0u8; 64]));
+        clients.proc.signal(SIGKILL);
+        reading.join().expect("reader thread")
+    });
+    let err = reader.expect_err("a truncation");
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+    let report = stream.close();
+    assert_eq!(report.outcome(), Outcome::Truncated, "{report:?}");
+}
+
+/// A client that sends an HTTP request instead of a ClientHello is a handshake error that
+/// says so, and its connection is shut.
+#[test]
+fn accept_garbage_is_a_handshake_error() {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let clients = Clients::start(&pki, port, Tls::V13, "garbage", 1, &[]);
+    let (socket, _) = listener.accept().expect("accept");
+    let err = Stream::accept(&server_config(&pki), socket).expect_err("not TLS");
+    let text = err.to_string();
+    assert!(text.contains("does not speak TLS"), "{text}");
+    let client = clients.only(WAIT);
+    assert_eq!(client["verdict"], "closed", "{client}");
+}
+
+/// A client that stalls after two bytes of its hello is cut off at the handshake timeout.
+#[test]
+fn accept_stalled_handshake_times_out() {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let clients = Clients::start(&pki, port, Tls::V13, "stall", 1, &["--hold", "20"]);
+    let (socket, _) = listener.accept().expect("accept");
+    let config = server_config(&pki).handshake_timeout(Duration::from_millis(500));
+    let started = Instant::now();
+    let err = Stream::accept(&config, socket).expect_err("a stalled handshake");
+    let took = started.elapsed();
+    assert!(
+        err.to_string()
+            .contains("did not complete the handshake within 500ms"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let client = clients.only(WAIT);
+    assert_eq!(client["verdict"], "closed", "{client}");
+}
+
+/// A configuration without a certificate, or with a key of another certificate, is refused
+/// before any client, naming the cause.
+#[test]
+fn server_config_errors_name_the_file() {
+    let pki = Pki::new();
+    let err = ServerConfig::new().check().expect_err("no identity");
+    assert!(err.to_string().contains("no certificate and key"), "{err}");
+    let err = ServerConfig::new()
+        .identity(&pki.server.cert, &pki.client.key)
+        .check()
+        .expect_err("a key of another certificate");
+    assert!(err.to_string().contains("does not match"), "{err}");
+    let err = ServerConfig::new()
+        .identity(pki.dir.path().join("missing.pem"), &pki.server.key)
+        .check()
+        .expect_err("a missing file");
+    assert!(err.to_string().contains("no such file"), "{err}");
+    server_config(&pki).check().expect("a good pair");
+}
+
+// --- Listener ---------------------------------------------------------------------------------
+
+/// Waits (bounded, 5 ms steps) until `listener` has `n` connections open.
+fn wait_open(listener: &Listener, n: usize) {
+    let end = Instant::now() + WAIT;
+    while listener.open_connections() != n {
+        assert!(
+            Instant::now() < end,
+            "{} connections open, expected {n}",
+            listener.open_connections()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Reads until `Ok(0)` (the client's close_notify, or the shutdown's close).
+fn read_until_end(stream: &Stream) -> std::io::Result<()> {
+    let mut buf = [0u8; 4096];
+    while (&*stream).read(&mut buf)? > 0 {}
+    Ok(())
+}
+
+/// Idle clients, a shutdown: each client reads close_notify and answers with its own; each
+/// report is clean with the client's close_notify.
+#[test]
+fn listener_shutdown_says_goodbye_to_every_client() {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let listener =
+        Listener::bind("127.0.0.1:0", &server_config(&pki), read_until_end).expect("listen");
+    let port = listener.local_addr().port();
+    let clients = Clients::start(&pki, port, Tls::V12, "polite", 5, &["--send", "10"]);
+    clients.wait_ready(WAIT);
+    wait_open(&listener, 5);
+    let started = Instant::now();
+    let reports = listener.shutdown();
+    let took = started.elapsed();
+    let results = clients.results(WAIT);
+    assert_eq!(results.len(), 5);
+    for client in &results {
+        assert_eq!(client["verdict"], "close_notify", "{client}");
+        assert_eq!(client["answered"], true, "{client}");
+    }
+    assert_eq!(reports.len(), 5, "{reports:?}");
+    for report in &reports {
+        assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+        assert!(report.close_notify_received(), "{report:?}");
+        assert_eq!(report.bytes_in(), 10, "{report:?}");
+        assert_eq!(report.peer_addr().ip().to_string(), "127.0.0.1");
+    }
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        listener.shutdown().len() == 5,
+        "a second call returns the same reports"
+    );
+}
+
+/// `max_connections(1)`: three clients are served one after the other (the next waits in the
+/// accept queue), each to a clean end, and never two at once.
+#[test]
+fn listener_serves_max_connections_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let config = {
+        let reports = Arc::clone(&reports);
+        server_config(&pki)
+            .max_connections(1)
+            .on_report(move |r| reports.lock().expect("reports").push(r.clone()))
+    };
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let handler = {
+        let (now, most) = (Arc::clone(&now), Arc::clone(&most));
+        move |stream: &Stream| {
+            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            let result = (&*stream).write_all(b"hi");
+            now.fetch_sub(1, Ordering::SeqCst);
+            result
+        }
+    };
+    let listener = Listener::bind("127.0.0.1:0", &config, handler).expect("listen");
+    let clients = Clients::start(
+        &pki,
+        listener.local_addr().port(),
+        Tls::V12,
+        "polite",
+        3,
+        &[],
+    );
+    for client in clients.results(WAIT) {
+        assert_eq!(client["verdict"], "close_notify", "{client}");
+        assert_eq!(client["received"], 2, "{client}");
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+    wait_open(&listener, 0);
+    assert!(listener.shutdown().is_empty());
+    let reports = reports.lock().expect("reports");
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.outcome() == Outcome::Clean),
+        "{reports:?}"
+    );
+}
+
+/// Hostile clients during a drain (close timeout 1 s): one that never reads while the
+/// handler writes, one that never sends close_notify, one stalled in its handshake, next to
+/// polite ones; one that sent garbage is reported before. The shutdown ends within the
+/// close timeout and a grace, each connection with its own outcome.
+#[test]
+fn listener_drain_with_hostile_clients() {
+    use std::sync::{Arc, Mutex};
+
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let config = {
+        let ended = Arc::clone(&ended);
+        server_config(&pki)
+            .close_timeout(Duration::from_secs(1))
+            .on_report(move |r| ended.lock().expect("reports").push(r.clone()))
+    };
+    // A client that sends `F` first is written to until the write fails; the others get
+    // 1 MiB, then are read until the end.
+    let handler = |stream: &Stream| {
+        let mut first = [0u8; 1];
+        (&*stream).read_exact(&mut first)?;
+        let chunk = [b'z'; 65536];
+        if first[0] == b'F' {
+            loop {
+                (&*stream).write_all(&chunk)?;
+            }
+        }
+        for _ in 0..16 {
+            (&*stream).write_all(&chunk)?;
+        }
+        read_until_end(stream)
+    };
+    let listener = Listener::bind("127.0.0.1:0", &config, handler).expect("listen");
+    let port = listener.local_addr().port();
+    let garbage = Clients::start(&pki, port, Tls::V12, "garbage", 1, &[]);
+    let garbage = garbage.only(WAIT);
+    assert_eq!(garbage["verdict"], "closed", "{garbage}");
+    let polite = Clients::start(&pki, port, Tls::V12, "polite", 3, &["--send", "1"]);
+    let silent = Clients::start(
+        &pki,
+        port,
+        Tls::V12,
+        "silent",
+        1,
+        &["--send", "1", "--hold", "3"],
+    );
+    let noread = Clients::start(
+        &pki,
+        port,
+        Tls::V12,
+        "noread",
+        1,
+        &["--send", "1", "--fill", "F", "--hold", "20"],
+    );
+    let stall = Clients::start(&pki, port, Tls::V12, "stall", 1, &["--hold", "20"]);
+    for c in [&polite, &silent, &noread, &stall] {
+        c.wait_ready(WAIT);
+    }
+    wait_open(&listener, 6);
+    let started = Instant::now();
+    let reports = listener.shutdown();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "the drain took {took:?}"
+    );
+    assert_eq!(reports.len(), 6, "{reports:#?}");
+    let clean = reports
+        .iter()
+        .filter(|r| r.outcome() == Outcome::Clean && r.close_notify_received())
+        .count();
+    let without_answer = reports
+        .iter()
+        .filter(|r| r.close_report().is_some() && !r.close_notify_received())
+        .collect::<Vec<_>>();
+    let timed_out = reports
+        .iter()
+        .filter(|r| r.outcome() == Outcome::CloseTimeout)
+        .count();
+    let cut_off = reports
+        .iter()
+        .filter(|r| r.handshake_error() == Some("the listener shut down during the handshake"))
+        .count();
+    // Three polite clients answered; the silent one was closed without its answer (clean:
+    // its TCP acknowledged our close_notify); the one that never reads kept the queued
+    // data from going out, so its close timed out; the stalled handshake was cut off.
+    assert_eq!(clean, 3, "{reports:#?}");
+    assert_eq!(without_answer.len(), 2, "{reports:#?}");
+    assert_eq!(timed_out, 1, "{reports:#?}");
+    assert_eq!(cut_off, 1, "{reports:#?}");
+    for c in polite.results(WAIT) {
+        assert_eq!(c["verdict"], "close_notify", "{c}");
+        assert_eq!(c["received"], 16 * 65536, "{c}");
+    }
+    assert_eq!(silent.only(WAIT)["verdict"], "close_notify");
+    // The garbage client's report came before the shutdown, through on_report.
+    let ended = ended.lock().expect("reports");
+    let refused = ended
+        .iter()
+        .filter_map(|r| r.handshake_error())
+        .filter(|e| e.contains("does not speak TLS"))
+        .count();
+    assert_eq!(refused, 1, "{ended:#?}");
+    drop(noread);
+    drop(stall);
+}
+
+/// CPU ticks (user + system) of this process's thread named `name`, from /proc.
+fn thread_ticks(name: &str) -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // The fields after the command's closing parenthesis; utime and stime are 14 and 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        return Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?);
+    }
+    None
+}
+
+/// The accept thread sleeps in `accept` (no CPU while idle, no polling) and the shutdown
+/// wakes it at once: shutting the listening socket down makes the blocked `accept` fail.
+#[test]
+fn listener_shutdown_wakes_the_accept_thread_at_once() {
+    let pki = Pki::new();
+    let listener = Listener::bind("127.0.0.1:0", &server_config(&pki), |_| Ok(())).expect("listen");
+    let name = format!("accept :{}", listener.local_addr().port());
+    std::thread::sleep(Duration::from_millis(300));
+    let ticks = thread_ticks(&name).expect("the accept thread");
+    std::thread::sleep(Duration::from_millis(700));
+    let idle = thread_ticks(&name).expect("the accept thread") - ticks;
+    assert_eq!(idle, 0, "the accept thread used CPU while idle");
+    let started = Instant::now();
+    assert!(listener.shutdown().is_empty());
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(100), "{took:?}");
+    assert!(
+        thread_ticks("gracetls-accept").is_none(),
+        "the accept thread ended"
+    );
+    assert!(
+        std::net::TcpStream::connect(listener.local_addr()).is_err(),
+        "nothing listens any more"
+    );
+    eprintln!("shutdown of an idle listener: {took:?}");
+}
+
+// --- 1,000 clients drained ------------------------------------------------------------------
+
+const DRAIN_ALONE: &str = "GRACETLS_DRAIN_ALONE";
+
+/// A field of this process's /proc status, as a number (`Threads:`, `VmHWM:` in KiB).
+fn status_field(field: &str) -> u64 {
+    vm_kib(std::process::id(), field).unwrap_or(0)
+}
+
+/// 1,000 connected idle clients (`GRACETLS_DRAIN_N`), drained by one shutdown, in a process
+/// of their own so the thread and memory figures are this scenario's alone;
+/// `GRACETLS_DRAIN_RUNS=10` runs it ten times in a row. Each run prints its figures.
+#[test]
+fn listener_drains_1000_clients() {
+    if !have_python() {
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "listener_drains_1000_clients_alone",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(DRAIN_ALONE, "1")
+        .output()
+        .expect("run the scenario in a child process");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in text.lines().filter(|l| l.starts_with("drain ")) {
+        eprintln!("{line}");
+    }
+    assert!(out.status.success(), "the drain failed:\n{text}");
+    assert!(text.contains("1 passed"), "the drain did not run:\n{text}");
+}
+
+#[test]
+#[ignore = "run by listener_drains_1000_clients, in a process of its own"]
+fn listener_drains_1000_clients_alone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    if std::env::var_os(DRAIN_ALONE).is_none() {
+        return;
+    }
+    let n: usize = std::env::var("GRACETLS_DRAIN_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let runs: usize = std::env::var("GRACETLS_DRAIN_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let drain_timeout = Duration::from_secs(5);
+    let pki = Pki::new();
+    let config = server_config(&pki)
+        .max_connections(n)
+        .close_timeout(drain_timeout);
+    for run in 1..=runs {
+        let listener = Listener::bind("127.0.0.1:0", &config, read_until_end).expect("listen");
+        let clients = Clients::start(
+            &pki,
+            listener.local_addr().port(),
+            Tls::V12,
+            "polite",
+            n,
+            &["--timeout", "120"],
+        );
+        clients.wait_ready(Duration::from_secs(120));
+        wait_open(&listener, n);
+        let idle_threads = status_field("Threads:");
+        let idle_rss = status_field("VmRSS:");
+        // The peak thread count during the shutdown, sampled: a measurement, not a wait.
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let sampler = {
+            let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    peak.fetch_max(status_field("Threads:"), Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
+        let started = Instant::now();
+        let reports = listener.shutdown();
+        let took = started.elapsed();
+        stop.store(true, Ordering::SeqCst);
+        sampler.join().expect("sampler");
+        let results = clients.results(Duration::from_secs(60));
+        let clean = reports
+            .iter()
+            .filter(|r| r.outcome() == Outcome::Clean && r.close_notify_received())
+            .count();
+        let saw = results
+            .iter()
+            .filter(|c| c["verdict"] == "close_notify" && c["answered"] == true)
+            .count();
+        eprintln!(
+            "drain run {run}/{runs}: n={n} shutdown={} ms reports={} clean={clean} clients_saw_close_notify={saw} threads_idle={idle_threads} threads_peak={} rss_idle_kib={idle_rss} rss_peak_kib={}",
+            took.as_millis(),
+            reports.len(),
+            peak.load(Ordering::SeqCst),
+            status_field("VmHWM:"),
+        );
+        assert_eq!(reports.len(), n);
+        assert_eq!(
+            clean,
+            n,
+            "{:?}",
+            reports.iter().find(|r| r.outcome() != Outcome::Clean)
+        );
+        assert_eq!(
+            saw,
+            n,
+            "{:?}",
+            results.iter().find(|c| c["verdict"] != "close_notify")
+        );
+        assert!(took < drain_timeout, "the drain took {took:?}");
+        drop(listener);
+    }
+}
+
+// --- openssl s_client as the client ----------------------------------------------------------
+
+/// `openssl s_client -state` connected to `port`, its stdin a pipe we hold.
+struct SClient {
+    proc: Proc,
+    stdin: Option<std::process::ChildStdin>,
+    out: Capture,
+    err: Capture,
+}
+
+impl SClient {
+    fn start(pki: &Pki, port: u16) -> SClient {
+        let mut cmd = Command::new(OPENSSL);
+        cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", "localhost", "-state", "-tls1_2", "-CAfile"])
+            .arg(&pki.ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut proc = Proc::spawn("s_client", &mut cmd).expect("start openssl s_client");
+        let stdin = proc.child_mut().stdin.take();
+        let out = Capture::new();
+        let err = Capture::new();
+        out.attach(proc.child_mut().stdout.take().expect("stdout"));
+        err.attach(proc.child_mut().stderr.take().expect("stderr"));
+        SClient {
+            proc,
+            stdin,
+            out,
+            err,
+        }
+    }
+
+    fn text(&self) -> String {
+        format!("{}{}", self.out.text(), self.err.text())
+    }
+}
+
+/// The server closes: s_client reads our close_notify (its own `-state` line says so) and
+/// has everything we wrote.
+#[test]
+fn s_client_sees_the_servers_close_notify() {
+    if !have_tool(OPENSSL, "openssl") {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let mut client = SClient::start(&pki, port);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    (&stream).write_all(b"from the server\n").expect("write");
+    let report = stream.close();
+    assert!(
+        client.err.wait_for(SS_CLOSE_NOTIFY_READ, WAIT),
+        "s_client did not see close_notify:\n{}",
+        client.text()
+    );
+    assert!(
+        client.proc.wait_timeout(WAIT).is_some(),
+        "s_client did not exit"
+    );
+    assert!(
+        client.out.contains("from the server\n"),
+        "{}",
+        client.text()
+    );
+    assert!(report.close_notify_sent(), "{report:?}");
+    assert!(
+        matches!(report.outcome(), Outcome::Clean),
+        "{report:?}\n{}",
+        client.text()
+    );
+}
+
+/// s_client closes first (its stdin ends): `read` returns `Ok(0)` with its close_notify, and
+/// it reads ours.
+#[test]
+fn s_client_closes_first() {
+    if !have_tool(OPENSSL, "openssl") {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let mut client = SClient::start(&pki, port);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    let mut stdin = client.stdin.take().expect("stdin");
+    stdin.write_all(b"from the client\n").expect("to s_client");
+    drop(stdin);
+    let mut all = Vec::new();
+    (&stream)
+        .read_to_end(&mut all)
+        .expect("Ok(0) at s_client's close_notify");
+    assert_eq!(all, b"from the client\n");
+    assert!(stream.close_notify_received());
+    let report = stream.close();
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    assert!(
+        client.proc.wait_timeout(WAIT).is_some(),
+        "s_client did not exit"
+    );
+    assert!(
+        client
+            .text()
+            .contains("SSL3 alert write:warning:close notify"),
+        "{}",
+        client.text()
+    );
+}
+
+/// s_client SIGKILLed: its TCP stream ends without close_notify, a truncation.
+#[test]
+fn s_client_killed_is_a_truncation() {
+    if !have_tool(OPENSSL, "openssl") {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let mut client = SClient::start(&pki, port);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
+    // Killed once it has read all we sent: unread bytes would make its kernel send a reset.
+    assert!(
+        client.out.wait_for("Verify return code", WAIT),
+        "{}",
+        client.text()
+    );
+    client.proc.signal(SIGKILL);
+    let err = (&stream).read(&mut [0u8; 64]).expect_err("a truncation");
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+    assert_eq!(stream.close().outcome(), Outcome::Truncated);
+}
