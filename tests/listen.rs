@@ -1,0 +1,574 @@
+//! The server mode, refereed: `gracetls --listen` (one client, stdin and stdout) and
+//! `--listen --keep-open --exec CMD` (many clients, a CMD each), ended every way a server
+//! ends, and each ending judged by clients of seven TLS stacks
+//! (tests/referees/): `openssl s_client`, `gnutls-cli`, curl, Python `ssl`, Go
+//! `crypto/tls`, rustls and Java JSSE. Each client says, by its own means, whether the
+//! server's end came with close_notify; every cell asserts `close_notify` from the client
+//! and, from the server's own report, that it sent one (and answered the client's).
+//!
+//! The endings: SIGTERM, SIGINT and SIGHUP to a `--listen`; its stdin's end (the default
+//! `--on-eof wait`, after `--quiet-time`); `--idle-timeout`; the client's own close_notify,
+//! answered; CMD exiting under `--keep-open`; and a drain (SIGTERM, SIGINT) under
+//! `--keep-open`. The client's own close needs a client that can send close_notify and
+//! still read: s_client, gnutls-cli and curl send it only as they exit, so those cells are
+//! `n/a` and say so.
+//!
+//! TLS 1.2 only: the server side is TLS 1.2 (native-tls builds its OpenSSL server from a
+//! profile that turns TLS 1.3 off); `tls13_only_client_is_refused` pins what a TLS
+//! 1.3-only client gets, and `--tls-min 1.3` is a usage error.
+//!
+//! `loss::` and `delay::` repeat a subset (five endings, Python and Go)
+//! under 5% TCP loss (a network namespace, root; see `common/netns.rs`) and 100 ms one-way
+//! delay (the delaying proxy, `common/proxy.rs`), as the client's fault matrix does.
+//!
+//! Tests are named `<fault>::<ending>::<tls>::<client>`; each prints one `CELL` line.
+
+// The shared `per_version!` is not used: this matrix names its own versions.
+#[allow(unused_macros)]
+mod common;
+#[path = "referees/rustls.rs"]
+mod rustls_referee;
+
+use common::netns::{LossyNetns, netns_available};
+use common::proxy::DelayProxy;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const REFEREE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/referees/referee.py");
+/// What the server sends each client: an HTTP/1.0 head (curl wants one) and the line the
+/// referees wait for before the server is ended.
+const GREETING: &[u8] = b"HTTP/1.0 200 OK\r\n\r\nhello\n";
+const GREETING_SH: &str = r"printf 'HTTP/1.0 200 OK\r\n\r\nhello\n'";
+/// A JVM starting on a busy 2-core machine, or a handshake under loss.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Referee {
+    SClient,
+    GnutlsCli,
+    Curl,
+    Python,
+    Go,
+    Rustls,
+    Jsse,
+}
+
+impl Referee {
+    fn name(self) -> &'static str {
+        match self {
+            Referee::SClient => "s_client",
+            Referee::GnutlsCli => "gnutls-cli",
+            Referee::Curl => "curl",
+            Referee::Python => "python",
+            Referee::Go => "go",
+            Referee::Rustls => "rustls",
+            Referee::Jsse => "jsse",
+        }
+    }
+
+    /// Whether its tool is here; a missing one is a skip (a failure under CI).
+    fn available(self) -> bool {
+        have_tool("python3", "python3")
+            && match self {
+                Referee::SClient => have_tool("openssl", "openssl"),
+                Referee::GnutlsCli => have_tool("gnutls-cli", "gnutls-bin"),
+                Referee::Curl => have_tool("curl", "curl"),
+                Referee::Go => have_tool("go", "golang-go"),
+                Referee::Jsse => {
+                    have_tool("java", "openjdk-17-jdk-headless")
+                        && have_tool("javac", "openjdk-17-jdk-headless")
+                }
+                Referee::Python | Referee::Rustls => true,
+            }
+    }
+
+    /// Whether it can send close_notify and then read the server's answer.
+    fn can_close_first(self) -> bool {
+        !matches!(self, Referee::SClient | Referee::GnutlsCli | Referee::Curl)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    Sigterm,
+    Sigint,
+    Sighup,
+    StdinEof,
+    IdleTimeout,
+    ClientClose,
+    ExecExit,
+    DrainSigterm,
+    DrainSigint,
+}
+
+impl Ending {
+    fn keep_open(self) -> bool {
+        matches!(
+            self,
+            Ending::ExecExit | Ending::DrainSigterm | Ending::DrainSigint
+        )
+    }
+
+    fn signal(self) -> Option<i32> {
+        match self {
+            Ending::Sigterm | Ending::DrainSigterm => Some(SIGTERM),
+            Ending::Sigint | Ending::DrainSigint => Some(SIGINT),
+            Ending::Sighup => Some(SIGHUP),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    None,
+    Loss,
+    Delay,
+}
+
+/// A referee client running; its `READY` and `VERDICT` lines arrive on `lines`.
+struct RefereeRun {
+    referee: Referee,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    /// Killed on drop.
+    _proc: Option<Proc>,
+    stderr: Capture,
+}
+
+impl RefereeRun {
+    fn start(
+        referee: Referee,
+        prefix: &[&str],
+        port: u16,
+        ca: &Path,
+        tls: Tls,
+        close: bool,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let timeout = READY_WITHIN + Duration::from_secs(60);
+        let stderr = Capture::new();
+        if referee == Referee::Rustls {
+            let options = rustls_referee::Options {
+                host: "127.0.0.1".into(),
+                port,
+                ca: ca.to_path_buf(),
+                tls: tls.number().into(),
+                timeout,
+                close,
+                ready_text: "hello".into(),
+            };
+            std::thread::spawn(move || {
+                rustls_referee::referee(&options, &mut |line| {
+                    let _ = tx.send(line);
+                })
+            });
+            return RefereeRun {
+                referee,
+                lines: rx,
+                seen: Vec::new(),
+                _proc: None,
+                stderr,
+            };
+        }
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg("python3");
+                c
+            }
+            None => Command::new("python3"),
+        };
+        cmd.arg(REFEREE)
+            .arg(referee.name())
+            .args(["--port", &port.to_string(), "--tls", tls.number()])
+            .arg("--ca")
+            .arg(ca)
+            .args(["--timeout", &timeout.as_secs().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if close {
+            cmd.arg("--close");
+        }
+        let mut proc = Proc::spawn(referee.name(), &mut cmd)
+            .unwrap_or_else(|e| panic!("cannot start the {} referee: {e}", referee.name()));
+        let out = proc.child_mut().stdout.take().expect("piped stdout");
+        stderr.attach(proc.child_mut().stderr.take().expect("piped stderr"));
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        RefereeRun {
+            referee,
+            lines: rx,
+            seen: Vec::new(),
+            _proc: Some(proc),
+            stderr,
+        }
+    }
+
+    /// The next line starting with `prefix`, within `within`.
+    fn wait_line(&mut self, prefix: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        if let Some(line) = self.seen.iter().find(|l| l.starts_with(prefix)) {
+            return Some(line.clone());
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return Some(line);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Dump for RefereeRun {
+    fn dump(&self) -> String {
+        format!(
+            "\n\n===== referee {} =====\n{}\n----- stderr -----\n{}\n",
+            self.referee.name(),
+            self.seen.join("\n"),
+            show_bytes(&self.stderr.bytes(), 4_000)
+        )
+    }
+}
+
+/// `gracetls --listen 127.0.0.1:0 ...`, started, with the port it listens on.
+fn start_server(pki: &Pki, tls: Tls, prefix: &[&str], extra: &[&str]) -> (Client, u16) {
+    let mut args = vec![
+        "--listen".to_string(),
+        "127.0.0.1:0".into(),
+        "--cert".into(),
+        pki.server.cert.display().to_string(),
+        "--key".into(),
+        pki.server.key.display().to_string(),
+        "--tls-min".into(),
+        tls.number().into(),
+        "--tls-max".into(),
+        tls.number().into(),
+        "-v".into(),
+        "--report".into(),
+        "json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let server = Client::spawn_in(prefix, &args);
+    let marker = "listening on 127.0.0.1:";
+    assert!(
+        server.stderr.wait_for(marker, WAIT),
+        "the server did not say where it listens{}",
+        server.dump()
+    );
+    let text = server.stderr_text();
+    let port = text
+        .split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {text:?}"));
+    (server, port)
+}
+
+/// The per-connection JSON lines of a `--keep-open` server.
+fn conn_reports(server: &Client) -> Vec<Value> {
+    server
+        .stderr_text()
+        .lines()
+        .filter(|l| l.starts_with("{\"client\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn cell(ending: Ending, tls: Tls, referee: Referee, fault: Fault) {
+    let label = format!(
+        "{fault:?} {ending:?} TLS {} {}",
+        tls.number(),
+        referee.name()
+    );
+    if !referee.available() {
+        return;
+    }
+    if ending == Ending::ClientClose && !referee.can_close_first() {
+        println!(
+            "CELL {label}: n/a ({} sends close_notify only as it exits)",
+            referee.name()
+        );
+        return;
+    }
+    let ns = match fault {
+        Fault::Loss if !netns_available() => return,
+        Fault::Loss => Some(LossyNetns::new(5)),
+        _ => None,
+    };
+    let prefix: Vec<&str> = ns.as_ref().map(|n| n.prefix().to_vec()).unwrap_or_default();
+    let pki = Pki::new();
+    let slow = fault != Fault::None;
+    let mut extra: Vec<String> = Vec::new();
+    if slow {
+        extra.extend(["--connect-timeout", "20s", "--close-timeout", "10s"].map(String::from));
+    }
+    match ending {
+        Ending::StdinEof => extra.extend(["--quiet-time", "1s"].map(String::from)),
+        Ending::IdleTimeout => extra.extend(["--idle-timeout", "1s"].map(String::from)),
+        Ending::ExecExit => {
+            extra.extend(["--keep-open", "--exec"].map(String::from));
+            extra.push(format!("{GREETING_SH}; sleep 1"));
+        }
+        Ending::DrainSigterm | Ending::DrainSigint => {
+            extra.extend(["--keep-open", "--exec"].map(String::from));
+            extra.push(format!("{GREETING_SH}; exec sleep 60"));
+            extra.extend(["--drain-timeout", if slow { "10s" } else { "3s" }].map(String::from));
+        }
+        _ => {}
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let (mut server, port) = start_server(&pki, tls, &prefix, &extra);
+    if !ending.keep_open() {
+        server.write_stdin(GREETING, &[]);
+    }
+    let proxy =
+        (fault == Fault::Delay).then(|| DelayProxy::start(port, Duration::from_millis(100)));
+    let client_port = proxy.as_ref().map_or(port, |p| p.port);
+    let close_first = ending == Ending::ClientClose;
+    let mut referee = RefereeRun::start(referee, &prefix, client_port, &pki.ca, tls, close_first);
+    let ready = referee.wait_line("READY", READY_WITHIN);
+    assert!(
+        ready.is_some(),
+        "{label}: the client never got the greeting{}",
+        dumps(&[&referee, &server])
+    );
+    let triggered = Instant::now();
+    match ending {
+        Ending::StdinEof => server.close_stdin(),
+        _ => {
+            if let Some(sig) = ending.signal() {
+                server.signal(sig);
+            }
+        }
+    }
+    let within = Duration::from_secs(if slow { 40 } else { 15 });
+    let verdict = referee.wait_line("VERDICT", within);
+    let Some(verdict) = verdict else {
+        panic!(
+            "{label}: no verdict within {within:?}{}",
+            dumps(&[&referee, &server])
+        );
+    };
+    let seen_ms = triggered.elapsed().as_millis();
+    let what = verdict.split_whitespace().nth(1).unwrap_or("");
+    assert_eq!(
+        what,
+        "close_notify",
+        "{label}: the client saw {verdict}{}",
+        dumps(&[&referee, &server])
+    );
+
+    // The server's side: how it ended, and its report.
+    if ending == Ending::ExecExit {
+        // The connection ended; the server goes on until told to stop.
+        assert!(
+            server.stderr.wait_for("{\"client\"", WAIT),
+            "{label}: no connection report{}",
+            dumps(&[&referee, &server])
+        );
+        server.signal(SIGTERM);
+    }
+    let status = server.wait_exit(within, &[&referee]);
+    let ctx: [&dyn Dump; 2] = [&referee, &server];
+    server.assert_no_panic(&ctx);
+    match ending.signal() {
+        Some(sig) => server.assert_signal(status, sig, &ctx),
+        None if ending == Ending::ExecExit => server.assert_signal(status, SIGTERM, &ctx),
+        None => server.assert_code(status, 0, &ctx),
+    }
+    if ending.keep_open() {
+        let reports = conn_reports(&server);
+        assert_eq!(
+            reports.len(),
+            1,
+            "{label}: one report per connection{}",
+            dumps(&ctx)
+        );
+        let r = &reports[0];
+        let trigger = if ending == Ending::ExecExit {
+            "exec-exit"
+        } else {
+            "drain"
+        };
+        assert_eq!(r["trigger"], trigger, "{label}: {r}{}", dumps(&ctx));
+        assert_eq!(r["close_notify_sent"], true, "{label}: {r}{}", dumps(&ctx));
+    } else {
+        let trigger = match ending {
+            Ending::StdinEof => "stdin-eof",
+            Ending::IdleTimeout => "idle-timeout",
+            Ending::ClientClose => "peer-close-notify",
+            _ => "signal",
+        };
+        let mut expected = vec![
+            ("trigger", json!(trigger)),
+            ("close_notify_sent", json!(true)),
+        ];
+        if ending == Ending::ClientClose {
+            expected.push(("close_notify_received", json!(true)));
+        }
+        server.assert_report(&expected, &ctx);
+    }
+    println!(
+        "CELL {label}: client {what} {seen_ms} ms after the trigger; server {}",
+        describe_status(Some(status))
+    );
+}
+
+macro_rules! clients {
+    ($fault:expr, $ending:expr, $tls:expr; $($client:ident => $r:expr,)*) => {$(
+        #[test]
+        fn $client() {
+            cell($ending, $tls, $r, $fault)
+        }
+    )*};
+}
+
+macro_rules! every_client {
+    ($fault:expr, $ending:expr, $tls:expr) => {
+        clients! { $fault, $ending, $tls;
+            s_client => Referee::SClient,
+            gnutls_cli => Referee::GnutlsCli,
+            curl => Referee::Curl,
+            python => Referee::Python,
+            go => Referee::Go,
+            rustls => Referee::Rustls,
+            jsse => Referee::Jsse,
+        }
+    };
+}
+
+macro_rules! some_clients {
+    ($fault:expr, $ending:expr, $tls:expr) => {
+        clients! { $fault, $ending, $tls;
+            python => Referee::Python,
+            go => Referee::Go,
+        }
+    };
+}
+
+macro_rules! endings {
+    ($fault:expr, $clients:ident; $($name:ident => $ending:expr,)*) => {$(
+        mod $name {
+            use super::*;
+            mod tls1_2 {
+                use super::*;
+                $clients!($fault, $ending, Tls::V12);
+            }
+        }
+    )*};
+}
+
+mod clean {
+    use super::*;
+    endings! { Fault::None, every_client;
+        sigterm => Ending::Sigterm,
+        sigint => Ending::Sigint,
+        sighup => Ending::Sighup,
+        stdin_eof => Ending::StdinEof,
+        idle_timeout => Ending::IdleTimeout,
+        client_close => Ending::ClientClose,
+        exec_exit => Ending::ExecExit,
+        drain_sigterm => Ending::DrainSigterm,
+        drain_sigint => Ending::DrainSigint,
+    }
+}
+
+mod loss {
+    use super::*;
+    endings! { Fault::Loss, some_clients;
+        sigterm => Ending::Sigterm,
+        stdin_eof => Ending::StdinEof,
+        client_close => Ending::ClientClose,
+        exec_exit => Ending::ExecExit,
+        drain_sigterm => Ending::DrainSigterm,
+    }
+}
+
+mod delay {
+    use super::*;
+    endings! { Fault::Delay, some_clients;
+        sigterm => Ending::Sigterm,
+        stdin_eof => Ending::StdinEof,
+        client_close => Ending::ClientClose,
+        exec_exit => Ending::ExecExit,
+        drain_sigterm => Ending::DrainSigterm,
+    }
+}
+
+/// A client that offers TLS 1.3 alone fails its handshake (the server is TLS 1.2 only); the
+/// server names it in a warning and waits for the next client, which it serves.
+#[test]
+fn tls13_only_client_is_refused() {
+    if !Referee::Python.available() {
+        return;
+    }
+    let pki = Pki::new();
+    let (mut server, port) = start_server(&pki, Tls::V12, &[], &[]);
+    server.write_stdin(GREETING, &[]);
+    let mut first = RefereeRun::start(Referee::Python, &[], port, &pki.ca, Tls::V13, false);
+    let verdict = first.wait_line("VERDICT", WAIT).unwrap_or_default();
+    assert!(
+        verdict.starts_with("VERDICT error") && verdict.contains("PROTOCOL_VERSION"),
+        "{verdict}{}",
+        dumps(&[&first, &server])
+    );
+    assert!(
+        server.stderr.wait_for("waiting for the next client", WAIT),
+        "{}",
+        server.dump()
+    );
+    let mut second = RefereeRun::start(Referee::Python, &[], port, &pki.ca, Tls::V12, false);
+    assert!(
+        second.wait_line("READY", WAIT).is_some(),
+        "{}",
+        dumps(&[&second, &server])
+    );
+    server.signal(SIGTERM);
+    let verdict = second.wait_line("VERDICT", WAIT).unwrap_or_default();
+    assert!(
+        verdict.starts_with("VERDICT close_notify"),
+        "{verdict}{}",
+        dumps(&[&second, &server])
+    );
+    let status = server.wait_exit(WAIT, &[&second]);
+    server.assert_signal(status, SIGTERM, &[]);
+}
+
+/// `--tls-min 1.3` cannot be served: exit 2 before listening, one line saying why.
+#[test]
+fn tls13_minimum_is_a_usage_error() {
+    let pki = Pki::new();
+    let mut server = Client::spawn([
+        "--listen",
+        "127.0.0.1:0",
+        "--cert",
+        &pki.server.cert.display().to_string(),
+        "--key",
+        &pki.server.key.display().to_string(),
+        "--tls-min",
+        "1.3",
+    ]);
+    let status = server.wait_exit(WAIT, &[]);
+    server.assert_code(status, 2, &[]);
+    let lines = server.message_lines();
+    assert_eq!(lines.len(), 1, "{}", server.dump());
+    assert!(lines[0].contains("1.3"), "{}", server.dump());
+}
