@@ -572,3 +572,118 @@ fn tls13_minimum_is_a_usage_error() {
     assert_eq!(lines.len(), 1, "{}", server.dump());
     assert!(lines[0].contains("1.3"), "{}", server.dump());
 }
+
+const TLS_CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/tls_clients.py");
+
+/// `--keep-open --exec` with many clients connected, each with its own CMD, drained on
+/// SIGTERM: every client sees close_notify (its own verdict), the server reports a clean
+/// `drain` per connection, and ends by SIGTERM within the drain timeout.
+/// `GRACETLS_LISTEN_DRAIN_CLIENTS` sets how many (default 100).
+#[test]
+fn drain_many_clients() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let n: usize = std::env::var("GRACETLS_LISTEN_DRAIN_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let pki = Pki::new();
+    let max = (n + 10).to_string();
+    let (mut server, port) = start_server(
+        &pki,
+        Tls::V12,
+        &[],
+        &[
+            "--keep-open",
+            "--exec",
+            "exec sleep 120",
+            "--max-conns",
+            &max,
+            "--drain-timeout",
+            "10s",
+        ],
+    );
+    let mut cmd = Command::new("python3");
+    cmd.arg(TLS_CLIENTS)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--behave",
+            "polite",
+            "-n",
+            &n.to_string(),
+        ])
+        .args(["--timeout", "120"])
+        .arg("--ca")
+        .arg(&pki.ca)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut clients = Proc::spawn("tls_clients.py", &mut cmd).expect("start python3");
+    let out = Capture::new();
+    out.attach(clients.child_mut().stdout.take().expect("piped stdout"));
+    let within = Duration::from_secs(120);
+    assert!(
+        out.wait_for("READY", within),
+        "clients not ready: {}{}",
+        out.text(),
+        server.dump()
+    );
+    // Every session is up once the server has started every CMD: -v logs each connection.
+    assert!(
+        server
+            .stderr
+            .wait_for_count("connected to client", n, within),
+        "not all {n} clients connected{}",
+        server.dump()
+    );
+    let pid = server.proc.pid();
+    let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("Threads:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
+    let rss_kib = vm_kib(pid, "VmRSS:").unwrap_or(0);
+    let triggered = Instant::now();
+    server.signal(SIGTERM);
+    let status = server.wait_exit(within, &[]);
+    let drain = triggered.elapsed();
+    server.assert_signal(status, SIGTERM, &[]);
+    assert!(
+        out.wait_for("DONE", within),
+        "clients did not finish: {}",
+        out.text()
+    );
+    let verdicts: Vec<Value> = out
+        .text()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let clean_clients = verdicts
+        .iter()
+        .filter(|v| v["verdict"] == "close_notify")
+        .count();
+    let reports = conn_reports(&server);
+    let clean_server = reports
+        .iter()
+        .filter(|r| {
+            r["trigger"] == "drain" && r["outcome"] == "clean" && r["close_notify_sent"] == true
+        })
+        .count();
+    println!(
+        "DRAIN {n} clients: SIGTERM to exit {} ms; before it {threads} threads, {rss_kib} KiB RSS; clients saw close_notify: {clean_client}/{n}; server clean drains: {clean_server}/{}",
+        drain.as_millis(),
+        reports.len(),
+        clean_client = clean_clients
+    );
+    assert_eq!(clean_clients, n, "client verdicts: {}", out.text());
+    assert_eq!(clean_server, n, "server reports{}", server.dump());
+    assert!(
+        drain < Duration::from_secs(11),
+        "the drain took {drain:?}, past its 10 s bound"
+    );
+}

@@ -40,10 +40,15 @@ Exit codes:
 
 Local command: ~. alone on a line closes the connection, when stdin is a terminal (see --escape).
 
+Server mode: gracetls --listen [HOST:]PORT --cert PEM --key PEM serves one client, stdin to
+it and it to stdout, with the same exit paths, codes and report (TLS 1.2 only). With
+--keep-open --exec CMD it serves many, each with its own CMD, and on SIGTERM or SIGINT drains
+them (close_notify to each, at most --drain-timeout) and ends by that signal.
+
 The server's certificate: gracetls --show-cert HOST | openssl x509 -noout -enddate";
 
 /// A TLS client that always says goodbye: stdin to the server, the server to stdout, and
-/// close_notify on every way out.
+/// close_notify on every way out; with --listen, the server that does.
 #[derive(Debug, Parser)]
 #[command(name = "gracetls", version, after_help = EXIT_CODES)]
 pub(crate) struct Args {

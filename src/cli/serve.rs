@@ -13,9 +13,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use gracetls::{ConnectionReport, Listener, ServerConfig, Stream};
@@ -46,10 +46,13 @@ pub(crate) fn run(
             }
         }
     });
+    let sessions = Arc::new(Sessions::default());
     let handler = {
-        let args = Arc::clone(&args);
+        let (args, sessions) = (Arc::clone(&args), Arc::clone(&sessions));
         move |stream: &Stream| {
+            sessions.begin();
             serve_one(stream, &args, &drain_rx);
+            sessions.end();
             Ok(())
         }
     };
@@ -79,6 +82,9 @@ pub(crate) fn run(
     );
     drop(drain_tx);
     let reports = listener.shutdown();
+    // Every close has ended (or been cut) by now; what is left of a session is killing its
+    // CMD and writing its report line, which must not be lost to the exit.
+    sessions.wait_idle(Duration::from_secs(1));
     let clean = reports
         .iter()
         .filter(|r| r.outcome() == gracetls::Outcome::Clean)
@@ -90,6 +96,32 @@ pub(crate) fn run(
         started.elapsed().as_millis()
     );
     die(sig)
+}
+
+/// How many sessions have not written their report yet.
+#[derive(Default)]
+struct Sessions {
+    running: Mutex<usize>,
+    ended: Condvar,
+}
+
+impl Sessions {
+    fn begin(&self) {
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    }
+
+    fn end(&self) {
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        self.ended.notify_all();
+    }
+
+    fn wait_idle(&self, bound: Duration) {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .ended
+            .wait_timeout_while(running, bound, |n| *n > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
 }
 
 /// One client: its CMD, then the report line.
