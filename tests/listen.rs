@@ -7,7 +7,7 @@
 //! and, from the server's own report, that it sent one (and answered the client's).
 //!
 //! The endings: SIGTERM, SIGINT and SIGHUP to a `--listen`; its stdin's end (the default
-//! `--on-eof wait`, after `--quiet-time`); `--idle-timeout`; the client's own close_notify,
+//! `--on-eof wait`, after `--quiet-time`); the escape `~.`; `--idle-timeout`; the client's own close_notify,
 //! answered; CMD exiting under `--keep-open`; and a drain (SIGTERM, SIGINT) under
 //! `--keep-open`. The client's own close needs a client that can send close_notify and
 //! still read: s_client, gnutls-cli and curl send it only as they exit, so those cells are
@@ -97,6 +97,7 @@ enum Ending {
     Sigint,
     Sighup,
     StdinEof,
+    Escape,
     IdleTimeout,
     ClientClose,
     ExecExit,
@@ -322,6 +323,8 @@ fn cell(ending: Ending, tls: Tls, referee: Referee, fault: Fault) {
     }
     match ending {
         Ending::StdinEof => extra.extend(["--quiet-time", "1s"].map(String::from)),
+        // From a pipe the escape is data unless asked for, as on a terminal it is not.
+        Ending::Escape => extra.extend(["--escape", "~"].map(String::from)),
         Ending::IdleTimeout => extra.extend(["--idle-timeout", "1s"].map(String::from)),
         Ending::ExecExit => {
             extra.extend(["--keep-open", "--exec"].map(String::from));
@@ -353,6 +356,7 @@ fn cell(ending: Ending, tls: Tls, referee: Referee, fault: Fault) {
     let triggered = Instant::now();
     match ending {
         Ending::StdinEof => server.close_stdin(),
+        Ending::Escape => server.write_stdin(b"~.\n", &[&referee]),
         _ => {
             if let Some(sig) = ending.signal() {
                 server.signal(sig);
@@ -413,6 +417,7 @@ fn cell(ending: Ending, tls: Tls, referee: Referee, fault: Fault) {
     } else {
         let trigger = match ending {
             Ending::StdinEof => "stdin-eof",
+            Ending::Escape => "escape",
             Ending::IdleTimeout => "idle-timeout",
             Ending::ClientClose => "peer-close-notify",
             _ => "signal",
@@ -483,6 +488,7 @@ mod clean {
         sigint => Ending::Sigint,
         sighup => Ending::Sighup,
         stdin_eof => Ending::StdinEof,
+        escape => Ending::Escape,
         idle_timeout => Ending::IdleTimeout,
         client_close => Ending::ClientClose,
         exec_exit => Ending::ExecExit,
@@ -686,4 +692,126 @@ fn drain_many_clients() {
         drain < Duration::from_secs(11),
         "the drain took {drain:?}, past its 10 s bound"
     );
+}
+
+/// The client's own ends, judged by the server: a bare FIN is exit 3 with `possible
+/// truncation` naming the client; a client that sends garbage instead of a ClientHello is a
+/// warning, and the server waits for the next client.
+#[test]
+fn client_truncation_is_exit_3() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let pki = Pki::new();
+    // Nothing sent to the client: data it left unread would make its kernel reset, not
+    // end, the connection.
+    let (mut server, port) = start_server(&pki, Tls::V12, &[], &[]);
+    for behave in ["garbage", "truncate"] {
+        let mut cmd = Command::new("python3");
+        cmd.arg(TLS_CLIENTS)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--behave",
+                behave,
+                "--timeout",
+                "30",
+            ])
+            .arg("--ca")
+            .arg(&pki.ca)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut client = Proc::spawn("tls_clients.py", &mut cmd).expect("start python3");
+        client.wait_timeout(Duration::from_secs(30));
+    }
+    let status = server.wait_exit(WAIT, &[]);
+    server.assert_code(status, 3, &[]);
+    server.assert_report(
+        &[
+            ("trigger", json!("peer-eof")),
+            ("outcome", json!("truncated")),
+            ("close_notify_sent", json!(true)),
+            ("close_notify_received", json!(false)),
+        ],
+        &[],
+    );
+    let text = server.stderr_text();
+    assert!(
+        text.contains("waiting for the next client"),
+        "{}",
+        server.dump()
+    );
+    assert!(
+        text.contains("possible truncation: client 127.0.0.1:")
+            && text.contains("closed TCP without close_notify"),
+        "{}",
+        server.dump()
+    );
+}
+
+/// What cannot be served is said in one line before any client: a port in use (exit 1),
+/// a missing key (exit 2), a client-only option (exit 2).
+#[test]
+fn server_setup_errors_are_one_line() {
+    let pki = Pki::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_port = taken.local_addr().expect("addr").port().to_string();
+    let cert = pki.server.cert.display().to_string();
+    let key = pki.server.key.display().to_string();
+    let at = format!("127.0.0.1:{taken_port}");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["--listen", &at, "--cert", &cert, "--key", &key],
+            1,
+            "cannot listen on",
+        ),
+        (
+            vec![
+                "--listen",
+                "0",
+                "--cert",
+                &cert,
+                "--key",
+                "/nonexistent/key.pem",
+            ],
+            2,
+            "/nonexistent/key.pem",
+        ),
+        (
+            vec![
+                "--listen",
+                "0",
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "--insecure",
+            ],
+            2,
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "--listen", "0", "--cert", &cert, "--key", &key, "--exec", "cat",
+            ],
+            2,
+            "--keep-open",
+        ),
+    ];
+    for (args, code, expected) in cases {
+        let mut c = Client::spawn(&args);
+        c.close_stdin();
+        let st = c.wait_exit(WAIT, &[]);
+        c.assert_no_panic(&[]);
+        c.assert_code(st, code, &[]);
+        let err = c.stderr_text();
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("gracetls: error: ") && err.contains(expected),
+            "{args:?}: expected `gracetls: error: ...{expected}...`{}",
+            c.dump()
+        );
+    }
+    drop(taken);
 }
