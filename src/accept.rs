@@ -8,11 +8,12 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use log::debug;
-use native_tls::{HandshakeError, TlsAcceptor, TlsStream};
 
+use crate::acceptor::{Acceptor, Step};
 use crate::config::format_duration;
 use crate::server_config::ServerConfig;
 use crate::session::HelloScan;
+use crate::tls::TlsStream;
 use crate::transport::MemoryTransport;
 use crate::{Error, Stream};
 
@@ -24,8 +25,8 @@ impl Stream {
     /// stream ended without it, [`close`](Stream::close) from any thread within the close
     /// timeout with a [`CloseReport`](crate::CloseReport), `Drop` closes, `try_clone` and
     /// the timeouts. [`target`](Stream::target) names the client (`client ADDRESS`), and
-    /// [`Session::peer_certificate`](crate::Session::peer_certificate) is `None` (a server
-    /// cannot ask for a client certificate here, see [`ServerConfig`]).
+    /// [`Session::peer_certificate`](crate::Session::peer_certificate) is the client's
+    /// certificate when [`ServerConfig::client_ca_file`] asked for one.
     ///
     /// A client that does not speak TLS, fails the handshake or stalls in it is
     /// [`Error::Handshake`], naming the client and what happened; the socket is then shut.
@@ -80,7 +81,7 @@ impl Stream {
 /// The handshake as the server, its messages carried between the socket and the in-memory
 /// transport by this thread, each socket call bounded by what is left of `deadline`.
 fn server_handshake(
-    acceptor: &TlsAcceptor,
+    acceptor: &Acceptor,
     socket: &mut TcpStream,
     deadline: Instant,
     target: &str,
@@ -108,10 +109,10 @@ fn server_handshake(
     let mut hello = HelloScan::default();
     let mut buf = vec![0u8; 16 * 1024];
     let (transport, spill) = MemoryTransport::spilling();
-    let mut result = acceptor.accept(transport);
+    let mut result = acceptor.start(transport);
     loop {
         let mut mid = match result {
-            Ok(mut tls) => {
+            Step::Done(mut tls) => {
                 let out = tls.get_mut().take_outbound();
                 hello.feed(&out);
                 tls.get_mut().end_spill();
@@ -131,7 +132,7 @@ fn server_handshake(
                 }
                 return Ok(tls);
             }
-            Err(HandshakeError::Failure(e)) => {
+            Step::Failed(text) => {
                 // Tell the client why (the alert OpenSSL just wrote), best effort and
                 // briefly: the error is what matters.
                 let alert = spill.take();
@@ -143,15 +144,15 @@ fn server_handshake(
                     let sent = socket.write_all(&alert);
                     debug!("handshake with {target} failed; alert sent: {sent:?}");
                 }
-                return Err(classify(target, &e.to_string()));
+                return Err(classify(target, &text));
             }
-            Err(HandshakeError::WouldBlock(mid)) => mid,
+            Step::Again(mid) => mid,
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(timed_out());
         }
-        let out = mid.get_mut().take_outbound();
+        let out = mid.transport().take_outbound();
         hello.feed(&out);
         if !out.is_empty() {
             socket
@@ -165,7 +166,7 @@ fn server_handshake(
                 }
             })?;
         }
-        if mid.get_ref().is_eof() {
+        if mid.transport().is_eof() {
             return Err(Error::Handshake {
                 target: target.to_string(),
                 reason: "the client closed the connection during the handshake".into(),
@@ -183,18 +184,18 @@ fn server_handshake(
             }
         };
         if n == 0 {
-            mid.get_mut().feed_eof();
+            mid.transport().feed_eof();
         } else {
-            mid.get_mut().feed(&buf[..n]);
+            mid.transport().feed(&buf[..n]);
         }
-        result = mid.handshake();
+        result = mid.resume();
     }
 }
 
 /// A failed handshake in words about the client: OpenSSL's reason, or that it does not speak
 /// TLS at all.
 fn classify(target: &str, text: &str) -> Error {
-    let (reason, _) = crate::error::tls_reason(text);
+    let (reason, detail) = crate::error::tls_reason(text);
     let not_tls = [
         "wrong version number",
         "http request",
@@ -205,7 +206,14 @@ fn classify(target: &str, text: &str) -> Error {
     ]
     .iter()
     .any(|r| reason.contains(r));
-    let reason = if reason.contains("unsupported protocol") {
+    let reason = if reason.contains("peer did not return a certificate") {
+        format!("the client sent no certificate, and one is required ({reason})")
+    } else if reason.contains("certificate verify failed") {
+        format!(
+            "the client's certificate was refused ({})",
+            detail.unwrap_or(reason)
+        )
+    } else if reason.contains("unsupported protocol") {
         format!("no TLS version in common with the client ({reason})")
     } else if not_tls {
         format!("the client does not speak TLS ({reason})")

@@ -115,6 +115,7 @@
 #![deny(missing_docs)]
 
 mod accept;
+mod acceptor;
 mod acked;
 mod alert;
 mod certificate;
@@ -135,6 +136,7 @@ mod session;
 pub mod starttls;
 mod stream;
 mod target;
+mod tls;
 mod transport;
 #[doc(hidden)]
 pub mod unversioned;

@@ -9,8 +9,9 @@
 //!   blocked `accept` then fails at once), never by polling.
 //! - **A connection thread** per client runs the handshake (bounded by the handshake
 //!   timeout), then the handler, then the close; its slot is freed when the close ends.
-//! - **The shutdown** runs on the caller's thread: it stops the accept thread, cuts off the
-//!   handshakes in progress, and closes every open connection at once, each on a short-lived
+//! - **The shutdown** runs on the caller's thread: it stops the accept thread, lets the
+//!   handshakes in progress finish (their threads close them), cutting off at the drain
+//!   timeout those that do not, and closes every open connection at once, each on a short-lived
 //!   closer thread, since a close waits up to the close timeout for the client. A handler
 //!   blocked in `read` gets `Ok(0)` when its connection's close ends. The shutdown waits for
 //!   the connection threads up to the close timeout plus a grace, and never longer.
@@ -57,8 +58,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 ///   [`Stream::try_clone`] for a second thread. When it returns the connection is closed
 ///   (with close_notify, bounded by the close timeout).
 /// - **[`shutdown`](Self::shutdown)**, from any thread (a signal handler's thread, say):
-///   stops accepting at once, cuts off handshakes in progress, and closes every open
-///   connection at the same time: what handlers wrote goes out, then close_notify, then it
+///   stops accepting at once, closes every open connection at the same time (and each
+///   handshake in progress once it finishes; one that has not by the drain timeout is cut
+///   off): what handlers wrote goes out, then close_notify, then it
 ///   waits for each client's answer, all within the close timeout (the drain timeout). A
 ///   handler's blocked `read` then returns `Ok(0)` and its writes fail. It returns one
 ///   [`ConnectionReport`] per connection that was open. Dropping the `Listener` shuts it
@@ -103,7 +105,10 @@ pub struct Listener {
 
 struct Shared {
     config: ServerConfig,
-    socket: TcpListener,
+    local_addr: SocketAddr,
+    /// A second descriptor of the listening socket, to wake the accept thread with; dropped
+    /// with the accept thread's own at the shutdown, so the port is free again after it.
+    waker: Mutex<Option<TcpListener>>,
     handler: Box<Handler>,
     stopping: AtomicBool,
     state: Mutex<State>,
@@ -128,6 +133,8 @@ struct Slot {
     closed: Option<CloseReport>,
     /// The shutdown reported it already, its handler still running.
     reported: bool,
+    /// The shutdown cut its handshake off at the drain timeout.
+    cut: bool,
 }
 
 enum Phase {
@@ -190,9 +197,15 @@ impl Listener {
             op: "asking the address of",
             source: e,
         })?;
+        let waker = socket.try_clone().map_err(|e| Error::Io {
+            target: local_addr.to_string(),
+            op: "listening on",
+            source: e,
+        })?;
         let shared = Arc::new(Shared {
             config: config.clone(),
-            socket,
+            local_addr,
+            waker: Mutex::new(Some(waker)),
             handler: Box::new(handler),
             stopping: AtomicBool::new(false),
             state: Mutex::new(State::default()),
@@ -204,7 +217,7 @@ impl Listener {
                 // Its port in its name, for `top -H` and the like (15 bytes at most show).
                 .name(format!("accept :{}", local_addr.port()))
                 .stack_size(CLOSER_STACK)
-                .spawn(move || shared.accept_loop())
+                .spawn(move || shared.accept_loop(&socket))
                 .map_err(|e| Error::Thread {
                     what: "the listener's accept thread",
                     source: e,
@@ -233,7 +246,9 @@ impl Listener {
     /// time: what was written goes out, then close_notify; each client's close_notify (or,
     /// in [`CloseMode::Fast`](crate::CloseMode::Fast), its FIN) is waited for up to the
     /// close timeout, the drain timeout; what has not answered by then is closed hard.
-    /// Handshakes in progress are cut off. Handlers see their reads return `Ok(0)` and
+    /// A handshake in progress is closed the same way once it finishes, or cut off at the
+    /// drain timeout (a TLS 1.3 client whose side of the handshake is done would read a bare
+    /// FIN as a truncation). Handlers see their reads return `Ok(0)` and
     /// their writes fail, and have a short grace to return.
     ///
     /// Returns one report per connection that was open or in its handshake when it began.
@@ -272,7 +287,7 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    fn accept_loop(self: Arc<Self>) {
+    fn accept_loop(self: Arc<Self>, socket: &TcpListener) {
         let max = self.config.get_max_connections();
         loop {
             {
@@ -287,14 +302,14 @@ impl Shared {
             if self.stopping() {
                 return;
             }
-            let (socket, peer) = match self.socket.accept() {
+            let (connection, peer) = match socket.accept() {
                 Ok(accepted) => accepted,
                 Err(_) if self.stopping() => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // Out of descriptors or memory, or a client gone before we took it: wait
                     // a little (a shutdown ends the wait) rather than spin.
-                    warn!("accept on {:?} failed: {e}", self.socket.local_addr());
+                    warn!("accept on {} failed: {e}", self.local_addr);
                     self.pause(ACCEPT_BACKOFF);
                     continue;
                 }
@@ -303,7 +318,7 @@ impl Shared {
                 // Accepted as the shutdown began: never served, closed without TLS.
                 return;
             }
-            self.start_connection(socket, peer);
+            self.start_connection(connection, peer);
         }
     }
 
@@ -329,6 +344,7 @@ impl Shared {
                     draining: false,
                     closed: None,
                     reported: false,
+                    cut: false,
                 },
             );
             id
@@ -350,8 +366,9 @@ impl Shared {
         let stream = match Stream::accept(&self.config, socket) {
             Ok(stream) => stream,
             Err(e) => {
-                let text = if self.stopping() {
-                    "the listener shut down during the handshake".to_string()
+                let cut = lock(&self.state).slots.get(&id).is_some_and(|s| s.cut);
+                let text = if cut {
+                    "the handshake had not finished when the drain timeout passed".to_string()
                 } else {
                     crate::unversioned::with_causes(&e)
                 };
@@ -373,6 +390,9 @@ impl Shared {
         if run {
             handler_error = match catch_unwind(AssertUnwindSafe(|| (self.handler)(&stream))) {
                 Ok(Ok(())) => None,
+                // A write the shutdown's close refused: the close is the story, not the
+                // handler.
+                Ok(Err(e)) if self.stopping() && is_closed(&e) => None,
                 Ok(Err(e)) => Some(format!("the handler failed: {e}")),
                 Err(_) => Some("the handler panicked".to_string()),
             };
@@ -431,27 +451,23 @@ impl Shared {
             let mut state = lock(&self.state);
             info!(
                 "shutting down {}: draining {} connections",
-                self.socket
-                    .local_addr()
-                    .map_or_else(|_| "?".into(), |a| a.to_string()),
+                self.local_addr,
                 state.slots.len()
             );
             for (&id, slot) in state.slots.iter_mut() {
                 slot.draining = true;
-                match &mut slot.phase {
-                    Phase::Handshake(socket) => {
-                        if let Some(socket) = socket.take() {
-                            let _ = socket.shutdown(Shutdown::Both);
-                        }
-                    }
-                    Phase::Open(stream) => {
-                        if let Ok(handle) = stream.try_clone() {
-                            closing.push((id, handle));
-                        }
+                // A handshake under way is left to finish (a TLS 1.3 client whose side is
+                // done waits for nothing more and would read a bare FIN as a truncation);
+                // its thread then closes it as a shutdown does. Those still unfinished at
+                // the drain timeout are cut off below.
+                if let Phase::Open(stream) = &slot.phase {
+                    if let Ok(handle) = stream.try_clone() {
+                        closing.push((id, handle));
                     }
                 }
             }
         }
+        let mut inline = Vec::new();
         for (id, stream) in closing {
             let shared = Arc::clone(self);
             let spawned = thread::Builder::new()
@@ -459,24 +475,31 @@ impl Shared {
                 .stack_size(CLOSER_STACK)
                 .spawn(move || shared.close_one(id, &stream));
             if let Err(e) = spawned {
-                // Closed by the connection's own thread once its handler returns; a handler
-                // that waits in `read` holds it until the shutdown's bound.
+                // Out of threads: closed here, after the others have started.
                 warn!("no thread to close a connection during the shutdown: {e}");
+                inline.push(id);
             }
         }
-        let deadline = started + close_timeout + HANDLER_GRACE;
-        let mut state = lock(&self.state);
-        while state.slots.values().any(|s| s.draining) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
+        for id in inline {
+            let stream = match &lock(&self.state).slots.get(&id).map(|s| &s.phase) {
+                Some(Phase::Open(stream)) => stream.try_clone().ok(),
+                _ => None,
+            };
+            if let Some(stream) = stream {
+                self.close_one(id, &stream);
             }
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
         }
+        let mut state = self.wait_drained(started + close_timeout);
+        for slot in state.slots.values_mut().filter(|s| s.draining) {
+            if let Phase::Handshake(socket) = &mut slot.phase {
+                if let Some(socket) = socket.take() {
+                    slot.cut = true;
+                    let _ = socket.shutdown(Shutdown::Both);
+                }
+            }
+        }
+        drop(state);
+        let mut state = self.wait_drained(started + close_timeout + HANDLER_GRACE);
         let mut reports = std::mem::take(&mut state.drained);
         // Connections whose handler has not returned: the close's report if a closer made
         // one, and a word about the handler.
@@ -488,8 +511,9 @@ impl Shared {
                 peer_addr: slot.peer,
                 duration: slot.accepted.elapsed(),
                 close: slot.closed.clone(),
-                handshake_error: matches!(slot.phase, Phase::Handshake(_))
-                    .then(|| "the handshake did not end within the shutdown".to_string()),
+                handshake_error: matches!(slot.phase, Phase::Handshake(_)).then(|| {
+                    "the handshake had not finished when the drain timeout passed".to_string()
+                }),
                 handler_error: Some("the handler had not returned when the shutdown ended".into()),
             });
         }
@@ -506,6 +530,23 @@ impl Shared {
         reports
     }
 
+    /// Waits until every connection the shutdown drains has ended, or `deadline`.
+    fn wait_drained(&self, deadline: Instant) -> MutexGuard<'_, State> {
+        let mut state = lock(&self.state);
+        while state.slots.values().any(|s| s.draining) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        state
+    }
+
     /// A closer thread of the shutdown: the close, then its report into the slot (for a
     /// handler that does not return).
     fn close_one(&self, id: u64, stream: &Stream) {
@@ -520,17 +561,45 @@ impl Shared {
     /// blocked `accept` fail at once on Linux. Where it does not, a connection to ourselves
     /// does it (the loop sees the flag and drops it).
     fn wake_accept(&self) {
-        let shut = socket2::SockRef::from(&self.socket).shutdown(Shutdown::Both);
+        let Some(waker) = lock(&self.waker).take() else {
+            return;
+        };
+        let shut = socket2::SockRef::from(&waker).shutdown(Shutdown::Both);
         if shut.is_err() || cfg!(not(target_os = "linux")) {
-            if let Ok(mut addr) = self.socket.local_addr() {
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(match addr {
-                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                    });
-                }
-                let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+            let mut addr = self.local_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
             }
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         }
+    }
+}
+
+/// Whether `e` is a write refused because the connection was closed.
+fn is_closed(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+        .is_some_and(|inner| matches!(inner, Error::Closed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _assert_send_sync() {
+        fn is<T: Send + Sync>() {}
+        is::<Listener>();
+        is::<ConnectionReport>();
+        is::<ServerConfig>();
+    }
+
+    #[test]
+    fn a_refused_write_is_told_from_other_errors() {
+        let closed = io::Error::new(io::ErrorKind::BrokenPipe, Error::Closed);
+        assert!(is_closed(&closed));
+        assert!(!is_closed(&io::Error::from(io::ErrorKind::BrokenPipe)));
     }
 }

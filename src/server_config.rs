@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use native_tls::{Identity, Protocol, TlsAcceptor};
-
+use crate::acceptor::Acceptor;
 use crate::config::{CloseMode, Config, TlsVersion};
 use crate::{CloseReport, ConnectionReport, Error};
 
@@ -28,14 +27,14 @@ pub const DEFAULT_HANDLER_STACK_SIZE: usize = 256 * 1024;
 /// checked by [`check`](Self::check) or by the first handshake, once, and the TLS setup is
 /// shared by every connection accepted with this `ServerConfig` and its clones.
 ///
-/// **TLS 1.2 only**: native-tls builds its OpenSSL server from a profile that turns TLS 1.3
-/// off, and offers no way to turn it back on, so a client that offers TLS 1.3 alone fails the
-/// handshake ("no TLS version in common") and every other client gets TLS 1.2.
+/// Clients may be required to show a certificate signed by a CA of the program's
+/// ([`client_ca_file`](Self::client_ca_file)); the client's certificate is then
+/// [`Session::peer_certificate`](crate::Session::peer_certificate).
 ///
-/// **Client certificates cannot be required or verified**: the TLS library underneath
-/// (native-tls) has no way for a server to ask for one, so this crate offers none rather
-/// than pretend. A server that must authenticate its clients does so inside the connection
-/// (a password, a token).
+/// Where native-tls runs on OpenSSL (Linux, the BSDs), the server is OpenSSL's own, TLS 1.2
+/// and 1.3: native-tls's OpenSSL server turns TLS 1.3 off and cannot ask for a client
+/// certificate. On Windows and Apple systems it is native-tls's, and a client CA is an
+/// error there.
 ///
 /// ```
 /// use std::time::Duration;
@@ -50,10 +49,11 @@ pub const DEFAULT_HANDLER_STACK_SIZE: usize = 256 * 1024;
 /// ```
 #[derive(Clone)]
 pub struct ServerConfig {
-    identity: Option<Source>,
-    alpn: Vec<String>,
-    min_version: Option<TlsVersion>,
-    max_version: Option<TlsVersion>,
+    pub(crate) identity: Option<Source>,
+    pub(crate) alpn: Vec<String>,
+    pub(crate) client_cas: Vec<Bytes>,
+    pub(crate) min_version: Option<TlsVersion>,
+    pub(crate) max_version: Option<TlsVersion>,
     handshake_timeout: Duration,
     close_timeout: Duration,
     close_mode: CloseMode,
@@ -65,7 +65,7 @@ pub struct ServerConfig {
     on_report: Option<OnReport>,
     /// Built on first use from the settings above and shared with clones; every setter of
     /// what it is built from starts a new one.
-    acceptor: Arc<OnceLock<TlsAcceptor>>,
+    acceptor: Arc<OnceLock<Acceptor>>,
 }
 
 /// What [`ServerConfig::on_close`] was given.
@@ -75,19 +75,19 @@ pub(crate) type OnReport = Arc<dyn Fn(&ConnectionReport) + Send + Sync>;
 
 /// Where the server's certificate and key come from. Never printed: it holds a private key.
 #[derive(Clone)]
-enum Source {
+pub(crate) enum Source {
     Pem { cert: Bytes, key: Bytes },
     Pkcs12 { archive: Bytes, password: String },
 }
 
 #[derive(Clone)]
-enum Bytes {
+pub(crate) enum Bytes {
     File(PathBuf),
     Memory(Arc<[u8]>),
 }
 
 impl Bytes {
-    fn read(&self, what: &str) -> Result<Vec<u8>, Error> {
+    pub(crate) fn read(&self, what: &str) -> Result<Vec<u8>, Error> {
         match self {
             Bytes::File(path) => std::fs::read(path).map_err(|e| {
                 let reason = match e.kind() {
@@ -103,7 +103,7 @@ impl Bytes {
         }
     }
 
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Bytes::File(path) => path.display().to_string(),
             Bytes::Memory(_) => "(in memory)".into(),
@@ -111,7 +111,7 @@ impl Bytes {
     }
 }
 
-fn setup(what: &str, source: &Bytes, reason: impl std::fmt::Display) -> Error {
+pub(crate) fn setup(what: &str, source: &Bytes, reason: impl std::fmt::Display) -> Error {
     Error::Setup {
         what: format!("{what} {}", source.label()),
         reason: reason.to_string(),
@@ -128,6 +128,10 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("identity", &identity)
             .field("alpn", &self.alpn)
+            .field(
+                "client_cas",
+                &self.client_cas.iter().map(Bytes::label).collect::<Vec<_>>(),
+            )
             .field("min_version", &self.min_version)
             .field("max_version", &self.max_version)
             .field("handshake_timeout", &self.handshake_timeout)
@@ -145,6 +149,7 @@ impl Default for ServerConfig {
         ServerConfig {
             identity: None,
             alpn: Vec::new(),
+            client_cas: Vec::new(),
             min_version: None,
             max_version: None,
             handshake_timeout: Duration::from_secs(10),
@@ -211,6 +216,23 @@ impl ServerConfig {
         self
     }
 
+    /// Requires every client to show a certificate signed by one of the CA certificates in
+    /// this PEM file (read when [`check`](Self::check) or the first handshake runs); a
+    /// client without one fails the handshake. May be given more than once. Default: none,
+    /// no client certificate is asked for.
+    pub fn client_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.client_cas.push(Bytes::File(path.into()));
+        self.acceptor = Arc::default();
+        self
+    }
+
+    /// Like [`client_ca_file`](Self::client_ca_file), with the PEM text itself.
+    pub fn client_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.client_cas.push(Bytes::Memory(pem.into().into()));
+        self.acceptor = Arc::default();
+        self
+    }
+
     /// The ALPN protocols the server accepts, most preferred first (`h2`, `http/1.1`).
     /// Default: none, ALPN is not answered.
     pub fn alpn<I, S>(mut self, protocols: I) -> Self
@@ -223,16 +245,14 @@ impl ServerConfig {
         self
     }
 
-    /// The lowest TLS version accepted. Default: TLS 1.2. TLS 1.3 is an error on OpenSSL
-    /// (see above).
+    /// The lowest TLS version accepted. Default: TLS 1.2.
     pub fn min_version(mut self, version: TlsVersion) -> Self {
         self.min_version = Some(version);
         self.acceptor = Arc::default();
         self
     }
 
-    /// The highest TLS version accepted. Default: the TLS library's (TLS 1.2 on OpenSSL, see
-    /// above).
+    /// The highest TLS version accepted. Default: the TLS library's (TLS 1.3 with OpenSSL).
     pub fn max_version(mut self, version: TlsVersion) -> Self {
         self.max_version = Some(version);
         self.acceptor = Arc::default();
@@ -369,67 +389,12 @@ impl ServerConfig {
         self.acceptor().map(|_| ())
     }
 
-    pub(crate) fn acceptor(&self) -> Result<TlsAcceptor, Error> {
+    pub(crate) fn acceptor(&self) -> Result<Acceptor, Error> {
         if let Some(acceptor) = self.acceptor.get() {
             return Ok(acceptor.clone());
         }
-        let built = self.build_acceptor()?;
+        let built = Acceptor::build(self)?;
         Ok(self.acceptor.get_or_init(|| built).clone())
-    }
-
-    fn build_acceptor(&self) -> Result<TlsAcceptor, Error> {
-        if cfg!(not(any(target_os = "windows", target_vendor = "apple")))
-            && self.min_version == Some(TlsVersion::Tls13)
-        {
-            return Err(Error::Setup {
-                what: "the server's minimum TLS version 1.3".into(),
-                reason: "the TLS library's server side (native-tls on OpenSSL) speaks TLS 1.2 only; leave the minimum at 1.2".into(),
-            });
-        }
-        let identity = match &self.identity {
-            None => {
-                return Err(Error::Setup {
-                    what: "the server configuration".into(),
-                    reason: "it has no certificate and key; give them with ServerConfig::identity, identity_pem or pkcs12".into(),
-                });
-            }
-            Some(Source::Pem { cert, key }) => {
-                let cert_pem = cert.read("server certificate")?;
-                let key_pem = key.read("server key")?;
-                let key_pem = pkcs8_key(cert, &cert_pem, key, &key_pem)?;
-                Identity::from_pkcs8(&cert_pem, &key_pem).map_err(|e| {
-                    setup(
-                        "server certificate",
-                        cert,
-                        crate::error::tls_reason(&e.to_string()).0,
-                    )
-                })?
-            }
-            Some(Source::Pkcs12 { archive, password }) => {
-                let der = archive.read("PKCS#12 archive")?;
-                Identity::from_pkcs12(&der, password).map_err(|e| {
-                    setup(
-                        "PKCS#12 archive",
-                        archive,
-                        format!(
-                            "{} (a wrong password, or not a PKCS#12 archive)",
-                            crate::error::tls_reason(&e.to_string()).0
-                        ),
-                    )
-                })?
-            }
-        };
-        let mut builder = TlsAcceptor::builder(identity);
-        builder
-            .min_protocol_version(self.min_version.map(protocol))
-            .max_protocol_version(self.max_version.map(protocol));
-        if !self.alpn.is_empty() {
-            builder.accept_alpn(&self.alpn);
-        }
-        builder.build().map_err(|e| Error::Setup {
-            what: "the TLS server configuration".into(),
-            reason: crate::error::tls_reason(&e.to_string()).0,
-        })
     }
 
     /// The client-side [`Config`] that carries the settings a [`Stream`](crate::Stream)
@@ -450,77 +415,4 @@ impl ServerConfig {
         }
         config
     }
-}
-
-fn protocol(version: TlsVersion) -> Protocol {
-    match version {
-        TlsVersion::Tls12 => Protocol::Tlsv12,
-        TlsVersion::Tls13 => Protocol::Tlsv13,
-    }
-}
-
-/// The key as PKCS#8 PEM, which is all native-tls takes, checked against the chain's first
-/// certificate so that a wrong pair is named by its two sources.
-#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
-fn pkcs8_key(cert: &Bytes, cert_pem: &[u8], key: &Bytes, key_pem: &[u8]) -> Result<Vec<u8>, Error> {
-    use openssl::pkey::PKey;
-    use openssl::x509::X509;
-
-    let reason = |e: openssl::error::ErrorStack| crate::error::tls_reason(&e.to_string()).0;
-    if is_encrypted(key_pem) {
-        return Err(setup(
-            "server key",
-            key,
-            "it is encrypted; decrypt it with `openssl pkcs8 -topk8 -nocrypt`",
-        ));
-    }
-    // An empty passphrase, never OpenSSL's default callback, which would prompt on the
-    // terminal.
-    let private = PKey::private_key_from_pem_passphrase(key_pem, b"").map_err(|e| {
-        setup(
-            "server key",
-            key,
-            format!("no PEM private key in it ({})", reason(e)),
-        )
-    })?;
-    let first = X509::stack_from_pem(cert_pem)
-        .map_err(|e| setup("server certificate", cert, reason(e)))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| setup("server certificate", cert, "no PEM certificate in it"))?;
-    if !first
-        .public_key()
-        .is_ok_and(|public| public.public_eq(&private))
-    {
-        return Err(setup(
-            "server key",
-            key,
-            format!(
-                "it does not match the server certificate {}: they hold different public keys",
-                cert.label()
-            ),
-        ));
-    }
-    private
-        .private_key_to_pem_pkcs8()
-        .map_err(|e| setup("server key", key, reason(e)))
-}
-
-/// Without OpenSSL at hand the key is taken as it is (PKCS#8 only).
-#[cfg(any(target_os = "windows", target_vendor = "apple"))]
-fn pkcs8_key(_: &Bytes, _: &[u8], key: &Bytes, key_pem: &[u8]) -> Result<Vec<u8>, Error> {
-    if is_encrypted(key_pem) {
-        return Err(setup(
-            "server key",
-            key,
-            "it is encrypted; decrypt it with `openssl pkcs8 -topk8 -nocrypt`",
-        ));
-    }
-    Ok(key_pem.to_vec())
-}
-
-fn is_encrypted(key_pem: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(key_pem);
-    text.contains(concat!("-----BEGIN ", "ENCRYPTED PRIVATE KEY-----"))
-        || text.contains("Proc-Type: 4,ENCRYPTED")
 }

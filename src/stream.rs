@@ -53,8 +53,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use native_tls::TlsStream;
-
 use crate::Error;
 use crate::certificate::Certificate;
 use crate::config::{CloseMode, Config, OnClose};
@@ -64,6 +62,7 @@ use crate::outbound::Outbound;
 use crate::report::CloseReport;
 use crate::session::Session;
 use crate::starttls::Starttls;
+use crate::tls::TlsStream;
 use crate::transport::MemoryTransport;
 
 /// A TLS client connection with `std::io` manners.
@@ -358,9 +357,10 @@ impl Stream {
         config: &Config,
         target: String,
         socket: TcpStream,
-        tls: TlsStream<MemoryTransport>,
+        tls: impl Into<TlsStream<MemoryTransport>>,
         started: Instant,
     ) -> Stream {
+        let tls = tls.into();
         let (version, cipher_suite) = tls.get_ref().server_hello().unzip();
         let session = Session {
             version,

@@ -2,7 +2,7 @@
 //! end their own way: Python `ssl` with `suppress_ragged_eofs=False` (close_notify is `b""`,
 //! a bare FIN is `SSLEOFError`; tests/peers/tls_clients.py) and `openssl s_client -state`.
 
-#[allow(unused_macros)]
+#[macro_use]
 mod common;
 
 use std::io::{Read, Write};
@@ -162,37 +162,38 @@ fn client_truncates(tls: Tls) {
     assert_eq!(all, b"xxxx");
     let report = stream.close();
     clients.only(WAIT);
-    assert_eq!(report.outcome(), Outcome::Truncated, "{report:?}");
+    // With TLS 1.3 the client closes its socket with our session tickets unread, so its
+    // kernel may reset the connection before our close_notify is written: the close then
+    // fails on the socket, which the report says instead of the truncation before it.
+    let reset = report.outcome() == Outcome::Error
+        && report
+            .error()
+            .is_some_and(|e| e.contains("Broken pipe") || e.contains("reset"));
+    assert!(
+        report.outcome() == Outcome::Truncated || (tls == Tls::V13 && reset),
+        "{report:?}"
+    );
     assert!(!report.close_notify_received());
 }
 
-// The server side speaks TLS 1.2 only: native-tls's OpenSSL server profile turns TLS 1.3 off.
-#[test]
-fn accept_server_closes() {
-    server_closes(Tls::V12);
+per_version! {
+    accept_server_closes => server_closes;
+    accept_client_closes_first => client_closes_first;
+    accept_client_truncates => client_truncates;
 }
 
+/// A server that takes TLS 1.3 only refuses a TLS 1.2 client with an error that says why.
 #[test]
-fn accept_client_closes_first() {
-    client_closes_first(Tls::V12);
-}
-
-#[test]
-fn accept_client_truncates() {
-    client_truncates(Tls::V12);
-}
-
-/// A client that offers TLS 1.3 only gets a handshake error that names the versions.
-#[test]
-fn accept_tls13_only_client_is_refused_by_name() {
+fn accept_without_a_common_version_says_so() {
     if !have_python() {
         return;
     }
     let pki = Pki::new();
     let (listener, port) = bind();
-    let clients = Clients::start(&pki, port, Tls::V13, "polite", 1, &[]);
+    let clients = Clients::start(&pki, port, Tls::V12, "polite", 1, &[]);
     let (socket, _) = listener.accept().expect("accept");
-    let err = Stream::accept(&server_config(&pki), socket).expect_err("no common version");
+    let config = server_config(&pki).min_version(gracetls::TlsVersion::Tls13);
+    let err = Stream::accept(&config, socket).expect_err("no common version");
     assert!(
         err.to_string().contains("no TLS version in common"),
         "{err}"
@@ -204,6 +205,64 @@ fn accept_tls13_only_client_is_refused_by_name() {
             .is_some_and(|v| v.starts_with("error")),
         "{client}"
     );
+}
+
+/// `client_ca_file`: a client with a certificate from that CA is served, and its certificate
+/// is the session's peer certificate; one without a certificate fails the handshake, which
+/// says so.
+fn client_certificate_required(tls: Tls) {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let config = server_config(&pki).client_ca_file(&pki.ca);
+    let (listener, port) = bind();
+    let cert = pki.client.cert.display().to_string();
+    let key = pki.client.key.display().to_string();
+    let with = Clients::start(
+        &pki,
+        port,
+        tls,
+        "first",
+        1,
+        &["--cert", &cert, "--key", &key],
+    );
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&config, socket).expect("handshake with a client certificate");
+    let peer = stream
+        .session()
+        .peer_certificate()
+        .expect("the client's certificate");
+    assert!(
+        peer.subject().contains("gracetls test client"),
+        "{}",
+        peer.subject()
+    );
+    (&stream)
+        .read_to_end(&mut Vec::new())
+        .expect("Ok(0) at its close_notify");
+    assert_eq!(stream.close().outcome(), Outcome::Clean);
+    assert_eq!(with.only(WAIT)["verdict"], "close_notify");
+
+    let without = Clients::start(&pki, port, tls, "polite", 1, &[]);
+    let (socket, _) = listener.accept().expect("accept");
+    let err = Stream::accept(&config, socket).expect_err("no client certificate");
+    assert!(
+        err.to_string()
+            .contains("the client sent no certificate, and one is required"),
+        "{err}"
+    );
+    let client = without.only(WAIT);
+    assert!(
+        client["verdict"]
+            .as_str()
+            .is_some_and(|v| v.contains("error")),
+        "{client}"
+    );
+}
+
+per_version! {
+    accept_client_certificate_required => client_certificate_required;
 }
 
 /// A SIGKILLed client: the kernel ends its TCP stream without close_notify, so the blocked
@@ -316,18 +375,38 @@ fn read_until_end(stream: &Stream) -> std::io::Result<()> {
 
 /// Idle clients, a shutdown: each client reads close_notify and answers with its own; each
 /// report is clean with the client's close_notify.
-#[test]
-fn listener_shutdown_says_goodbye_to_every_client() {
+fn shutdown_says_goodbye_to_every_client(tls: Tls) {
     if !have_python() {
         return;
     }
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     let pki = Pki::new();
-    let listener =
-        Listener::bind("127.0.0.1:0", &server_config(&pki), read_until_end).expect("listen");
+    let read = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let read = Arc::clone(&read);
+        move |stream: &Stream| {
+            let mut buf = [0u8; 4096];
+            loop {
+                match (&*stream).read(&mut buf)? {
+                    0 => return Ok(()),
+                    n => read.fetch_add(n, Ordering::SeqCst),
+                };
+            }
+        }
+    };
+    let listener = Listener::bind("127.0.0.1:0", &server_config(&pki), handler).expect("listen");
     let port = listener.local_addr().port();
-    let clients = Clients::start(&pki, port, Tls::V12, "polite", 5, &["--send", "10"]);
+    let clients = Clients::start(&pki, port, tls, "polite", 5, &["--send", "10"]);
     clients.wait_ready(WAIT);
     wait_open(&listener, 5);
+    // Every handler has its client's 10 bytes and waits in `read`.
+    let end = Instant::now() + WAIT;
+    while read.load(Ordering::SeqCst) < 50 {
+        assert!(Instant::now() < end, "the handlers did not read");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let started = Instant::now();
     let reports = listener.shutdown();
     let took = started.elapsed();
@@ -349,6 +428,10 @@ fn listener_shutdown_says_goodbye_to_every_client() {
         listener.shutdown().len() == 5,
         "a second call returns the same reports"
     );
+}
+
+per_version! {
+    listener_shutdown_says_goodbye_to_every_client => shutdown_says_goodbye_to_every_client;
 }
 
 /// `max_connections(1)`: three clients are served one after the other (the next waits in the
@@ -409,8 +492,7 @@ fn listener_serves_max_connections_at_once() {
 /// handler writes, one that never sends close_notify, one stalled in its handshake, next to
 /// polite ones; one that sent garbage is reported before. The shutdown ends within the
 /// close timeout and a grace, each connection with its own outcome.
-#[test]
-fn listener_drain_with_hostile_clients() {
+fn drain_with_hostile_clients(tls: Tls) {
     use std::sync::{Arc, Mutex};
 
     if !have_python() {
@@ -426,30 +508,36 @@ fn listener_drain_with_hostile_clients() {
     };
     // A client that sends `F` first is written to until the write fails; the others get
     // 1 MiB, then are read until the end.
-    let handler = |stream: &Stream| {
-        let mut first = [0u8; 1];
-        (&*stream).read_exact(&mut first)?;
-        let chunk = [b'z'; 65536];
-        if first[0] == b'F' {
-            loop {
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handler = {
+        let busy = Arc::clone(&busy);
+        move |stream: &Stream| {
+            let mut first = [0u8; 1];
+            (&*stream).read_exact(&mut first)?;
+            let chunk = [b'z'; 65536];
+            if first[0] == b'F' {
+                busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                loop {
+                    (&*stream).write_all(&chunk)?;
+                }
+            }
+            for _ in 0..16 {
                 (&*stream).write_all(&chunk)?;
             }
+            busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            read_until_end(stream)
         }
-        for _ in 0..16 {
-            (&*stream).write_all(&chunk)?;
-        }
-        read_until_end(stream)
     };
     let listener = Listener::bind("127.0.0.1:0", &config, handler).expect("listen");
     let port = listener.local_addr().port();
-    let garbage = Clients::start(&pki, port, Tls::V12, "garbage", 1, &[]);
+    let garbage = Clients::start(&pki, port, tls, "garbage", 1, &[]);
     let garbage = garbage.only(WAIT);
     assert_eq!(garbage["verdict"], "closed", "{garbage}");
-    let polite = Clients::start(&pki, port, Tls::V12, "polite", 3, &["--send", "1"]);
+    let polite = Clients::start(&pki, port, tls, "polite", 3, &["--send", "1"]);
     let silent = Clients::start(
         &pki,
         port,
-        Tls::V12,
+        tls,
         "silent",
         1,
         &["--send", "1", "--hold", "3"],
@@ -457,16 +545,22 @@ fn listener_drain_with_hostile_clients() {
     let noread = Clients::start(
         &pki,
         port,
-        Tls::V12,
+        tls,
         "noread",
         1,
         &["--send", "1", "--fill", "F", "--hold", "20"],
     );
-    let stall = Clients::start(&pki, port, Tls::V12, "stall", 1, &["--hold", "20"]);
+    let stall = Clients::start(&pki, port, tls, "stall", 1, &["--hold", "20"]);
     for c in [&polite, &silent, &noread, &stall] {
         c.wait_ready(WAIT);
     }
     wait_open(&listener, 6);
+    // Every handler is at work: four have written their 1 MiB, one writes on and on.
+    let end = Instant::now() + WAIT;
+    while busy.load(std::sync::atomic::Ordering::SeqCst) < 5 {
+        assert!(Instant::now() < end, "the handlers did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let started = Instant::now();
     let reports = listener.shutdown();
     let took = started.elapsed();
@@ -479,24 +573,30 @@ fn listener_drain_with_hostile_clients() {
         .iter()
         .filter(|r| r.outcome() == Outcome::Clean && r.close_notify_received())
         .count();
-    let without_answer = reports
+    let silent_closed = reports
         .iter()
-        .filter(|r| r.close_report().is_some() && !r.close_notify_received())
-        .collect::<Vec<_>>();
-    let timed_out = reports
+        .filter(|r| r.outcome() == Outcome::Clean && !r.close_notify_received())
+        .count();
+    let stuck = reports
         .iter()
-        .filter(|r| r.outcome() == Outcome::CloseTimeout)
+        .filter(|r| matches!(r.outcome(), Outcome::CloseTimeout | Outcome::Unconfirmed))
         .count();
     let cut_off = reports
         .iter()
-        .filter(|r| r.handshake_error() == Some("the listener shut down during the handshake"))
+        .filter(|r| {
+            r.handshake_error()
+                == Some("the handshake had not finished when the drain timeout passed")
+        })
         .count();
-    // Three polite clients answered; the silent one was closed without its answer (clean:
-    // its TCP acknowledged our close_notify); the one that never reads kept the queued
-    // data from going out, so its close timed out; the stalled handshake was cut off.
+    // Three polite clients answered. The silent one was closed without its answer: clean,
+    // its TCP acknowledged our close_notify. The one that never reads: either the handler's
+    // data could not all go out before the close timeout (close-timeout, the socket shut
+    // hard), or it did and our close_notify sits unacknowledged behind a full window
+    // (unconfirmed); which one depends on how much the kernels' buffers took. The stalled
+    // handshake was cut off.
     assert_eq!(clean, 3, "{reports:#?}");
-    assert_eq!(without_answer.len(), 2, "{reports:#?}");
-    assert_eq!(timed_out, 1, "{reports:#?}");
+    assert_eq!(silent_closed, 1, "{reports:#?}");
+    assert_eq!(stuck, 1, "{reports:#?}");
     assert_eq!(cut_off, 1, "{reports:#?}");
     for c in polite.results(WAIT) {
         assert_eq!(c["verdict"], "close_notify", "{c}");
@@ -513,6 +613,10 @@ fn listener_drain_with_hostile_clients() {
     assert_eq!(refused, 1, "{ended:#?}");
     drop(noread);
     drop(stall);
+}
+
+per_version! {
+    listener_drain_with_hostile_clients => drain_with_hostile_clients;
 }
 
 /// CPU ticks (user + system) of this process's thread named `name`, from /proc.
@@ -555,6 +659,8 @@ fn listener_shutdown_wakes_the_accept_thread_at_once() {
         std::net::TcpStream::connect(listener.local_addr()).is_err(),
         "nothing listens any more"
     );
+    // The listening socket is closed, not only shut: the port is free again.
+    TcpListener::bind(listener.local_addr()).expect("the port bound again");
     eprintln!("shutdown of an idle listener: {took:?}");
 }
 
@@ -616,6 +722,10 @@ fn listener_drains_1000_clients_alone() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let tls = match std::env::var("GRACETLS_DRAIN_TLS").as_deref() {
+        Ok("1.2") => Tls::V12,
+        _ => Tls::V13,
+    };
     let drain_timeout = Duration::from_secs(5);
     let pki = Pki::new();
     let config = server_config(&pki)
@@ -626,7 +736,7 @@ fn listener_drains_1000_clients_alone() {
         let clients = Clients::start(
             &pki,
             listener.local_addr().port(),
-            Tls::V12,
+            tls,
             "polite",
             n,
             &["--timeout", "120"],
@@ -662,7 +772,8 @@ fn listener_drains_1000_clients_alone() {
             .filter(|c| c["verdict"] == "close_notify" && c["answered"] == true)
             .count();
         eprintln!(
-            "drain run {run}/{runs}: n={n} shutdown={} ms reports={} clean={clean} clients_saw_close_notify={saw} threads_idle={idle_threads} threads_peak={} rss_idle_kib={idle_rss} rss_peak_kib={}",
+            "drain run {run}/{runs}: tls={} n={n} shutdown={} ms reports={} clean={clean} clients_saw_close_notify={saw} threads_idle={idle_threads} threads_peak={} rss_idle_kib={idle_rss} rss_peak_kib={}",
+            tls.number(),
             took.as_millis(),
             reports.len(),
             peak.load(Ordering::SeqCst),
@@ -698,9 +809,14 @@ struct SClient {
 
 impl SClient {
     fn start(pki: &Pki, port: u16) -> SClient {
+        SClient::start_with(pki, port, Tls::V12)
+    }
+
+    fn start_with(pki: &Pki, port: u16, tls: Tls) -> SClient {
         let mut cmd = Command::new(OPENSSL);
         cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-            .args(["-servername", "localhost", "-state", "-tls1_2", "-CAfile"])
+            .args(["-servername", "localhost", "-state", tls.s_server_flag()])
+            .arg("-CAfile")
             .arg(&pki.ca)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -726,14 +842,13 @@ impl SClient {
 
 /// The server closes: s_client reads our close_notify (its own `-state` line says so) and
 /// has everything we wrote.
-#[test]
-fn s_client_sees_the_servers_close_notify() {
+fn s_client_sees_the_servers_close_notify(tls: Tls) {
     if !have_tool(OPENSSL, "openssl") {
         return;
     }
     let pki = Pki::new();
     let (listener, port) = bind();
-    let mut client = SClient::start(&pki, port);
+    let mut client = SClient::start_with(&pki, port, tls);
     let (socket, _) = listener.accept().expect("accept");
     let stream = Stream::accept(&server_config(&pki), socket).expect("handshake");
     (&stream).write_all(b"from the server\n").expect("write");
@@ -758,6 +873,10 @@ fn s_client_sees_the_servers_close_notify() {
         "{report:?}\n{}",
         client.text()
     );
+}
+
+per_version! {
+    s_client_reads_the_servers_close_notify => s_client_sees_the_servers_close_notify;
 }
 
 /// s_client closes first (its stdin ends): `read` returns `Ok(0)` with its close_notify, and
@@ -817,4 +936,152 @@ fn s_client_killed_is_a_truncation() {
     let err = (&stream).read(&mut [0u8; 64]).expect_err("a truncation");
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
     assert_eq!(stream.close().outcome(), Outcome::Truncated);
+}
+
+// --- Settings: PKCS#12, ALPN, timeouts ---------------------------------------------------------
+
+/// The certificate and key from a PKCS#12 archive (made by `openssl pkcs12 -export`), with
+/// its password; a wrong password is an error that says what to check.
+#[test]
+fn pkcs12_identity_serves_and_a_wrong_password_is_named() {
+    if !have_tool(OPENSSL, "openssl") || !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let archive = pki.dir.path().join("server.p12");
+    let made = Command::new(OPENSSL)
+        .args(["pkcs12", "-export", "-passout", "pass:s3cret", "-in"])
+        .arg(&pki.server.cert)
+        .arg("-inkey")
+        .arg(&pki.server.key)
+        .arg("-out")
+        .arg(&archive)
+        .output()
+        .expect("openssl pkcs12");
+    assert!(made.status.success(), "{made:?}");
+    let err = ServerConfig::new()
+        .pkcs12_file(&archive, "wrong")
+        .check()
+        .expect_err("a wrong password");
+    assert!(err.to_string().contains("a wrong password"), "{err}");
+    let der = std::fs::read(&archive).expect("the archive");
+    let config = ServerConfig::new().pkcs12(der, "s3cret");
+    let (listener, port) = bind();
+    let clients = Clients::start(&pki, port, Tls::V13, "polite", 1, &[]);
+    let (socket, _) = listener.accept().expect("accept");
+    let stream = Stream::accept(&config, socket).expect("handshake");
+    assert_eq!(stream.close().outcome(), Outcome::Clean);
+    assert_eq!(clients.only(WAIT)["verdict"], "close_notify");
+}
+
+/// ALPN: the server's preference among what the client offers (s_client `-alpn`).
+#[test]
+fn alpn_is_chosen_by_the_server() {
+    if !have_tool(OPENSSL, "openssl") {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let mut cmd = Command::new(OPENSSL);
+    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-alpn", "http/1.1,h2", "-CAfile"])
+        .arg(&pki.ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut client = Proc::spawn("s_client", &mut cmd).expect("s_client");
+    let out = Capture::new();
+    out.attach(client.child_mut().stdout.take().expect("stdout"));
+    let (socket, _) = listener.accept().expect("accept");
+    let config = server_config(&pki).alpn(["h2", "http/1.1"]);
+    let stream = Stream::accept(&config, socket).expect("handshake");
+    assert_eq!(stream.session().alpn_protocol(), Some(&b"h2"[..]));
+    assert!(out.wait_for("ALPN protocol: h2", WAIT), "{}", out.text());
+    stream.close();
+}
+
+/// `ServerConfig::read_timeout`: a read that waits too long fails with a timeout, and the
+/// connection stays usable: it closes cleanly after.
+#[test]
+fn read_timeout_ends_the_call_not_the_connection() {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (listener, port) = bind();
+    let clients = Clients::start(&pki, port, Tls::V13, "polite", 1, &[]);
+    let (socket, _) = listener.accept().expect("accept");
+    let config = server_config(&pki).read_timeout(Duration::from_millis(200));
+    let stream = Stream::accept(&config, socket).expect("handshake");
+    let started = Instant::now();
+    let err = (&stream).read(&mut [0u8; 16]).expect_err("a timeout");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    (&stream)
+        .write_all(b"still here")
+        .expect("write after the timeout");
+    assert_eq!(stream.close().outcome(), Outcome::Clean);
+    let client = clients.only(WAIT);
+    assert_eq!(client["verdict"], "close_notify", "{client}");
+    assert_eq!(client["received"], 10, "{client}");
+}
+
+/// Clients that stall in their handshake hold every slot (`max_connections(2)`) only until
+/// the handshake timeout: the next client, waiting in the accept queue meanwhile, is then
+/// served, and the stalled ones are reported.
+#[test]
+fn stalled_handshakes_free_their_slots_at_the_handshake_timeout() {
+    use std::sync::{Arc, Mutex};
+
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let config = {
+        let ended = Arc::clone(&ended);
+        server_config(&pki)
+            .max_connections(2)
+            .handshake_timeout(Duration::from_millis(500))
+            .on_report(move |r| ended.lock().expect("reports").push(r.clone()))
+    };
+    let listener = Listener::bind("127.0.0.1:0", &config, |stream: &Stream| {
+        (&*stream).write_all(b"served")
+    })
+    .expect("listen");
+    let port = listener.local_addr().port();
+    let stall = Clients::start(&pki, port, Tls::V13, "stall", 2, &["--hold", "20"]);
+    stall.wait_ready(WAIT);
+    wait_open(&listener, 2);
+    let started = Instant::now();
+    let polite = Clients::start(&pki, port, Tls::V13, "polite", 1, &[]);
+    let client = polite.only(WAIT);
+    let waited = started.elapsed();
+    assert_eq!(client["verdict"], "close_notify", "{client}");
+    assert_eq!(client["received"], 6, "{client}");
+    assert!(
+        waited >= Duration::from_millis(300),
+        "served before a slot was free: {waited:?}"
+    );
+    let timed_out = ended
+        .lock()
+        .expect("reports")
+        .iter()
+        .filter(|r| {
+            r.handshake_error()
+                .is_some_and(|e| e.contains("did not complete the handshake within 500ms"))
+        })
+        .count();
+    assert_eq!(timed_out, 2);
+    let stalled = stall.results(WAIT);
+    assert!(
+        stalled.iter().all(|c| c["verdict"] == "closed"),
+        "{stalled:?}"
+    );
 }

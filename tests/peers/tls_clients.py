@@ -142,6 +142,8 @@ def main():
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--ca", required=True)
     p.add_argument("--tls", default="")
+    p.add_argument("--cert", help="a client certificate (PEM), with --key")
+    p.add_argument("--key")
     p.add_argument("--behave", default="polite")
     p.add_argument("-n", type=int, default=1)
     p.add_argument("--send", type=int, default=0)
@@ -151,6 +153,8 @@ def main():
     args = p.parse_args()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(args.ca)
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key)
     if args.tls == "1.2":
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     elif args.tls == "1.3":
