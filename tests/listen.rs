@@ -1,6 +1,6 @@
 //! The server mode, refereed: `gracetls --listen` (one client, stdin and stdout) and
 //! `--listen --keep-open --exec CMD` (many clients, a CMD each), ended every way a server
-//! ends, and each ending judged by clients of seven TLS stacks
+//! ends, with TLS 1.3 and 1.2, and each ending judged by clients of seven TLS stacks
 //! (tests/referees/): `openssl s_client`, `gnutls-cli`, curl, Python `ssl`, Go
 //! `crypto/tls`, rustls and Java JSSE. Each client says, by its own means, whether the
 //! server's end came with close_notify; every cell asserts `close_notify` from the client
@@ -13,11 +13,7 @@
 //! still read: s_client, gnutls-cli and curl send it only as they exit, so those cells are
 //! `n/a` and say so.
 //!
-//! TLS 1.2 only: the server side is TLS 1.2 (native-tls builds its OpenSSL server from a
-//! profile that turns TLS 1.3 off); `tls13_only_client_is_refused` pins what a TLS
-//! 1.3-only client gets, and `--tls-min 1.3` is a usage error.
-//!
-//! `loss::` and `delay::` repeat a subset (five endings, Python and Go)
+//! `loss::` and `delay::` repeat a subset (five endings, TLS 1.3 and 1.2, Python and Go)
 //! under 5% TCP loss (a network namespace, root; see `common/netns.rs`) and 100 ms one-way
 //! delay (the delaying proxy, `common/proxy.rs`), as the client's fault matrix does.
 //!
@@ -473,6 +469,10 @@ macro_rules! endings {
     ($fault:expr, $clients:ident; $($name:ident => $ending:expr,)*) => {$(
         mod $name {
             use super::*;
+            mod tls1_3 {
+                use super::*;
+                $clients!($fault, $ending, Tls::V13);
+            }
             mod tls1_2 {
                 use super::*;
                 $clients!($fault, $ending, Tls::V12);
@@ -519,64 +519,40 @@ mod delay {
     }
 }
 
-/// A client that offers TLS 1.3 alone fails its handshake (the server is TLS 1.2 only); the
-/// server names it in a warning and waits for the next client, which it serves.
+/// `--ca-file` with `--listen` requires a client certificate signed by that CA: the client
+/// mode with `--cert` is served (and the report shows its certificate), one without is
+/// passed over with a warning, as any failed handshake is.
 #[test]
-fn tls13_only_client_is_refused() {
-    if !Referee::Python.available() {
-        return;
-    }
+fn client_certificate_required() {
     let pki = Pki::new();
-    let (mut server, port) = start_server(&pki, Tls::V12, &[], &[]);
+    let ca = pki.ca.display().to_string();
+    let (mut server, port) = start_server(&pki, Tls::V13, &[], &["--ca-file", &ca]);
     server.write_stdin(GREETING, &[]);
-    let mut first = RefereeRun::start(Referee::Python, &[], port, &pki.ca, Tls::V13, false);
-    let verdict = first.wait_line("VERDICT", WAIT).unwrap_or_default();
-    assert!(
-        verdict.starts_with("VERDICT error") && verdict.contains("PROTOCOL_VERSION"),
-        "{verdict}{}",
-        dumps(&[&first, &server])
-    );
+    let target = format!("localhost:{port}");
+    let mut anonymous = Client::spawn(["--ca-file", &ca, &target]);
+    let status = anonymous.wait_exit(WAIT, &[&server]);
+    anonymous.assert_code(status, 1, &[&server]);
     assert!(
         server.stderr.wait_for("waiting for the next client", WAIT),
         "{}",
         server.dump()
     );
-    let mut second = RefereeRun::start(Referee::Python, &[], port, &pki.ca, Tls::V12, false);
+    let cert = pki.client.cert.display().to_string();
+    let key = pki.client.key.display().to_string();
+    let mut client = Client::spawn(["--ca-file", &ca, "--cert", &cert, "--key", &key, &target]);
     assert!(
-        second.wait_line("READY", WAIT).is_some(),
+        client.stdout.wait_for("hello", WAIT),
         "{}",
-        dumps(&[&second, &server])
+        dumps(&[&client, &server])
     );
-    server.signal(SIGTERM);
-    let verdict = second.wait_line("VERDICT", WAIT).unwrap_or_default();
-    assert!(
-        verdict.starts_with("VERDICT close_notify"),
-        "{verdict}{}",
-        dumps(&[&second, &server])
-    );
-    let status = server.wait_exit(WAIT, &[&second]);
-    server.assert_signal(status, SIGTERM, &[]);
-}
-
-/// `--tls-min 1.3` cannot be served: exit 2 before listening, one line saying why.
-#[test]
-fn tls13_minimum_is_a_usage_error() {
-    let pki = Pki::new();
-    let mut server = Client::spawn([
-        "--listen",
-        "127.0.0.1:0",
-        "--cert",
-        &pki.server.cert.display().to_string(),
-        "--key",
-        &pki.server.key.display().to_string(),
-        "--tls-min",
-        "1.3",
-    ]);
-    let status = server.wait_exit(WAIT, &[]);
-    server.assert_code(status, 2, &[]);
-    let lines = server.message_lines();
-    assert_eq!(lines.len(), 1, "{}", server.dump());
-    assert!(lines[0].contains("1.3"), "{}", server.dump());
+    client.close_stdin();
+    let status = client.wait_exit(WAIT, &[&server]);
+    client.assert_code(status, 0, &[&server]);
+    let status = server.wait_exit(WAIT, &[&client]);
+    server.assert_code(status, 0, &[&client]);
+    let report = server.assert_report(&[("close_notify_sent", json!(true))], &[&client]);
+    let subject = &report["session"]["certificate"]["subject"];
+    assert!(subject.as_str().is_some_and(|s| !s.is_empty()), "{report}");
 }
 
 const TLS_CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/tls_clients.py");
@@ -598,7 +574,7 @@ fn drain_many_clients() {
     let max = (n + 10).to_string();
     let (mut server, port) = start_server(
         &pki,
-        Tls::V12,
+        Tls::V13,
         &[],
         &[
             "--keep-open",

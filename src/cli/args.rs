@@ -41,7 +41,8 @@ Exit codes:
 Local command: ~. alone on a line closes the connection, when stdin is a terminal (see --escape).
 
 Server mode: gracetls --listen [HOST:]PORT --cert PEM --key PEM serves one client, stdin to
-it and it to stdout, with the same exit paths, codes and report (TLS 1.2 only). With
+it and it to stdout, with the same exit paths, codes and report (--ca-file: client
+certificates required, signed by a CA in that file). With
 --keep-open --exec CMD it serves many, each with its own CMD, and on SIGTERM or SIGINT drains
 them (close_notify to each, at most --drain-timeout) and ends by that signal.
 

@@ -15,9 +15,10 @@ use super::args::{Args, parse_timeout};
 pub(crate) struct ServerArgs {
     /// Serve instead of connecting: wait for one client on [HOST:]PORT (all IPv4 interfaces
     /// without HOST), then stdin to the client and the client to stdout, with every exit path
-    /// of the client mode. Needs --cert and --key (the server's).
+    /// of the client mode. Needs --cert and --key (the server's); --ca-file then requires
+    /// each client to show a certificate signed by a CA in that file.
     #[arg(long, value_name = "[HOST:]PORT", requires_all = ["cert", "key"],
-          conflicts_with_all = ["target", "ca_file", "system_roots", "insecure", "servername", "proxy", "starttls", "show_cert"],
+          conflicts_with_all = ["target", "system_roots", "insecure", "servername", "proxy", "starttls", "show_cert"],
           value_hint = ValueHint::Other)]
     pub(crate) listen: Option<String>,
 
@@ -82,6 +83,9 @@ pub(crate) fn server_config_from(args: &Args) -> ServerConfig {
         .max_connections(args.server.max_conns as usize);
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
         config = config.identity(cert, key);
+    }
+    for ca in &args.ca_file {
+        config = config.client_ca_file(ca);
     }
     if let Some(v) = args.tls_min {
         config = config.min_version(v);
