@@ -791,3 +791,109 @@ fn server_setup_errors_are_one_line() {
     }
     drop(taken);
 }
+
+/// Starts `n` clients of tests/peers/tls_clients.py behaving as `behave`; stdout captured.
+fn hostile_clients(port: u16, ca: &Path, behave: &str, n: usize) -> (Proc, Capture) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(TLS_CLIENTS)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--behave",
+            behave,
+            "-n",
+            &n.to_string(),
+        ])
+        .args(["--hold", "30", "--timeout", "60"])
+        .arg("--ca")
+        .arg(ca)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut proc = Proc::spawn(behave, &mut cmd).expect("start python3");
+    let out = Capture::new();
+    out.attach(proc.child_mut().stdout.take().expect("piped stdout"));
+    (proc, out)
+}
+
+/// A drain with hostile clients: one that never reads while its CMD writes 8 MiB, one that
+/// reads but never sends close_notify, one stalled in the middle of its handshake, one
+/// sending garbage, beside a polite one. The drain still ends within `--drain-timeout`
+/// (plus the exit), the polite client sees close_notify, and every session the drain
+/// closed has its report: `close-timeout` for the one that never reads (our close_notify
+/// could not be sent past its full window), close_notify sent to the other two.
+#[test]
+fn drain_with_hostile_clients() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let pki = Pki::new();
+    let cmd = "head -c 8388608 /dev/zero; exec sleep 60";
+    let (mut server, port) = start_server(
+        &pki,
+        Tls::V13,
+        &[],
+        &["--keep-open", "--exec", cmd, "--drain-timeout", "2s"],
+    );
+    let mut started = Vec::new();
+    for behave in ["noread", "silent", "stall", "garbage", "polite"] {
+        let (proc, out) = hostile_clients(port, &pki.ca, behave, 1);
+        assert!(
+            out.wait_for("READY", WAIT),
+            "{behave}: not ready: {}",
+            out.text()
+        );
+        started.push((behave, proc, out));
+    }
+    // The three whose handshake ended have their CMD running (garbage was refused).
+    assert!(
+        server.stderr.wait_for_count("connected to client", 3, WAIT),
+        "{}",
+        server.dump()
+    );
+    let triggered = Instant::now();
+    server.signal(SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(10), &[]);
+    let took = triggered.elapsed();
+    server.assert_signal(status, SIGTERM, &[]);
+    assert!(
+        took < Duration::from_millis(3_500),
+        "the drain took {took:?}{}",
+        server.dump()
+    );
+    let polite = &started[4].2;
+    assert!(polite.wait_for("DONE", WAIT), "{}", polite.text());
+    assert!(
+        polite.text().contains("\"verdict\": \"close_notify\""),
+        "{}",
+        polite.text()
+    );
+    let reports = conn_reports(&server);
+    let drained = reports.iter().filter(|r| r["trigger"] == "drain").count();
+    assert_eq!(
+        drained,
+        3,
+        "noread, silent and polite are drained{}",
+        server.dump()
+    );
+    // The client that never reads holds our close_notify behind its full window: the
+    // close times out with it unsent; the other two got it.
+    let stuck = reports
+        .iter()
+        .filter(|r| r["outcome"] == "close-timeout")
+        .count();
+    let sent = reports
+        .iter()
+        .filter(|r| r["trigger"] == "drain" && r["close_notify_sent"] == true)
+        .count();
+    assert_eq!((stuck, sent), (1, 2), "{}", server.dump());
+    println!(
+        "HOSTILE drain {} ms; outcomes: {}",
+        took.as_millis(),
+        reports
+            .iter()
+            .map(|r| format!("{} {}", r["trigger"], r["outcome"]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
