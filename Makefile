@@ -27,7 +27,7 @@ INSTALL_BASH := $(DESTDIR)$(DATADIR)/bash-completion/completions/gracetls
 INSTALL_ZSH := $(DESTDIR)$(DATADIR)/zsh/site-functions/_gracetls
 INSTALL_FISH := $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/gracetls.fish
 
-.PHONY: all build demo test interop server-goodbye test-faults fanout figures stress soak bench lint doc ci deps build-deps bench-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps
+.PHONY: all build demo test interop server-goodbye test-faults fanout figures stress soak bench lint doc ci deps build-deps bench-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps api-diff
 
 all: build
 
@@ -152,6 +152,19 @@ lint:
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+
+## api-diff: the library's public items removed (-) and added (+) since BASE (a commit; default
+## the last change of CHANGELOG's release heading), from rustdoc's JSON (nightly toolchain):
+## every `-` line is a breaking change CHANGELOG must list
+BASE ?= $(shell git log -1 --format=%H -G'^## \[[0-9]' -- CHANGELOG.md 2>/dev/null)
+api-diff:
+	@test -n "$(BASE)" || { echo "api-diff: no release in CHANGELOG yet; say BASE=<commit>"; exit 2; }
+	rm -rf target/api-diff/base && git worktree add --detach -f target/api-diff/base $(BASE)
+	cd target/api-diff/base && $(CARGO) +nightly rustdoc --lib -q --target-dir ../target -- -Z unstable-options --output-format json
+	cp target/api-diff/target/doc/gracetls.json target/api-diff/base.json
+	git worktree remove --force target/api-diff/base
+	$(CARGO) +nightly rustdoc --lib -q --target-dir target/api-diff/target -- -Z unstable-options --output-format json
+	python3 tools/api_items.py target/api-diff/base.json target/api-diff/target/doc/gracetls.json
 
 ## fuzz: each libFuzzer target (fuzz/fuzz_targets) for FUZZ_SECONDS, growing fuzz/corpus;
 ## anything found is left in fuzz/artifacts/TARGET. Needs the nightly toolchain and cargo-fuzz.

@@ -11,6 +11,7 @@ use log::debug;
 
 use crate::acceptor::{Acceptor, Step};
 use crate::config::format_duration;
+use crate::error::{Alert, Operation};
 use crate::server_config::ServerConfig;
 use crate::session::HelloScan;
 use crate::tls::TlsStream;
@@ -68,7 +69,7 @@ impl Stream {
         };
         let io_error = |source| Error::Io {
             target: target.clone(),
-            op: "setting up",
+            op: Operation::SetUp,
             source,
         };
         socket.set_read_timeout(None).map_err(io_error)?;
@@ -98,6 +99,7 @@ fn server_handshake(
             "the client did not complete the handshake within {}",
             format_duration(timeout)
         ),
+        alert: None,
     };
     let is_timeout = |e: &io::Error| {
         matches!(
@@ -121,12 +123,12 @@ fn server_handshake(
                 if !out.is_empty() {
                     socket
                         .set_write_timeout(Some(remaining.max(Duration::from_millis(1))))
-                        .map_err(|e| io_error("writing to", e))?;
+                        .map_err(|e| io_error(Operation::Write, e))?;
                     socket.write_all(&out).map_err(|e| {
                         if is_timeout(&e) {
                             timed_out()
                         } else {
-                            io_error("writing to", e)
+                            io_error(Operation::Write, e)
                         }
                     })?;
                 }
@@ -157,12 +159,12 @@ fn server_handshake(
         if !out.is_empty() {
             socket
                 .set_write_timeout(Some(remaining))
-                .map_err(|e| io_error("writing to", e))?;
+                .map_err(|e| io_error(Operation::Write, e))?;
             socket.write_all(&out).map_err(|e| {
                 if is_timeout(&e) {
                     timed_out()
                 } else {
-                    io_error("writing to", e)
+                    io_error(Operation::Write, e)
                 }
             })?;
         }
@@ -170,16 +172,17 @@ fn server_handshake(
             return Err(Error::Handshake {
                 target: target.to_string(),
                 reason: "the client closed the connection during the handshake".into(),
+                alert: None,
             });
         }
         socket
             .set_read_timeout(Some(remaining))
-            .map_err(|e| io_error("reading from", e))?;
+            .map_err(|e| io_error(Operation::Read, e))?;
         let n = loop {
             match socket.read(&mut buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_timeout(&e) => return Err(timed_out()),
-                Err(e) => return Err(io_error("reading from", e)),
+                Err(e) => return Err(io_error(Operation::Read, e)),
                 Ok(n) => break n,
             }
         };
@@ -222,9 +225,14 @@ fn classify(target: &str, text: &str) -> Error {
     } else {
         reason
     };
+    // OpenSSL names an alert the client sent as `tlsv1 alert unknown ca`.
+    let alert = reason
+        .split_once("alert ")
+        .and_then(|(_, name)| Alert::from_name(name.split(" (").next().unwrap_or(name)));
     Error::Handshake {
         target: target.to_string(),
         reason,
+        alert,
     }
 }
 
@@ -242,7 +250,8 @@ mod tests {
             e.to_string(),
             Error::Handshake {
                 target: "client 127.0.0.1:9".into(),
-                reason: "the client does not speak TLS (http request)".into()
+                reason: "the client does not speak TLS (http request)".into(),
+                alert: None,
             }
             .to_string()
         );

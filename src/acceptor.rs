@@ -8,7 +8,8 @@
 
 use crate::Error;
 use crate::config::TlsVersion;
-use crate::server_config::{Bytes, ServerConfig, Source, setup};
+use crate::error::{SetupInput, SetupProblem};
+use crate::server_config::{Bytes, ServerConfig, Source, setup, setup_as};
 use crate::tls::TlsStream;
 use crate::transport::MemoryTransport;
 
@@ -61,6 +62,8 @@ impl Acceptor {
         let failed = |e: openssl::error::ErrorStack| Error::Setup {
             what: "the TLS server configuration".into(),
             reason: crate::error::tls_reason(&e.to_string()).0,
+            input: SetupInput::Tls,
+            problem: SetupProblem::Invalid,
         };
         let (key, chain) = identity(config)?;
         let mut builder =
@@ -100,6 +103,8 @@ impl Acceptor {
                     .ok_or_else(|| Error::Setup {
                         what: format!("the ALPN protocol {protocol:?}"),
                         reason: "an ALPN name is 1 to 255 bytes long".into(),
+                        input: SetupInput::Tls,
+                        problem: SetupProblem::Invalid,
                     })?;
                 ours.push(len);
                 ours.extend_from_slice(protocol.as_bytes());
@@ -137,18 +142,18 @@ impl Acceptor {
         let identity = match &config.identity {
             None => return Err(no_identity()),
             Some(Source::Pem { cert, key }) => {
-                let cert_pem = cert.read("server certificate")?;
-                let key_pem = key.read("server key")?;
+                let cert_pem = cert.read(SetupInput::ServerCertificate)?;
+                let key_pem = key.read(SetupInput::ServerKey)?;
                 if is_encrypted(&key_pem) {
                     return Err(encrypted(key));
                 }
                 Identity::from_pkcs8(&cert_pem, &key_pem)
-                    .map_err(|e| setup("server key", key, failed(e)))?
+                    .map_err(|e| setup(SetupInput::ServerKey, key, failed(e)))?
             }
             Some(Source::Pkcs12 { archive, password }) => {
-                let der = archive.read("PKCS#12 archive")?;
+                let der = archive.read(SetupInput::Pkcs12Archive)?;
                 Identity::from_pkcs12(&der, password)
-                    .map_err(|e| setup("PKCS#12 archive", archive, failed(e)))?
+                    .map_err(|e| setup(SetupInput::Pkcs12Archive, archive, failed(e)))?
             }
         };
         let protocol = |v: TlsVersion| match v {
@@ -165,6 +170,8 @@ impl Acceptor {
         builder.build().map(Acceptor).map_err(|e| Error::Setup {
             what: "the TLS server configuration".into(),
             reason: failed(e),
+            input: SetupInput::Tls,
+            problem: SetupProblem::Invalid,
         })
     }
 }
@@ -184,14 +191,20 @@ fn require_client_certificates(
     let failed = |e| Error::Setup {
         what: "the client CA".into(),
         reason: reason(e),
+        input: SetupInput::CaFile,
+        problem: SetupProblem::Invalid,
     };
     let mut store = X509StoreBuilder::new().map_err(failed)?;
     for source in cas {
-        let pem = source.read("client CA file")?;
+        let pem = source.read(SetupInput::CaFile)?;
         let certs =
-            X509::stack_from_pem(&pem).map_err(|e| setup("client CA file", source, reason(e)))?;
+            X509::stack_from_pem(&pem).map_err(|e| setup(SetupInput::CaFile, source, reason(e)))?;
         if certs.is_empty() {
-            return Err(setup("client CA file", source, "no PEM certificate in it"));
+            return Err(setup(
+                SetupInput::CaFile,
+                source,
+                "no PEM certificate in it",
+            ));
         }
         for cert in certs {
             // Named in the CertificateRequest, so a client with several picks the right one.
@@ -265,8 +278,8 @@ fn identity(
     match &config.identity {
         None => Err(no_identity()),
         Some(Source::Pem { cert, key }) => {
-            let cert_pem = cert.read("server certificate")?;
-            let key_pem = key.read("server key")?;
+            let cert_pem = cert.read(SetupInput::ServerCertificate)?;
+            let key_pem = key.read(SetupInput::ServerKey)?;
             if is_encrypted(&key_pem) {
                 return Err(encrypted(key));
             }
@@ -274,16 +287,16 @@ fn identity(
             // the terminal.
             let private = PKey::private_key_from_pem_passphrase(&key_pem, b"").map_err(|e| {
                 setup(
-                    "server key",
+                    SetupInput::ServerKey,
                     key,
                     format!("no PEM private key in it ({})", reason(e)),
                 )
             })?;
             let chain = X509::stack_from_pem(&cert_pem)
-                .map_err(|e| setup("server certificate", cert, reason(e)))?;
+                .map_err(|e| setup(SetupInput::ServerCertificate, cert, reason(e)))?;
             let Some(first) = chain.first() else {
                 return Err(setup(
-                    "server certificate",
+                    SetupInput::ServerCertificate,
                     cert,
                     "no PEM certificate in it",
                 ));
@@ -293,7 +306,7 @@ fn identity(
                 .is_ok_and(|public| public.public_eq(&private))
             {
                 return Err(setup(
-                    "server key",
+                    SetupInput::ServerKey,
                     key,
                     format!(
                         "it does not match the server certificate {}: they hold different public keys",
@@ -304,10 +317,10 @@ fn identity(
             Ok((private, chain))
         }
         Some(Source::Pkcs12 { archive, password }) => {
-            let der = archive.read("PKCS#12 archive")?;
+            let der = archive.read(SetupInput::Pkcs12Archive)?;
             let wrong = |e| {
                 setup(
-                    "PKCS#12 archive",
+                    SetupInput::Pkcs12Archive,
                     archive,
                     format!("{} (a wrong password, or not a PKCS#12 archive)", reason(e)),
                 )
@@ -317,7 +330,7 @@ fn identity(
                 .map_err(wrong)?;
             let (Some(private), Some(leaf)) = (parsed.pkey, parsed.cert) else {
                 return Err(setup(
-                    "PKCS#12 archive",
+                    SetupInput::Pkcs12Archive,
                     archive,
                     "it holds no private key with its certificate",
                 ));
@@ -333,12 +346,15 @@ fn no_identity() -> Error {
     Error::Setup {
         what: "the server configuration".into(),
         reason: "it has no certificate and key; give them with ServerConfig::identity, identity_pem or pkcs12".into(),
+        input: SetupInput::ServerCertificate,
+        problem: SetupProblem::Invalid,
     }
 }
 
 fn encrypted(key: &Bytes) -> Error {
-    setup(
-        "server key",
+    setup_as(
+        SetupProblem::Convert,
+        SetupInput::ServerKey,
         key,
         "it is encrypted; decrypt it with `openssl pkcs8 -topk8 -nocrypt`",
     )

@@ -1,85 +1,190 @@
-//! The alert a server ended the connection with, by name.
-//!
-//! OpenSSL reports a received alert as a reason such as `tlsv1 alert internal error`, and one
-//! it has no name for as `reason(1247)`: its code for a received alert is 1000 plus the
-//! alert's number. A person needs the alert's name, or, when TLS defines none, its number
-//! said as such, not OpenSSL's code.
+//! The TLS alerts a server can end a connection or a handshake with, by their number on the
+//! wire (RFC 8446 §6, RFC 5246 §7.2, RFC 7301), and their names as people read them.
 
-/// OpenSSL's offset of a received alert's number in its reason codes (`SSL_AD_REASON_OFFSET`).
-const REASON_OFFSET: u32 = 1000;
+use std::fmt;
 
-/// The alert named in an OpenSSL reason text, if the reason is a received alert: the name
-/// as TLS writes it with spaces (`internal error`), or `alert 247` for a number TLS does
-/// not define.
-pub(crate) fn received_alert(reason: &str) -> Option<String> {
-    reason.split("; ").find_map(one_reason)
+/// The description of an alert the server sent: why it ended the connection or the
+/// handshake. [`Display`](fmt::Display) gives its name as TLS writes it, with spaces
+/// (`internal error`), or `alert N` for a number TLS does not define.
+///
+/// ```
+/// use gracetls::Alert;
+///
+/// assert_eq!(Alert::from(80), Alert::InternalError);
+/// assert_eq!(Alert::InternalError.to_string(), "internal error");
+/// assert_eq!(Alert::from(247).to_string(), "alert 247");
+/// assert_eq!(Alert::from(247).number(), 247);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Alert {
+    /// 0: the sender will send nothing more.
+    CloseNotify,
+    /// 10: a message arrived that was not expected at that point.
+    UnexpectedMessage,
+    /// 20: a record failed its integrity check.
+    BadRecordMac,
+    /// 21: a record could not be decrypted (TLS 1.0 and older).
+    DecryptionFailed,
+    /// 22: a record was longer than TLS allows.
+    RecordOverflow,
+    /// 30: decompression failed (TLS 1.2 and older).
+    DecompressionFailure,
+    /// 40: no acceptable set of parameters (versions, ciphers, a certificate) was found.
+    HandshakeFailure,
+    /// 41: no certificate (SSL 3.0 only).
+    NoCertificate,
+    /// 42: a certificate was corrupt or its signature did not verify.
+    BadCertificate,
+    /// 43: a certificate was of a type the receiver does not support.
+    UnsupportedCertificate,
+    /// 44: a certificate was revoked by its issuer.
+    CertificateRevoked,
+    /// 45: a certificate has expired or is not yet valid.
+    CertificateExpired,
+    /// 46: a certificate was unacceptable for another reason.
+    CertificateUnknown,
+    /// 47: a field of a handshake message was out of range or inconsistent.
+    IllegalParameter,
+    /// 48: the certificate's CA is not trusted by the receiver.
+    UnknownCa,
+    /// 49: a valid certificate was received, but access was refused.
+    AccessDenied,
+    /// 50: a message could not be decoded.
+    DecodeError,
+    /// 51: a cryptographic check of the handshake failed.
+    DecryptError,
+    /// 60: export restriction (TLS 1.0 only).
+    ExportRestriction,
+    /// 70: the receiver speaks none of the versions offered.
+    ProtocolVersion,
+    /// 71: the receiver wants stronger parameters than were offered.
+    InsufficientSecurity,
+    /// 80: the receiver failed for a reason of its own.
+    InternalError,
+    /// 86: a downgrade was detected.
+    InappropriateFallback,
+    /// 90: the sender cancelled the handshake.
+    UserCanceled,
+    /// 100: renegotiation refused.
+    NoRenegotiation,
+    /// 109: a required extension was missing.
+    MissingExtension,
+    /// 110: an extension appeared where it must not.
+    UnsupportedExtension,
+    /// 111: a certificate could not be obtained from a URL.
+    CertificateUnobtainable,
+    /// 112: the receiver serves no host of the name sent (SNI).
+    UnrecognizedName,
+    /// 113: an invalid OCSP response was sent.
+    BadCertificateStatusResponse,
+    /// 114: a certificate's hash did not match.
+    BadCertificateHashValue,
+    /// 115: the pre-shared key identity is unknown.
+    UnknownPskIdentity,
+    /// 116: the receiver requires a client certificate and got none.
+    CertificateRequired,
+    /// 120: the receiver speaks none of the application protocols offered (ALPN).
+    NoApplicationProtocol,
+    /// A number TLS does not define.
+    Unknown(u8),
 }
 
-fn one_reason(reason: &str) -> Option<String> {
-    if let Some((prefix, name)) = reason.split_once(" alert ") {
-        // `sslv3 alert …`, `tlsv1 alert …`, `tlsv13 alert …`: OpenSSL's received alerts.
-        let prefix = prefix.trim();
-        if prefix.starts_with("sslv3") || prefix.starts_with("tlsv1") {
-            return Some(name.trim().to_string());
+/// Each alert with its number and name, the one table both directions read.
+const ALERTS: [(Alert, u8, &str); 34] = [
+    (Alert::CloseNotify, 0, "close notify"),
+    (Alert::UnexpectedMessage, 10, "unexpected message"),
+    (Alert::BadRecordMac, 20, "bad record mac"),
+    (Alert::DecryptionFailed, 21, "decryption failed"),
+    (Alert::RecordOverflow, 22, "record overflow"),
+    (Alert::DecompressionFailure, 30, "decompression failure"),
+    (Alert::HandshakeFailure, 40, "handshake failure"),
+    (Alert::NoCertificate, 41, "no certificate"),
+    (Alert::BadCertificate, 42, "bad certificate"),
+    (Alert::UnsupportedCertificate, 43, "unsupported certificate"),
+    (Alert::CertificateRevoked, 44, "certificate revoked"),
+    (Alert::CertificateExpired, 45, "certificate expired"),
+    (Alert::CertificateUnknown, 46, "certificate unknown"),
+    (Alert::IllegalParameter, 47, "illegal parameter"),
+    (Alert::UnknownCa, 48, "unknown ca"),
+    (Alert::AccessDenied, 49, "access denied"),
+    (Alert::DecodeError, 50, "decode error"),
+    (Alert::DecryptError, 51, "decrypt error"),
+    (Alert::ExportRestriction, 60, "export restriction"),
+    (Alert::ProtocolVersion, 70, "protocol version"),
+    (Alert::InsufficientSecurity, 71, "insufficient security"),
+    (Alert::InternalError, 80, "internal error"),
+    (Alert::InappropriateFallback, 86, "inappropriate fallback"),
+    (Alert::UserCanceled, 90, "user canceled"),
+    (Alert::NoRenegotiation, 100, "no renegotiation"),
+    (Alert::MissingExtension, 109, "missing extension"),
+    (Alert::UnsupportedExtension, 110, "unsupported extension"),
+    (
+        Alert::CertificateUnobtainable,
+        111,
+        "certificate unobtainable",
+    ),
+    (Alert::UnrecognizedName, 112, "unrecognized name"),
+    (
+        Alert::BadCertificateStatusResponse,
+        113,
+        "bad certificate status response",
+    ),
+    (
+        Alert::BadCertificateHashValue,
+        114,
+        "bad certificate hash value",
+    ),
+    (Alert::UnknownPskIdentity, 115, "unknown psk identity"),
+    (Alert::CertificateRequired, 116, "certificate required"),
+    (Alert::NoApplicationProtocol, 120, "no application protocol"),
+];
+
+impl Alert {
+    /// Its number on the wire.
+    pub fn number(self) -> u8 {
+        match self {
+            Alert::Unknown(n) => n,
+            known => ALERTS
+                .iter()
+                .find(|(a, _, _)| *a == known)
+                .map_or(0, |&(_, n, _)| n),
         }
     }
-    let code: u32 = reason
-        .trim()
-        .strip_prefix("reason(")?
-        .strip_suffix(')')?
-        .parse()
-        .ok()?;
-    let number = u8::try_from(code.checked_sub(REASON_OFFSET)?).ok()?;
-    Some(match name(number) {
-        Some(name) => name.to_string(),
-        None => format!("alert {number}"),
-    })
+
+    /// Its name as TLS writes it, with spaces; `None` for a number TLS does not define.
+    pub fn name(self) -> Option<&'static str> {
+        ALERTS
+            .iter()
+            .find(|(a, _, _)| *a == self)
+            .map(|&(_, _, name)| name)
+    }
+
+    /// The alert of that name (as [`name`](Self::name) gives it, any case), if TLS defines one.
+    pub(crate) fn from_name(name: &str) -> Option<Alert> {
+        ALERTS
+            .iter()
+            .find(|(_, _, n)| n.eq_ignore_ascii_case(name.trim()))
+            .map(|&(a, _, _)| a)
+    }
 }
 
-/// Whether TLS defines an alert of this number (for the wording around an undefined one).
-pub(crate) fn is_defined(alert: &str) -> bool {
-    !alert.starts_with("alert ")
+impl From<u8> for Alert {
+    fn from(number: u8) -> Alert {
+        ALERTS
+            .iter()
+            .find(|&&(_, n, _)| n == number)
+            .map_or(Alert::Unknown(number), |&(a, _, _)| a)
+    }
 }
 
-/// The alerts of RFC 8446 §6, RFC 5246 §7.2 and RFC 7301, named the way OpenSSL names them.
-fn name(number: u8) -> Option<&'static str> {
-    Some(match number {
-        0 => "close notify",
-        10 => "unexpected message",
-        20 => "bad record mac",
-        21 => "decryption failed",
-        22 => "record overflow",
-        30 => "decompression failure",
-        40 => "handshake failure",
-        41 => "no certificate",
-        42 => "bad certificate",
-        43 => "unsupported certificate",
-        44 => "certificate revoked",
-        45 => "certificate expired",
-        46 => "certificate unknown",
-        47 => "illegal parameter",
-        48 => "unknown ca",
-        49 => "access denied",
-        50 => "decode error",
-        51 => "decrypt error",
-        60 => "export restriction",
-        70 => "protocol version",
-        71 => "insufficient security",
-        80 => "internal error",
-        86 => "inappropriate fallback",
-        90 => "user canceled",
-        100 => "no renegotiation",
-        109 => "missing extension",
-        110 => "unsupported extension",
-        111 => "certificate unobtainable",
-        112 => "unrecognized name",
-        113 => "bad certificate status response",
-        114 => "bad certificate hash value",
-        115 => "unknown psk identity",
-        116 => "certificate required",
-        120 => "no application protocol",
-        _ => return None,
-    })
+impl fmt::Display for Alert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "alert {}", self.number()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -87,48 +192,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_the_alerts_openssl_names() {
-        assert_eq!(
-            received_alert("tlsv1 alert internal error").as_deref(),
-            Some("internal error")
-        );
-        assert_eq!(
-            received_alert("sslv3 alert unexpected message").as_deref(),
-            Some("unexpected message")
-        );
-        assert_eq!(
-            received_alert("tlsv13 alert certificate required").as_deref(),
-            Some("certificate required")
-        );
-    }
-
-    #[test]
-    fn numbers_an_alert_tls_does_not_define() {
-        let alert = received_alert("reason(1247)");
-        assert_eq!(alert.as_deref(), Some("alert 247"));
-        assert!(!is_defined("alert 247"));
-        assert_eq!(
-            received_alert("reason(1080)").as_deref(),
-            Some("internal error")
-        );
-    }
-
-    #[test]
-    fn other_reasons_are_not_alerts() {
-        for reason in [
-            "bad record mac",
-            "reason(42)",
-            "reason(2300)",
-            "reason(",
-            "decryption failed or bad record mac",
-            "wrong version number",
-            "",
-        ] {
-            assert_eq!(received_alert(reason), None, "{reason}");
+    fn every_number_round_trips() {
+        for n in 0..=255u8 {
+            assert_eq!(Alert::from(n).number(), n);
         }
-        assert_eq!(
-            received_alert("record layer failure; tlsv1 alert decode error").as_deref(),
-            Some("decode error")
-        );
+        for (alert, _, name) in ALERTS {
+            assert_eq!(Alert::from_name(name), Some(alert));
+            assert_eq!(alert.to_string(), name);
+        }
+        assert_eq!(Alert::from(247), Alert::Unknown(247));
+        assert_eq!(Alert::from(247).name(), None);
+        assert_eq!(Alert::from_name("no such alert"), None);
     }
 }

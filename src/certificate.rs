@@ -190,7 +190,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
-pub(crate) use imp::system_time;
+pub(crate) use imp::{common_name, name as x509_name, system_time};
 
 #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
 mod imp {
@@ -199,6 +199,7 @@ mod imp {
 
     use openssl::asn1::{Asn1Time, Asn1TimeRef};
     use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
     use openssl::x509::{GeneralNameRef, X509, X509NameRef};
 
     use super::{Certificate, SubjectAltName};
@@ -228,8 +229,8 @@ mod imp {
     }
 
     /// `O=Example, CN=example.com`: the attributes in order, short names where OpenSSL has
-    /// one, else the OID in dotted form.
-    fn name(name: &X509NameRef) -> String {
+    /// one, else the OID in dotted form. The crate's one way of writing an X.509 name.
+    pub(crate) fn name(name: &X509NameRef) -> String {
         name.entries()
             .map(|e| {
                 let object = e.object();
@@ -242,6 +243,12 @@ mod imp {
             })
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The subject's (first) common name, if it has one.
+    pub(crate) fn common_name(name: &X509NameRef) -> Option<String> {
+        let entry = name.entries_by_nid(Nid::COMMONNAME).next()?;
+        entry.data().to_string().ok()
     }
 
     fn alt_name(general: &GeneralNameRef) -> SubjectAltName {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use native_tls::{Certificate, Identity, Protocol, TlsConnector};
 
 use crate::diagnose;
+use crate::error::{SetupInput, SetupProblem};
 use crate::{CloseReport, Error, Proxy};
 
 /// A TLS protocol version that can bound the handshake.
@@ -433,25 +434,29 @@ impl Config {
             ..Default::default()
         };
         for source in &self.ca_files {
-            let pem = source.read("CA file")?;
+            let pem = source.read(SetupInput::CaFile)?;
             let path = &source.label();
-            let certs = Certificate::stack_from_pem(&pem).map_err(|e| setup(path, "CA file", e))?;
+            let certs = Certificate::stack_from_pem(&pem)
+                .map_err(|e| setup(path, SetupInput::CaFile, e))?;
             if certs.is_empty() {
-                return Err(setup(path, "CA file", no_certificate(path, &pem)));
+                let (problem, reason) = no_certificate(path, &pem);
+                return Err(setup_as(problem, path, SetupInput::CaFile, reason));
             }
             for cert in certs {
-                let der = cert.to_der().map_err(|e| setup(path, "CA file", e))?;
+                let der = cert
+                    .to_der()
+                    .map_err(|e| setup(path, SetupInput::CaFile, e))?;
                 diagnosis.roots.push((path.display().to_string(), der));
                 builder.add_root_certificate(cert);
             }
         }
         if let Some((cert, key)) = &self.identity {
-            let cert_pem = cert.read("client certificate")?;
-            let key_pem = key.read("client key")?;
+            let cert_pem = cert.read(SetupInput::ClientCertificate)?;
+            let key_pem = key.read(SetupInput::ClientKey)?;
             let (cert, key) = (&cert.label(), &key.label());
             let key_pem = pkcs8_key(cert, &cert_pem, key, &key_pem)?;
             let identity = Identity::from_pkcs8(&cert_pem, &key_pem)
-                .map_err(|e| setup(key, "client certificate and key", e))?;
+                .map_err(|e| setup(key, SetupInput::ClientIdentity, e))?;
             builder.identity(identity);
         }
         if !self.alpn.is_empty() {
@@ -465,8 +470,10 @@ impl Config {
             .min_protocol_version(self.min_version.map(TlsVersion::protocol))
             .max_protocol_version(self.max_version.map(TlsVersion::protocol));
         let tls = builder.build().map_err(|e| Error::Setup {
-            what: "the TLS configuration".into(),
+            what: SetupInput::Tls.to_string(),
             reason: crate::error::tls_reason(&e.to_string()).0,
+            input: SetupInput::Tls,
+            problem: SetupProblem::Invalid,
         })?;
         Ok(Connector {
             tls,
@@ -494,7 +501,7 @@ impl std::fmt::Debug for Source {
 }
 
 impl Source {
-    fn read(&self, what: &str) -> Result<Vec<u8>, Error> {
+    fn read(&self, what: SetupInput) -> Result<Vec<u8>, Error> {
         match self {
             Source::File(path) => read_file(path, what),
             Source::Pem(pem) => Ok(pem.to_vec()),
@@ -524,7 +531,12 @@ fn pkcs8_key(
     use openssl::x509::X509;
 
     if let Some(reason) = encrypted(key_path, key_pem) {
-        return Err(setup(key_path, "client key", reason));
+        return Err(setup_as(
+            SetupProblem::Convert,
+            key_path,
+            SetupInput::ClientKey,
+            reason,
+        ));
     }
     // An empty passphrase, never OpenSSL's default callback, which would prompt on the
     // terminal for an encrypted key that slipped through.
@@ -532,20 +544,20 @@ fn pkcs8_key(
         let reason = crate::error::tls_reason(&e.to_string()).0;
         setup(
             key_path,
-            "client key",
+            SetupInput::ClientKey,
             format!("no PEM private key in it ({reason})"),
         )
     })?;
     let cert = X509::stack_from_pem(cert_pem)
         .map_err(|e| {
             let reason = crate::error::tls_reason(&e.to_string()).0;
-            setup(cert_path, "client certificate", reason)
+            setup(cert_path, SetupInput::ClientCertificate, reason)
         })?
         .into_iter()
         .next()
         .ok_or_else(|| {
-            let reason = no_certificate(cert_path, cert_pem);
-            setup(cert_path, "client certificate", reason)
+            let (problem, reason) = no_certificate(cert_path, cert_pem);
+            setup_as(problem, cert_path, SetupInput::ClientCertificate, reason)
         })?;
     let matches = cert.public_key().is_ok_and(|public| public.public_eq(&key));
     if !matches {
@@ -556,7 +568,7 @@ fn pkcs8_key(
     }
     key.private_key_to_pem_pkcs8().map_err(|e| {
         let reason = crate::error::tls_reason(&e.to_string()).0;
-        setup(key_path, "client key", reason)
+        setup(key_path, SetupInput::ClientKey, reason)
     })
 }
 
@@ -570,7 +582,12 @@ fn pkcs8_key(
     key_pem: &[u8],
 ) -> Result<Vec<u8>, Error> {
     if let Some(reason) = encrypted(key_path, key_pem) {
-        return Err(setup(key_path, "client key", reason));
+        return Err(setup_as(
+            SetupProblem::Convert,
+            key_path,
+            SetupInput::ClientKey,
+            reason,
+        ));
     }
     let text = String::from_utf8_lossy(key_pem);
     for (marker, kind) in [
@@ -585,9 +602,10 @@ fn pkcs8_key(
     ] {
         if text.contains(marker) {
             let path = key_path.display();
-            return Err(setup(
+            return Err(setup_as(
+                SetupProblem::Convert,
                 key_path,
-                "client key",
+                SetupInput::ClientKey,
                 format!(
                     "it is {kind}, and the TLS library takes PKCS#8 only; convert it with `openssl pkcs8 -topk8 -nocrypt -in {path} -out {path}.pk8` and pass {path}.pk8"
                 ),
@@ -612,7 +630,7 @@ fn encrypted(key_path: &Path, key_pem: &[u8]) -> Option<String> {
     ))
 }
 
-fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
+fn read_file(path: &Path, what: SetupInput) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| {
         let reason = match e.kind() {
             io::ErrorKind::NotFound => "there is no such file".to_string(),
@@ -620,36 +638,53 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
             io::ErrorKind::IsADirectory => "it is a directory, not a file".to_string(),
             _ => e.to_string(),
         };
-        setup(path, what, reason)
+        setup_as(SetupProblem::Unreadable, path, what, reason)
     })
 }
 
 /// Why a file in which no PEM certificate was found is not one, from what it holds instead.
-fn no_certificate(path: &Path, contents: &[u8]) -> String {
+fn no_certificate(path: &Path, contents: &[u8]) -> (SetupProblem, String) {
     let text = String::from_utf8_lossy(contents);
+    let invalid = |reason: &str| (SetupProblem::Invalid, reason.to_string());
     if text.trim().is_empty() {
-        return "it is empty: no certificate in it".into();
+        return invalid("it is empty: no certificate in it");
     }
     // DER: an ASN.1 SEQUENCE, `0x30`, where PEM starts with text.
     if contents.first() == Some(&0x30) {
         let path = path.display();
-        return format!(
-            "no PEM certificate in it (it looks like DER); convert it with `openssl x509 -inform der -in {path} -out {path}.pem` and pass {path}.pem"
+        return (
+            SetupProblem::Convert,
+            format!(
+                "no PEM certificate in it (it looks like DER); convert it with `openssl x509 -inform der -in {path} -out {path}.pem` and pass {path}.pem"
+            ),
         );
     }
     if text.contains("PRIVATE KEY-----") {
-        return "it holds a private key, not a certificate".into();
+        return invalid("it holds a private key, not a certificate");
     }
     if text.contains("-----BEGIN ") {
-        return "no certificate in it: its PEM blocks are not certificates (no -----BEGIN CERTIFICATE-----)".into();
+        return invalid(
+            "no certificate in it: its PEM blocks are not certificates (no -----BEGIN CERTIFICATE-----)",
+        );
     }
-    "no certificate in it: it is not PEM (no -----BEGIN CERTIFICATE----- line)".into()
+    invalid("no certificate in it: it is not PEM (no -----BEGIN CERTIFICATE----- line)")
 }
 
-fn setup(path: &Path, what: &str, reason: impl std::fmt::Display) -> Error {
+fn setup(path: &Path, what: SetupInput, reason: impl std::fmt::Display) -> Error {
+    setup_as(SetupProblem::Invalid, path, what, reason)
+}
+
+fn setup_as(
+    problem: SetupProblem,
+    path: &Path,
+    input: SetupInput,
+    reason: impl std::fmt::Display,
+) -> Error {
     Error::Setup {
-        what: format!("{what} {}", path.display()),
+        what: format!("{input} {}", path.display()),
         reason: reason.to_string(),
+        input,
+        problem,
     }
 }
 

@@ -110,7 +110,7 @@ pub(crate) fn start_tls(
         .and_then(|()| socket.set_write_timeout(None))
         .map_err(|e| Error::Io {
             target: target.to_string(),
-            op: "setting up",
+            op: crate::error::Operation::SetUp,
             source: e,
         })?;
     Ok(tls)

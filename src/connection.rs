@@ -12,6 +12,7 @@ use log::debug;
 
 use crate::Error;
 use crate::config::Config;
+use crate::error::Operation;
 use crate::report::CloseReport;
 use crate::stream::Stream;
 
@@ -144,7 +145,7 @@ impl Connection {
     pub fn send(&self, data: &[u8]) -> Result<(), Error> {
         (&*self.stream)
             .write_all(data)
-            .map_err(|e| Error::from_io(e, "writing to", self.stream.target()))
+            .map_err(|e| Error::from_io(e, Operation::Write, self.stream.target()))
     }
 
     /// Half-close: sends close_notify and a TCP FIN after what was sent, and keeps
@@ -234,7 +235,7 @@ fn read_loop(stream: &Stream, events: &Sender<Event>, stop: &Receiver<()>) {
                 deliver(
                     events,
                     stop,
-                    Event::Error(Error::from_io(e, "reading from", stream.target())),
+                    Event::Error(Error::from_io(e, Operation::Read, stream.target())),
                 );
                 return;
             }

@@ -12,7 +12,8 @@ use native_tls::{HandshakeError, TlsStream};
 
 use crate::config::Connector;
 use crate::diagnose::Redial;
-use crate::error::{CertificateProblem, alert_name, is_name_mismatch, tls_reason};
+use crate::error::{Alert, CertificateError, Operation};
+use crate::openssl_text::{self, Cause, Failure};
 use crate::transport::MemoryTransport;
 use crate::{Error, diagnose};
 
@@ -46,7 +47,7 @@ pub(crate) fn handshake(
                 tls.get_mut().end_spill();
                 socket
                     .write_all(&out)
-                    .map_err(|e| io_error("writing to", e))?;
+                    .map_err(|e| io_error(Operation::Write, e))?;
                 return Ok(tls);
             }
             Err(HandshakeError::Failure(e)) => {
@@ -66,16 +67,18 @@ pub(crate) fn handshake(
                 // client's end before it accepts the next connection (s_server waits about half
                 // a second, measured) must not hold up the diagnosis below.
                 let _ = socket.shutdown(Shutdown::Write);
-                let mut error = classify_handshake_error(target, name, &e.to_string(), &seen);
-                if let Error::Certificate {
-                    reason, problem, ..
-                } = &mut error
-                {
+                let failure = openssl_text::read_error(&e);
+                let reported = match failure.cause {
+                    Cause::Verify { code, .. } => code,
+                    _ => None,
+                };
+                let mut error = classify_handshake_error(target, name, failure, &seen);
+                if let (Error::Certificate { error, .. }, Some(code)) = (&mut error, reported) {
                     let found = peer.and_then(|addr| {
-                        diagnose::diagnose(&connector.diagnosis, addr, name, deadline, reason)
+                        diagnose::diagnose(&connector.diagnosis, addr, name, deadline, code)
                     });
                     if let Some(found) = found {
-                        *problem = Some(Box::new(found));
+                        **error = found;
                     }
                 }
                 return Err(error);
@@ -97,12 +100,12 @@ pub(crate) fn handshake(
         if !out.is_empty() {
             socket
                 .set_write_timeout(Some(remaining))
-                .map_err(|e| io_error("writing to", e))?;
+                .map_err(|e| io_error(Operation::Write, e))?;
             socket.write_all(&out).map_err(|e| {
                 if is_timeout(&e) {
                     timeout()
                 } else {
-                    io_error("writing to", e)
+                    io_error(Operation::Write, e)
                 }
             })?;
         }
@@ -110,16 +113,17 @@ pub(crate) fn handshake(
             return Err(Error::Handshake {
                 target: target.to_string(),
                 reason: "the server closed the connection during the handshake".into(),
+                alert: seen.theirs.alert,
             });
         }
         socket
             .set_read_timeout(Some(remaining))
-            .map_err(|e| io_error("reading from", e))?;
+            .map_err(|e| io_error(Operation::Read, e))?;
         let n = loop {
             match socket.read(&mut buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_timeout(&e) => return Err(timeout()),
-                Err(e) => return Err(io_error("reading from", e)),
+                Err(e) => return Err(io_error(Operation::Read, e)),
                 Ok(n) => break n,
             }
         };
@@ -164,6 +168,9 @@ struct Clear {
     /// Each message's type and the 24-bit number its body starts with (for a TLS 1.2
     /// Certificate, the length of its certificate list).
     messages: Vec<(u8, u32)>,
+    /// The description of the last alert in the clear, the server's reason for a handshake
+    /// it ended before encryption started (in TLS 1.2, before its Finished).
+    alert: Option<Alert>,
     /// Encryption started (ChangeCipherSpec, application data), or the bytes are not TLS.
     ended: bool,
 }
@@ -205,87 +212,97 @@ impl Clear {
                     self.pending.drain(..4 + len);
                 }
             }
-            ALERT => {}
+            // level, description; a warning (1) is not the end of anything.
+            ALERT => {
+                if let Some(&[2, description]) = self.record.get(5..7) {
+                    self.alert = Some(Alert::from(description));
+                }
+            }
             _ => self.ended = true,
         }
         self.record.clear();
     }
 }
 
-fn classify_handshake_error(target: &str, name: &str, text: &str, seen: &Seen) -> Error {
-    let (reason, detail) = tls_reason(text);
+/// The error a failed handshake ends with: what OpenSSL's text says, and what the records in
+/// the clear showed (an alert the server sent, a certificate request left unanswered).
+fn classify_handshake_error(target: &str, name: &str, failure: Failure, seen: &Seen) -> Error {
     let target = target.to_string();
-    if reason.contains("certificate verify failed") {
-        let reason = detail.unwrap_or(reason);
-        // What is known without a diagnosis: the name that was asked for.
-        let problem = is_name_mismatch(&reason).then(|| {
-            Box::new(CertificateProblem::NameMismatch {
-                expected: name.to_string(),
-                names: Vec::new(),
-                common_name: None,
-            })
-        });
-        return Error::Certificate {
+    let alert = seen.theirs.alert.or(match failure.cause {
+        Cause::Alert(alert) => Some(alert),
+        _ => None,
+    });
+    match (failure.cause, alert) {
+        (Cause::Verify { code, detail }, _) => Error::Certificate {
             target,
-            reason,
-            problem,
-        };
-    }
-    if reason.contains("alert")
-        && (seen.client_certificate_missing() || reason.contains("alert certificate required"))
-    {
-        return Error::ClientCertificateRequired {
+            error: Box::new(CertificateError::from_verify(code, &detail, name)),
+        },
+        (_, Some(alert))
+            if alert == Alert::CertificateRequired || seen.client_certificate_missing() =>
+        {
+            Error::ClientCertificateRequired { target, alert }
+        }
+        (_, Some(alert)) => Error::Handshake {
             target,
-            alert: alert_name(&reason).to_string(),
-        };
+            reason: failure.reason,
+            alert: Some(alert),
+        },
+        (Cause::NotTls, None) => Error::NotTls { target },
+        (Cause::Eof, None) => Error::Handshake {
+            target,
+            reason: "the server closed the connection during the handshake".into(),
+            alert: None,
+        },
+        (_, None) => Error::Handshake {
+            target,
+            reason: failure.reason,
+            alert: None,
+        },
     }
-    if [
-        "wrong version number",
-        "packet length too long",
-        "record layer failure",
-        "unknown protocol",
-    ]
-    .iter()
-    .any(|r| reason.contains(r))
-    {
-        return Error::NotTls { target };
-    }
-    let reason = if reason == "unexpected EOF" {
-        "the server closed the connection during the handshake".to_string()
-    } else {
-        reason
-    };
-    Error::Handshake { target, reason }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn classify(text: &str, seen: &Seen) -> Error {
+        classify_handshake_error("h:1", "h", openssl_text::read(text), seen)
+    }
+
     #[test]
     fn handshake_errors_are_classified() {
         let seen = Seen::default();
-        let e = classify_handshake_error(
-            "h:1",
-            "h",
+        let e = classify(
             "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1890: (Hostname mismatch)",
             &seen,
         );
         assert!(
-            matches!(e, Error::Certificate { ref reason, .. } if reason == "Hostname mismatch"),
+            matches!(e.certificate_error(), Some(CertificateError::NameMismatch { expected, .. }) if expected == "h"),
             "{e:?}"
         );
         assert_eq!(
             e.to_string(),
-            "certificate of h:1 does not match the name h (Hostname mismatch)"
+            "certificate of h:1 does not match the name h (hostname mismatch)"
         );
-        let e = classify_handshake_error(
-            "h:1",
-            "h",
+        let e = classify(
             "error:0A00010B:SSL routines:ssl3_get_record:wrong version number:ssl/record/ssl3_record.c:354:",
             &seen,
         );
         assert!(matches!(e, Error::NotTls { .. }), "{e:?}");
+    }
+
+    /// An alert in the clear is read from its record, whatever OpenSSL's text says; a
+    /// warning is not the end of anything.
+    #[test]
+    fn an_alert_in_the_clear_is_read_from_its_record() {
+        let mut seen = Seen::default();
+        seen.theirs.feed(&[21, 3, 3, 0, 2, 1, 112]);
+        assert_eq!(seen.theirs.alert, None);
+        seen.theirs.feed(&[21, 3, 3, 0, 2, 2]);
+        seen.theirs.feed(&[70]);
+        let e = classify("some words of a newer OpenSSL", &seen);
+        assert_eq!(e.alert(), Some(Alert::ProtocolVersion));
+        assert_eq!(e.kind(), crate::ErrorKind::AlertReceived);
     }
 
     /// A TLS 1.2 server that asks for a client certificate, gets an empty one, and fails the
@@ -320,14 +337,18 @@ mod tests {
         }
         seen.ours.feed(&ours);
         assert!(seen.client_certificate_missing());
-        let e = classify_handshake_error(
-            "h:1",
-            "h",
+        let e = classify(
             "error:0A000410:SSL routines:ssl3_read_bytes:sslv3 alert handshake failure:ssl/record/rec_layer_s3.c:1605:SSL alert number 40",
             &seen,
         );
         assert!(
-            matches!(e, Error::ClientCertificateRequired { ref alert, .. } if alert == "handshake failure"),
+            matches!(
+                e,
+                Error::ClientCertificateRequired {
+                    alert: Alert::HandshakeFailure,
+                    ..
+                }
+            ),
             "{e:?}"
         );
     }

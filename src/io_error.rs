@@ -4,6 +4,7 @@
 use std::io;
 
 use crate::Error;
+use crate::error::Operation;
 use crate::starttls::Problem;
 
 impl From<Error> for io::Error {
@@ -46,18 +47,19 @@ impl From<Error> for io::Error {
 impl Error {
     /// The [`Error`] inside an `io::Error` that a [`Stream`](crate::Stream) returned, or, for
     /// one with none (a read timeout the caller set, say), an [`Error::Io`] saying what was
-    /// being done (`op`: `reading from`, `writing to`) and with whom (`target`).
+    /// being done (`op`) and with whom (`target`).
     ///
     /// ```
     /// use std::io;
     /// use gracetls::Error;
+    /// use gracetls::error::Operation;
     ///
-    /// let e = Error::from_io(io::Error::from(Error::Closed), "writing to", "h:1");
+    /// let e = Error::from_io(io::Error::from(Error::Closed), Operation::Write, "h:1");
     /// assert!(matches!(e, Error::Closed));
-    /// let e = Error::from_io(io::ErrorKind::TimedOut.into(), "writing to", "h:1");
-    /// assert!(matches!(e, Error::Io { op: "writing to", .. }));
+    /// let e = Error::from_io(io::ErrorKind::TimedOut.into(), Operation::Write, "h:1");
+    /// assert!(matches!(e, Error::Io { op: Operation::Write, .. }));
     /// ```
-    pub fn from_io(error: io::Error, op: &'static str, target: &str) -> Error {
+    pub fn from_io(error: io::Error, op: Operation, target: &str) -> Error {
         let io = |source| Error::Io {
             target: target.to_string(),
             op,

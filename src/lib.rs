@@ -60,15 +60,18 @@
 //! # Ok::<(), gracetls::Error>(())
 //! ```
 //!
-//! Errors name what failed and the peer, and the cause is their `source()`:
+//! Errors name what failed and the peer, and the cause is their `source()`; a program decides
+//! by [`Error::kind`] and the values the error holds ([`error::CertificateError`],
+//! [`Alert`]), never by its message:
 //!
 //! ```
 //! use std::time::Duration;
-//! use gracetls::{Config, Stream};
+//! use gracetls::{Config, ErrorKind, Stream};
 //!
 //! // Nothing listens on port 1 of the loopback.
 //! let config = Config::new().connect_timeout(Duration::from_secs(2));
 //! let err = Stream::connect(&config, "127.0.0.1:1").unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::Connect);
 //! assert_eq!(err.to_string(), "cannot connect to 127.0.0.1:1");
 //! // The cause is the error's `source()`, never repeated in its message.
 //! let cause = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>());
@@ -128,6 +131,7 @@ pub mod error;
 mod handshake;
 mod io_error;
 pub mod listener;
+mod openssl_text;
 mod outbound;
 mod proxy;
 pub mod report;
@@ -149,7 +153,7 @@ pub use connection_report::ConnectionReport;
 /// The receiving end of [`Connection::events`]: crossbeam-channel's, so it works in its
 /// `select!` next to a program's own channels.
 pub use crossbeam_channel::Receiver;
-pub use error::{Error, Truncation};
+pub use error::{Alert, Error, ErrorKind, Truncation};
 pub use listener::Listener;
 pub use proxy::{Proxy, ProxyKind};
 pub use report::{CloseReport, Outcome};

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use crate::connection_report::ConnectionReport;
+use crate::error::Operation;
 use crate::report::CloseReport;
 use crate::server_config::ServerConfig;
 use crate::{Error, Stream};
@@ -166,8 +167,8 @@ impl Listener {
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(|e| Error::Io {
-                target: "the address to listen on".into(),
-                op: "resolving",
+                target: "the given address".into(),
+                op: Operation::Listen,
                 source: e,
             })?
             .collect();
@@ -175,7 +176,7 @@ impl Listener {
             target: addrs
                 .first()
                 .map_or_else(|| "no address".into(), SocketAddr::to_string),
-            op: "listening on",
+            op: Operation::Listen,
             source: e,
         })?;
         Listener::from_tcp(socket, config, handler)
@@ -193,13 +194,13 @@ impl Listener {
     {
         config.check()?;
         let local_addr = socket.local_addr().map_err(|e| Error::Io {
-            target: "the listening socket".into(),
-            op: "asking the address of",
+            target: "the given socket".into(),
+            op: Operation::Listen,
             source: e,
         })?;
         let waker = socket.try_clone().map_err(|e| Error::Io {
             target: local_addr.to_string(),
-            op: "listening on",
+            op: Operation::Listen,
             source: e,
         })?;
         let shared = Arc::new(Shared {

@@ -21,6 +21,7 @@ use log::info;
 use crate::Error;
 use crate::config::{Config, format_duration};
 use crate::connect::{Tcp, connect_tcp, show_target};
+use crate::error::{Operation, ProxyRefusal};
 use crate::target::{parse_target, parse_target_or};
 
 /// Which protocol a [`Proxy`] speaks.
@@ -273,9 +274,9 @@ pub(crate) fn tunnel(
     let tcp =
         connect_tcp(config, &proxy.authority(), proxy.port, deadline).map_err(|e| match e {
             Error::Connect { source, .. } | Error::Resolve { source, .. } => {
-                failed("connecting to", source)
+                failed(Operation::Connect, source)
             }
-            Error::ConnectTimeout { .. } => failed("connecting to", timed_out(timeout)),
+            Error::ConnectTimeout { .. } => failed(Operation::Connect, timed_out(timeout)),
             other => other,
         })?;
     let mut socket = Bounded {
@@ -289,15 +290,16 @@ pub(crate) fn tunnel(
     };
     match result {
         Ok(()) => {}
-        Err(Refusal::Refused(reason)) => {
+        Err(Refusal::Refused(refusal, reason)) => {
             return Err(Error::ProxyRefused {
                 kind: proxy.kind,
                 proxy: proxy.authority(),
                 target,
+                refusal,
                 reason,
             });
         }
-        Err(Refusal::Io(source)) => return Err(failed("talking to", source)),
+        Err(Refusal::Io(source)) => return Err(failed(Operation::Talk, source)),
     }
     info!(
         "{} {} opened a tunnel to {target}",
@@ -314,7 +316,7 @@ pub(crate) fn tunnel(
 /// Why a tunnel was not set up: the proxy said no (with its reason, for people), or talking
 /// to it failed (closed, timed out, an answer that is not its protocol).
 enum Refusal {
-    Refused(String),
+    Refused(ProxyRefusal, String),
     Io(io::Error),
 }
 

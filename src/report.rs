@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::error::{Alert, ErrorKind};
+
 /// How the end went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -57,7 +59,8 @@ pub struct CloseReport {
     pub(crate) bytes_dropped: u64,
     pub(crate) close_duration: Duration,
     pub(crate) error: Option<String>,
-    pub(crate) alert: Option<String>,
+    pub(crate) error_kind: Option<ErrorKind>,
+    pub(crate) alert: Option<Alert>,
 }
 
 impl CloseReport {
@@ -98,14 +101,20 @@ impl CloseReport {
         self.close_duration
     }
 
-    /// The error's message, if the connection failed.
+    /// The message of the connection's first error (with its causes), if it failed.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
 
-    /// The alert the server ended the connection with, by name, if it sent one (see
+    /// The kind of the connection's first error, if it failed (see
+    /// [`Error::kind`](crate::Error::kind)). The error itself went to the call that met it.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        self.error_kind
+    }
+
+    /// The alert the server ended the connection with, if it sent one (see
     /// [`Error::alert`](crate::Error::alert)).
-    pub fn alert(&self) -> Option<&str> {
-        self.alert.as_deref()
+    pub fn alert(&self) -> Option<Alert> {
+        self.alert
     }
 }

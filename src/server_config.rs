@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::acceptor::Acceptor;
 use crate::config::{CloseMode, Config, TlsVersion};
+use crate::error::{SetupInput, SetupProblem};
 use crate::{CloseReport, ConnectionReport, Error};
 
 /// Default for [`ServerConfig::max_connections`].
@@ -87,7 +88,7 @@ pub(crate) enum Bytes {
 }
 
 impl Bytes {
-    pub(crate) fn read(&self, what: &str) -> Result<Vec<u8>, Error> {
+    pub(crate) fn read(&self, input: SetupInput) -> Result<Vec<u8>, Error> {
         match self {
             Bytes::File(path) => std::fs::read(path).map_err(|e| {
                 let reason = match e.kind() {
@@ -97,7 +98,7 @@ impl Bytes {
                     }
                     _ => e.to_string(),
                 };
-                setup(what, self, reason)
+                setup_as(SetupProblem::Unreadable, input, self, reason)
             }),
             Bytes::Memory(bytes) => Ok(bytes.to_vec()),
         }
@@ -111,10 +112,22 @@ impl Bytes {
     }
 }
 
-pub(crate) fn setup(what: &str, source: &Bytes, reason: impl std::fmt::Display) -> Error {
+/// A file or PEM text that cannot be used for what it contains.
+pub(crate) fn setup(input: SetupInput, source: &Bytes, reason: impl std::fmt::Display) -> Error {
+    setup_as(SetupProblem::Invalid, input, source, reason)
+}
+
+pub(crate) fn setup_as(
+    problem: SetupProblem,
+    input: SetupInput,
+    source: &Bytes,
+    reason: impl std::fmt::Display,
+) -> Error {
     Error::Setup {
-        what: format!("{what} {}", source.label()),
+        what: format!("{input} {}", source.label()),
         reason: reason.to_string(),
+        input,
+        problem,
     }
 }
 

@@ -58,6 +58,7 @@ use crate::certificate::Certificate;
 use crate::config::{CloseMode, Config, OnClose};
 use crate::connect::{connect_tcp, start_tls};
 use crate::diagnose::Redial;
+use crate::error::{Alert, ErrorKind, Operation};
 use crate::outbound::Outbound;
 use crate::report::CloseReport;
 use crate::session::Session;
@@ -132,7 +133,7 @@ pub(crate) struct Inner {
     flags: Flags,
     counters: Counters,
     /// The first error's message and, if the server sent one, its alert.
-    first_error: Mutex<Option<(String, Option<String>)>>,
+    first_error: Mutex<Option<(String, ErrorKind, Option<Alert>)>>,
     closing: Mutex<CloseState>,
     closed: Condvar,
     close_timeout: Duration,
@@ -498,7 +499,11 @@ impl Inner {
     fn record_error(&self, error: &Error) {
         let mut first = lock(&self.first_error);
         if first.is_none() {
-            *first = Some((crate::unversioned::with_causes(error), error.alert()));
+            *first = Some((
+                crate::unversioned::with_causes(error),
+                error.kind(),
+                error.alert(),
+            ));
         }
     }
 
@@ -519,7 +524,7 @@ impl Inner {
         Some(self.out.push_from(tls.get_mut().outbound_buffer(), plain))
     }
 
-    fn io_error(&self, op: &'static str, source: io::Error) -> Error {
+    fn io_error(&self, op: Operation, source: io::Error) -> Error {
         Error::Io {
             target: self.target.clone(),
             op,

@@ -6,6 +6,8 @@
 
 #[macro_use]
 mod common;
+#[path = "cert_errors/kinds.rs"]
+mod kinds;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};

@@ -699,9 +699,9 @@ fn tcp_stream_manners() {
         "{err:?}"
     );
     // Named as a write timeout is: what was being done, and with whom.
-    match Error::from_io(err, "reading from", "elsewhere") {
+    match Error::from_io(err, gracetls::error::Operation::Read, "elsewhere") {
         Error::Io { target, op, .. } => {
-            assert_eq!(op, "reading from");
+            assert_eq!(op, gracetls::error::Operation::Read);
             assert_eq!(target, format!("localhost:{}", server.port));
         }
         other => panic!("{other:?}"),

@@ -4,9 +4,11 @@
 use std::borrow::Cow;
 use std::io;
 
-use gracetls::Error;
-use gracetls::error::CertificateProblem;
+use gracetls::error::{
+    Alert, CertificateError, ChainEnd, Operation, ProxyRefusal, SetupInput, SetupProblem,
+};
 use gracetls::starttls::{Problem, Protocol};
+use gracetls::{Error, ErrorKind};
 
 /// One short sentence on what to do about `error`, for a person at the terminal.
 pub(crate) fn hint(error: &Error) -> Option<Cow<'static, str>> {
@@ -19,17 +21,14 @@ pub(crate) fn hint(error: &Error) -> Option<Cow<'static, str>> {
 /// The hints that name something the error holds: a CA, the protocol a server speaks.
 fn naming_hint(error: &Error) -> Option<String> {
     match error {
-        Error::Certificate {
-            problem: Some(problem),
-            ..
-        } => match &**problem {
-            CertificateProblem::IncompleteChain { issuer, .. } => Some(format!(
+        Error::Certificate { error, .. } => match &**error {
+            CertificateError::UnknownIssuer(Some(ChainEnd { issuer, .. })) => Some(format!(
                 "if \"{issuer}\" is a CA you trust (a private CA), pass its certificate with --ca-file PEM; if it is an intermediate CA, the server must send it too"
             )),
-            CertificateProblem::MissingIntermediate { issuer, .. } => Some(format!(
+            CertificateError::IncompleteChain { issuer, .. } => Some(format!(
                 "\"{issuer}\" is most likely an intermediate CA, which the server must send with its own certificate (tell its administrator); if it is a CA you trust, fetch it from there and pass it with --ca-file PEM"
             )),
-            CertificateProblem::CaFileHoldsLeaf { issuer, .. } => Some(format!(
+            CertificateError::CaFileHoldsLeaf { issuer, .. } => Some(format!(
                 "pass the certificate of the CA \"{issuer}\" with --ca-file PEM instead"
             )),
             _ => None,
@@ -46,7 +45,6 @@ fn naming_hint(error: &Error) -> Option<String> {
 }
 
 fn fixed_hint(error: &Error) -> Option<&'static str> {
-    let alert = error.alert();
     match error {
         Error::InvalidTarget { .. } => Some("give HOST[:PORT], e.g. example.com:443 or [::1]:8443"),
         Error::Resolve { .. } => Some("check the host name"),
@@ -57,31 +55,21 @@ fn fixed_hint(error: &Error) -> Option<&'static str> {
         Error::ConnectTimeout { .. } => Some(
             "the server did not answer in time; check that it speaks TLS, or raise --connect-timeout",
         ),
-        Error::Certificate {
-            problem: Some(problem),
-            ..
-        } => Some(problem_hint(problem)),
-        Error::Certificate { reason, .. } if is_name_mismatch(reason) => {
-            Some("connect by a name the certificate holds, or set --servername to one of them")
-        }
-        Error::Certificate { reason, .. } if is_chain_too_long(reason) => Some(
-            "the server must send a shorter chain; --ca-file does not help, only --insecure would accept it (unsafe)",
-        ),
-        Error::Certificate { .. } => Some(
-            "pass the issuing CA with --ca-file PEM, or --insecure to skip verification (unsafe)",
-        ),
-        Error::ClientCertificateRequired { .. } => {
+        Error::Certificate { error, .. } => Some(certificate_hint(error)),
+        _ if error.kind() == ErrorKind::ClientCertificateRequired => {
             Some("pass a client certificate and its key with --cert PEM --key PEM")
         }
         Error::KeyMismatch { .. } => {
             Some("pass the key that was made with that certificate (--cert and --key)")
         }
-        Error::Handshake { .. } if alert.as_deref() == Some("no application protocol") => {
-            Some("the server speaks none of the --alpn protocols; check --alpn")
-        }
-        Error::Handshake { .. } if alert.as_deref() == Some("protocol version") => {
-            Some("the server speaks no TLS version in --tls-min..--tls-max; check them")
-        }
+        Error::Handshake {
+            alert: Some(Alert::NoApplicationProtocol),
+            ..
+        } => Some("the server speaks none of the --alpn protocols; check --alpn"),
+        Error::Handshake {
+            alert: Some(Alert::ProtocolVersion),
+            ..
+        } => Some("the server speaks no TLS version in --tls-min..--tls-max; check them"),
         Error::Handshake { .. } => {
             Some("check --tls-min/--tls-max, --alpn and client certificate options")
         }
@@ -99,15 +87,15 @@ fn fixed_hint(error: &Error) -> Option<&'static str> {
             target, problem, ..
         } => Some(starttls_hint(target, problem)),
         // The reason already gives the command that converts the file.
-        Error::Setup { reason, .. } if reason.contains("`openssl ") => None,
-        Error::Setup { what, reason } => Some(setup_hint(what, reason)),
+        Error::Setup {
+            problem: SetupProblem::Convert,
+            ..
+        } => None,
+        Error::Setup { input, problem, .. } => Some(setup_hint(*input, *problem)),
         Error::Io { .. } => {
             Some("the server or the network dropped the connection; see the server's log")
         }
-        Error::Tls { reason, .. } if is_certificate_required(reason) => {
-            Some("pass a client certificate and its key with --cert PEM --key PEM")
-        }
-        Error::Tls { .. } if alert.is_some() => {
+        Error::Tls { alert: Some(_), .. } => {
             Some("the alert is the server's reason for ending the connection; its log says more")
         }
         Error::Tls { .. } => Some(
@@ -116,37 +104,9 @@ fn fixed_hint(error: &Error) -> Option<&'static str> {
         Error::InvalidProxy { .. } => Some(
             "give --proxy http://HOST:PORT or socks5://HOST:PORT (USER:PASSWORD@ before HOST if needed)",
         ),
-        // A 407's reason already says how to give credentials.
-        Error::ProxyRefused { reason, .. } if reason.contains("USER:PASSWORD") => None,
-        Error::ProxyRefused { reason, .. } if reason.contains("user name and password") => {
-            Some("check the user name and password in --proxy (%-encode '@', ':' and '%' in them)")
-        }
-        Error::ProxyRefused { reason, .. }
-            if reason.contains("could not reach")
-                || reason.contains("by the target")
-                || reason.contains("unreachable") =>
-        {
-            Some(
-                "the proxy could not reach the server: is it running, and is the target right as the proxy sees it?",
-            )
-        }
-        // 5xx: the proxy tried and failed (tinyproxy: `500 Unable to connect`).
-        Error::ProxyRefused {
-            kind: gracetls::ProxyKind::Http,
-            reason,
-            ..
-        } if reason.starts_with('5') => Some(
-            "the proxy could not reach the server: is it running, and is the target right as the proxy sees it?",
-        ),
-        Error::ProxyRefused {
-            kind: gracetls::ProxyKind::Http,
-            ..
-        } => Some(
-            "see the proxy's log and its rules (HTTP proxies often allow CONNECT to port 443 only)",
-        ),
-        Error::ProxyRefused { .. } => Some("see the proxy's log and its rules"),
+        Error::ProxyRefused { refusal, kind, .. } => proxy_hint(*refusal, *kind),
         Error::Proxy {
-            op: "connecting to",
+            op: Operation::Connect,
             ..
         } => Some("is the proxy running, and are --proxy's host and port right?"),
         Error::Proxy { source, .. } if source.kind() == io::ErrorKind::TimedOut => Some(
@@ -161,42 +121,65 @@ fn fixed_hint(error: &Error) -> Option<&'static str> {
     }
 }
 
-/// What to do about a file option that cannot be used: `what` is `CA file PATH`, `client
-/// certificate PATH` or `client key PATH`.
-fn setup_hint(what: &str, reason: &str) -> &'static str {
-    let unreadable = ["no such file", "permission denied", "a directory"]
-        .iter()
-        .any(|r| reason.contains(r));
-    match (what.split(' ').next(), unreadable) {
-        (Some("CA"), true) => "check the path given to --ca-file",
-        (Some("CA"), false) => {
+fn proxy_hint(refusal: ProxyRefusal, kind: gracetls::ProxyKind) -> Option<&'static str> {
+    match (refusal, kind) {
+        // The reason already says how to give credentials.
+        (ProxyRefusal::CredentialsRequired, _) => None,
+        (ProxyRefusal::CredentialsRefused, _) => {
+            Some("check the user name and password in --proxy (%-encode '@', ':' and '%' in them)")
+        }
+        (ProxyRefusal::TargetUnreachable, _) => Some(
+            "the proxy could not reach the server: is it running, and is the target right as the proxy sees it?",
+        ),
+        (_, gracetls::ProxyKind::Http) => Some(
+            "see the proxy's log and its rules (HTTP proxies often allow CONNECT to port 443 only)",
+        ),
+        _ => Some("see the proxy's log and its rules"),
+    }
+}
+
+/// What to do about a file option that cannot be used.
+fn setup_hint(input: SetupInput, problem: SetupProblem) -> &'static str {
+    let unreadable = problem == SetupProblem::Unreadable;
+    match input {
+        SetupInput::CaFile if unreadable => "check the path given to --ca-file",
+        SetupInput::CaFile => {
             "pass a PEM file that holds the certificate of the CA that issued the server's, with --ca-file"
         }
-        (Some("client"), true) => "check the paths given to --cert and --key",
-        (Some("client"), false) => {
+        SetupInput::ClientCertificate | SetupInput::ClientKey | SetupInput::ClientIdentity
+            if unreadable =>
+        {
+            "check the paths given to --cert and --key"
+        }
+        SetupInput::ClientCertificate | SetupInput::ClientKey | SetupInput::ClientIdentity => {
             "pass the client certificate and its private key as PEM files, with --cert and --key"
         }
         _ => "check the options that name files: --ca-file, --cert and --key",
     }
 }
 
-fn problem_hint(problem: &CertificateProblem) -> &'static str {
-    match problem {
-        CertificateProblem::Dates {
-            now, not_before, ..
-        } if now < not_before => {
+fn certificate_hint(error: &CertificateError) -> &'static str {
+    match error {
+        CertificateError::NotYetValid(_) => {
             "check this machine's clock, or wait until the certificate's start date"
         }
-        CertificateProblem::Dates { .. } => {
+        CertificateError::Expired(_) => {
             "the server's certificate must be renewed; if the dates look wrong, check this machine's clock"
         }
-        CertificateProblem::NameMismatch { .. } => {
+        CertificateError::NameMismatch { .. } => {
             "connect by a name the certificate holds, or set --servername to one of them"
         }
-        CertificateProblem::UntrustedRoot { .. } | CertificateProblem::SelfSigned { .. } => {
+        CertificateError::UntrustedRoot { root: Some(_) }
+        | CertificateError::SelfSigned { subject: Some(_) } => {
             "if you trust it, pass it with --ca-file PEM; or --insecure to skip verification (unsafe)"
         }
-        _ => "see the certificate's details above",
+        CertificateError::ChainTooLong => {
+            "the server must send a shorter chain; --ca-file does not help, only --insecure would accept it (unsafe)"
+        }
+        CertificateError::UnknownIssuer(Some(_))
+        | CertificateError::IncompleteChain { .. }
+        | CertificateError::CaFileHoldsLeaf { .. } => "see the certificate's details above",
+        _ => "pass the issuing CA with --ca-file PEM, or --insecure to skip verification (unsafe)",
     }
 }
 
@@ -230,21 +213,6 @@ fn starttls_hint(target: &str, problem: &Problem) -> &'static str {
     }
 }
 
-fn is_name_mismatch(reason: &str) -> bool {
-    let r = reason.to_ascii_lowercase();
-    r.contains("hostname mismatch") || r.contains("ip address mismatch")
-}
-
-/// OpenSSL's verification follows at most 100 intermediate certificates: no CA file helps.
-fn is_chain_too_long(reason: &str) -> bool {
-    reason.contains("certificate chain too long")
-}
-
-/// The TLS 1.3 alert of a server that wanted a client certificate and got none.
-fn is_certificate_required(reason: &str) -> bool {
-    reason.contains("alert certificate required")
-}
-
 /// Prints `error` as one line on stderr, with its hint.
 pub(crate) fn print_error(e: &Error) {
     let e_text = gracetls::unversioned::with_causes(e);
@@ -257,7 +225,7 @@ pub(crate) fn print_error(e: &Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     #[test]
     fn refused_connection_asks_whether_the_server_runs() {
@@ -270,27 +238,21 @@ mod tests {
 
     #[test]
     fn expired_certificate_does_not_suggest_a_ca_file() {
-        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         let e = Error::Certificate {
             target: "h:1".into(),
-            reason: "certificate has expired".into(),
-            problem: Some(Box::new(CertificateProblem::Dates {
-                depth: 0,
-                subject: "h".into(),
-                not_before: at(1_577_836_800),
-                not_after: at(1_609_459_200),
-                now: at(1_767_225_600),
-            })),
+            error: Box::new(CertificateError::Expired(None)),
         };
         assert!(!hint(&e).unwrap_or_default().contains("--ca-file"));
+        assert!(hint(&e).unwrap_or_default().contains("renewed"));
     }
 
     #[test]
     fn an_alert_is_not_called_invalid_tls() {
-        for reason in ["tlsv1 alert internal error", "reason(1247)"] {
+        for alert in [Alert::InternalError, Alert::Unknown(247)] {
             let e = Error::Tls {
                 target: "h:1".into(),
-                reason: reason.into(),
+                reason: "any words".into(),
+                alert: Some(alert),
             };
             let h = hint(&e).unwrap_or_default();
             assert!(h.contains("alert") && !h.contains("not valid TLS"), "{h}");
@@ -301,8 +263,7 @@ mod tests {
     fn a_chain_too_long_does_not_suggest_a_ca_file() {
         let e = Error::Certificate {
             target: "h:1".into(),
-            reason: "certificate chain too long".into(),
-            problem: None,
+            error: Box::new(CertificateError::ChainTooLong),
         };
         assert!(hint(&e).unwrap_or_default().contains("shorter chain"));
     }
@@ -311,9 +272,38 @@ mod tests {
     fn certificate_required_names_cert_and_key() {
         let e = Error::Tls {
             target: "h:1".into(),
-            reason: "tlsv13 alert certificate required".into(),
+            reason: "any words".into(),
+            alert: Some(Alert::CertificateRequired),
         };
         assert!(hint(&e).unwrap_or_default().contains("--cert"));
+    }
+
+    #[test]
+    fn proxy_and_file_hints_come_from_their_values() {
+        let refused = |refusal| Error::ProxyRefused {
+            kind: gracetls::ProxyKind::Socks5,
+            proxy: "p:1080".into(),
+            target: "h:1".into(),
+            refusal,
+            reason: "any words".into(),
+        };
+        assert_eq!(hint(&refused(ProxyRefusal::CredentialsRequired)), None);
+        let h = hint(&refused(ProxyRefusal::TargetUnreachable)).unwrap_or_default();
+        assert!(h.contains("could not reach"), "{h}");
+        let h = hint(&refused(ProxyRefusal::CredentialsRefused)).unwrap_or_default();
+        assert!(h.contains("user name and password"), "{h}");
+        let setup = |input, problem| Error::Setup {
+            what: "any words".into(),
+            reason: "any words".into(),
+            input,
+            problem,
+        };
+        assert_eq!(
+            hint(&setup(SetupInput::ClientKey, SetupProblem::Convert)),
+            None
+        );
+        let h = hint(&setup(SetupInput::CaFile, SetupProblem::Unreadable)).unwrap_or_default();
+        assert_eq!(h, "check the path given to --ca-file");
     }
 
     #[test]

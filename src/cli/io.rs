@@ -151,7 +151,7 @@ pub(crate) fn spawn_output(
                     Err(e) => {
                         let _ = tx.send(Output::Failed(Error::from_io(
                             e,
-                            "reading from",
+                            gracetls::error::Operation::Read,
                             stream.target(),
                         )));
                         break;

@@ -100,7 +100,7 @@ pub(crate) struct Closed {
     pub(crate) bytes_dropped: u64,
     pub(crate) close_duration: Duration,
     pub(crate) error: Option<String>,
-    pub(crate) alert: Option<String>,
+    pub(crate) alert: Option<gracetls::Alert>,
 }
 
 impl From<&CloseReport> for Closed {
@@ -114,7 +114,7 @@ impl From<&CloseReport> for Closed {
             bytes_dropped: r.bytes_dropped(),
             close_duration: r.close_duration(),
             error: r.error().map(str::to_string),
-            alert: r.alert().map(str::to_string),
+            alert: r.alert(),
         }
     }
 }
@@ -171,7 +171,8 @@ impl ExitReport {
             self.duration.as_millis(),
             self.exit_code,
             c.error.as_deref().map_or("null".to_string(), json_string),
-            c.alert.as_deref().map_or("null".to_string(), json_string),
+            c.alert
+                .map_or("null".to_string(), |a| json_string(&a.to_string())),
             self.session
                 .as_ref()
                 .map_or("null".to_string(), session_json),

@@ -3,6 +3,7 @@
 
 use super::{Bounded, Proxy, Refusal, garbled};
 use crate::connect::show_target;
+use crate::error::ProxyRefusal;
 
 /// Most bytes of the proxy's answer header read before giving up on it.
 const MAX_HEAD: usize = 16 * 1024;
@@ -41,17 +42,26 @@ pub(super) fn connect(
     }
     let mut reason = format!("{code} {}", status.reason).trim_end().to_string();
     // tinyproxy answers wrong credentials with 401, not 407: both mean the same here.
-    match code {
+    let refusal = match code {
         401 | 407 if proxy.credentials.is_some() => {
             reason.push_str(" (the user name and password given were refused)");
+            ProxyRefusal::CredentialsRefused
         }
-        407 => reason.push_str(
-            " (the proxy wants a user name and password: http://USER:PASSWORD@HOST:PORT)",
-        ),
-        502 | 504 => reason.push_str(&format!(" (the proxy could not reach {authority})")),
-        _ => {}
-    }
-    Err(Refusal::Refused(reason))
+        407 => {
+            reason.push_str(
+                " (the proxy wants a user name and password: http://USER:PASSWORD@HOST:PORT)",
+            );
+            ProxyRefusal::CredentialsRequired
+        }
+        502 | 504 => {
+            reason.push_str(&format!(" (the proxy could not reach {authority})"));
+            ProxyRefusal::TargetUnreachable
+        }
+        // 5xx: the proxy tried and failed (tinyproxy: `500 Unable to connect`).
+        500..=599 => ProxyRefusal::TargetUnreachable,
+        _ => ProxyRefusal::Status(code),
+    };
+    Err(Refusal::Refused(refusal, reason))
 }
 
 struct Status {

@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{Bounded, Proxy, Refusal, garbled};
+use crate::error::ProxyRefusal;
 
 const VERSION: u8 = 5;
 const NO_AUTH: u8 = 0;
@@ -37,11 +38,13 @@ pub(super) fn connect(
         (USER_PASSWORD, Some((user, password))) => authenticate(socket, user, password)?,
         (NO_ACCEPTABLE, None) => {
             return Err(Refusal::Refused(
+                ProxyRefusal::CredentialsRequired,
                 "it accepts no connection without authentication (give a user name and password: socks5://USER:PASSWORD@HOST:PORT)".into(),
             ));
         }
         (NO_ACCEPTABLE, Some(_)) => {
             return Err(Refusal::Refused(
+                ProxyRefusal::CredentialsRefused,
                 "it accepts neither no authentication nor a user name and password".into(),
             ));
         }
@@ -59,11 +62,15 @@ pub(super) fn connect(
         return Err(not_socks5(&reply));
     }
     if reply[1] != 0 {
-        return Err(Refusal::Refused(format!(
-            "{} (SOCKS5 reply {})",
-            reply_name(reply[1]),
-            reply[1]
-        )));
+        // Network or host unreachable, refused by the target: the proxy tried and failed.
+        let refusal = match reply[1] {
+            3..=5 => ProxyRefusal::TargetUnreachable,
+            _ => ProxyRefusal::Other,
+        };
+        return Err(Refusal::Refused(
+            refusal,
+            format!("{} (SOCKS5 reply {})", reply_name(reply[1]), reply[1]),
+        ));
     }
     let rest = match reply[3] {
         ATYP_IPV4 => 4 + 2,
@@ -91,6 +98,7 @@ fn authenticate(socket: &mut Bounded<'_>, user: &str, password: &str) -> Result<
     let (Ok(user_len), Ok(password_len)) = (u8::try_from(user.len()), u8::try_from(password.len()))
     else {
         return Err(Refusal::Refused(
+            ProxyRefusal::Other,
             "the user name or password is longer than SOCKS5 allows (255 bytes)".into(),
         ));
     };
@@ -109,6 +117,7 @@ fn authenticate(socket: &mut Bounded<'_>, user: &str, password: &str) -> Result<
     }
     if status[1] != 0 {
         return Err(Refusal::Refused(
+            ProxyRefusal::CredentialsRefused,
             "the user name and password were refused".into(),
         ));
     }
@@ -127,6 +136,7 @@ fn request(host: &str, port: u16) -> Result<Vec<u8>, Refusal> {
     } else {
         let Ok(len) = u8::try_from(host.len()) else {
             return Err(Refusal::Refused(
+                ProxyRefusal::Other,
                 "the target's name is longer than SOCKS5 allows (255 bytes)".into(),
             ));
         };
@@ -215,9 +225,10 @@ mod tests {
             "socks5://127.0.0.1:1",
             vec![vec![5, NO_AUTH], vec![5, 2, 0, ATYP_IPV4, 0, 0, 0, 0, 0, 0]],
         );
-        let Err(Refusal::Refused(reason)) = result else {
+        let Err(Refusal::Refused(refusal, reason)) = result else {
             panic!("not refused")
         };
+        assert_eq!(refusal, ProxyRefusal::Other);
         assert_eq!(reason, "connection not allowed by ruleset (SOCKS5 reply 2)");
         let (result, _) = scripted("socks5://127.0.0.1:1", vec![b"HTTP/1.1 400".to_vec()]);
         let Err(Refusal::Io(e)) = result else {

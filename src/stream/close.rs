@@ -174,7 +174,8 @@ impl Inner {
             step("a reader held the read side past the close timeout; nothing drained");
         }
 
-        let (error, alert) = lock(&self.first_error).clone().unzip();
+        let first = lock(&self.first_error).clone();
+        let error = first.as_ref().map(|(message, _, _)| message.clone());
         let outcome = if timed_out {
             Outcome::CloseTimeout
         } else if self.flags.tls_failed.load(Ordering::SeqCst) || error.is_some() {
@@ -204,7 +205,8 @@ impl Inner {
             bytes_dropped: self.counters.bytes_dropped.load(Ordering::SeqCst),
             close_duration: started.elapsed(),
             error,
-            alert: alert.flatten(),
+            error_kind: first.as_ref().map(|&(_, kind, _)| kind),
+            alert: first.and_then(|(_, _, alert)| alert),
         };
         info!(
             "closed {}: {}, close_notify {} / {}, in {} ms",
@@ -284,6 +286,7 @@ impl Inner {
                                 "close_notify could not be sent: {}",
                                 crate::error::tls_reason(&e.to_string()).0
                             ),
+                            alert: None,
                         };
                         self.record_error(&error);
                         return CloseNotify::Failed(error.to_string());
@@ -316,7 +319,7 @@ impl Inner {
                 CloseNotify::PeerClosedFirst
             }
             Err(e) => {
-                let error = self.io_error("writing close_notify to", e);
+                let error = self.io_error(crate::error::Operation::WriteCloseNotify, e);
                 self.record_error(&error);
                 CloseNotify::Failed(error.to_string())
             }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::{Inner, ReadBuffer, Stream, lock};
 use crate::Error;
+use crate::error::Operation;
 use crate::error::Truncation;
-use crate::error::tls_reason;
 use crate::outbound::is_timeout;
 
 /// One socket read while data trickles or the connection is idle, into a buffer on the
@@ -34,7 +34,7 @@ pub(super) enum Step {
     Data(usize),
     End { at_eof: bool, cut: bool },
     Need,
-    Failed(String),
+    Failed(io::Error),
 }
 
 impl Inner {
@@ -90,12 +90,9 @@ impl Inner {
                 Step::Need => {}
                 Step::End { .. } if self.stopping() => return Ok(0),
                 Step::End { at_eof, cut } => return self.read_ended(at_eof, cut),
-                Step::Failed(text) => {
+                Step::Failed(e) => {
                     self.flags.tls_failed.store(true, Ordering::SeqCst);
-                    let error = Error::Tls {
-                        target: self.target.clone(),
-                        reason: tls_reason(&text).0,
-                    };
+                    let error = Error::tls(&self.target, &e);
                     self.record_error(&error);
                     self.progressed();
                     return Err(io::Error::new(io::ErrorKind::InvalidData, error));
@@ -115,10 +112,10 @@ impl Inner {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(io::Error::new(e.kind(), self.io_error("reading from", e)));
+                    return Err(io::Error::new(e.kind(), self.io_error(Operation::Read, e)));
                 }
                 Err(e) => {
-                    let error = self.io_error("reading from", e);
+                    let error = self.io_error(Operation::Read, e);
                     self.record_error(&error);
                     self.progressed();
                     let kind = match &error {
@@ -152,7 +149,7 @@ impl Inner {
                 },
                 Ok(n) => Step::Data(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Need,
-                Err(e) => Step::Failed(e.to_string()),
+                Err(e) => Step::Failed(e),
             };
             (step, answered)
         };
@@ -182,6 +179,7 @@ impl Inner {
                 Error::Tls {
                     target: self.target.clone(),
                     reason: "the TLS session had already failed".into(),
+                    alert: None,
                 },
             ));
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{Inner, Stream};
 use crate::Error;
+use crate::error::Operation;
 use crate::report::CloseReport;
 
 impl Stream {
@@ -45,7 +46,7 @@ impl Stream {
     pub fn shutdown_write(&self) -> Result<(), Error> {
         self.inner
             .shutdown_write()
-            .map_err(|e| Error::from_io(e, "writing close_notify to", self.target()))
+            .map_err(|e| Error::from_io(e, Operation::WriteCloseNotify, self.target()))
     }
 
     /// A second handle to the same connection, as `TcpStream::try_clone` gives: both read,

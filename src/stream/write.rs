@@ -8,7 +8,7 @@ use std::sync::{PoisonError, TryLockError};
 
 use super::{Inner, Stream, lock};
 use crate::Error;
-use crate::error::tls_reason;
+use crate::error::Operation;
 use crate::outbound::is_timeout;
 
 /// Most plaintext one `write` call encrypts: it bounds the ciphertext a writer queues.
@@ -75,10 +75,7 @@ impl Inner {
             }
             if let Some(e) = failed {
                 self.flags.tls_failed.store(true, Ordering::SeqCst);
-                let error = Error::Tls {
-                    target: self.target.clone(),
-                    reason: tls_reason(&e.to_string()).0,
-                };
+                let error = Error::tls(&self.target, &e);
                 self.record_error(&error);
                 return Err(io::Error::new(io::ErrorKind::InvalidData, error));
             }
@@ -102,7 +99,7 @@ impl Inner {
         if self.stopping() || self.flags.write_closed.load(Ordering::SeqCst) {
             return self.closed_error();
         }
-        let error = self.io_error("writing to", e);
+        let error = self.io_error(Operation::Write, e);
         self.record_error(&error);
         let kind = match &error {
             Error::Io { source, .. } => source.kind(),
@@ -121,7 +118,7 @@ impl Inner {
                     if self.stopping() {
                         return Err(self.closed_error());
                     }
-                    return Err(io::Error::new(e.kind(), self.io_error("reading from", e)));
+                    return Err(io::Error::new(e.kind(), self.io_error(Operation::Read, e)));
                 }
                 self.progressed();
             }
