@@ -207,7 +207,8 @@ fn conn_json(stream: &Stream, end: &ConnEnd, started: Instant) -> String {
         started.elapsed().as_millis(),
         status,
         opt(end.error.as_deref().or(r.error())),
-        opt(r.alert()),
+        r.alert()
+            .map_or("null".to_string(), |a| json_string(&a.to_string())),
         session_json(stream.session()),
     );
     s
