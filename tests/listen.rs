@@ -897,3 +897,62 @@ fn drain_with_hostile_clients() {
             .join(", ")
     );
 }
+
+/// `--max-conns 1`: a second client's handshake waits until the first's session has ended
+/// (its TCP connect succeeds, the kernel queues it), then it is served in turn.
+#[test]
+fn max_conns_queues_the_next_client() {
+    if !Referee::Python.available() {
+        return;
+    }
+    let pki = Pki::new();
+    let cmd = format!("{GREETING_SH}; sleep 1");
+    let (mut server, port) = start_server(
+        &pki,
+        Tls::V13,
+        &[],
+        &["--keep-open", "--exec", &cmd, "--max-conns", "1"],
+    );
+    let mut first = RefereeRun::start(Referee::Python, &[], port, &pki.ca, Tls::V13, false);
+    assert!(
+        first.wait_line("READY", WAIT).is_some(),
+        "{}",
+        dumps(&[&first, &server])
+    );
+    let mut second = RefereeRun::start(Referee::Python, &[], port, &pki.ca, Tls::V13, false);
+    let first_verdict = first.wait_line("VERDICT", WAIT).unwrap_or_default();
+    assert!(
+        first_verdict.starts_with("VERDICT close_notify"),
+        "{first_verdict}"
+    );
+    assert!(
+        second.wait_line("READY", WAIT).is_some(),
+        "{}",
+        dumps(&[&second, &server])
+    );
+    let second_verdict = second.wait_line("VERDICT", WAIT).unwrap_or_default();
+    assert!(
+        second_verdict.starts_with("VERDICT close_notify"),
+        "{second_verdict}"
+    );
+    server.signal(SIGTERM);
+    let status = server.wait_exit(WAIT, &[]);
+    server.assert_signal(status, SIGTERM, &[]);
+    let reports = conn_reports(&server);
+    assert_eq!(reports.len(), 2, "{}", server.dump());
+    assert!(
+        reports.iter().all(|r| r["trigger"] == "exec-exit"),
+        "{}",
+        server.dump()
+    );
+    // One at a time: the second session began after the first ended, so the two lasted
+    // about a second each rather than overlapping.
+    let text = server.stderr_text();
+    let first_end = text.find("close after exec-exit").unwrap_or(usize::MAX);
+    let second_start = text.rfind("connected to client").unwrap_or(0);
+    assert!(
+        second_start > first_end,
+        "the second client was served before the first ended{}",
+        server.dump()
+    );
+}
