@@ -28,6 +28,7 @@ mod rustls_referee;
 use common::netns::{LossyNetns, netns_available};
 use common::proxy::DelayProxy;
 use common::*;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -955,4 +956,74 @@ fn max_conns_queues_the_next_client() {
         "the second client was served before the first ended{}",
         server.dump()
     );
+}
+
+/// On a terminal the escape needs no flag: `~.` typed at a `--listen` (under `script`, which
+/// gives it a pseudo-terminal) closes with close_notify, and `~.` is not sent.
+#[test]
+fn escape_on_a_terminal() {
+    if !have_tool("script", "bsdutils") || !Referee::Python.available() {
+        return;
+    }
+    let pki = Pki::new();
+    let command = format!(
+        "{GRACETLS} --listen 127.0.0.1:0 --cert {} --key {} -v --report json",
+        pki.server.cert.display(),
+        pki.server.key.display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut term = Proc::spawn("script", &mut cmd).expect("start script");
+    let mut keys = term.child_mut().stdin.take().expect("piped stdin");
+    let screen = Capture::new();
+    screen.attach(term.child_mut().stdout.take().expect("piped stdout"));
+    let marker = "listening on 127.0.0.1:";
+    assert!(screen.wait_for(marker, WAIT), "{}", screen.text());
+    let port: u16 = screen
+        .text()
+        .split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("the port");
+    let mut client = RefereeRun::start(Referee::Python, &[], port, &pki.ca, Tls::V13, false);
+    assert!(
+        client.stdin_ready_after(&mut keys, b"hello\n"),
+        "{}{}",
+        client.dump(),
+        screen.text()
+    );
+    keys.write_all(b"~.\n").expect("type ~.");
+    let verdict = client.wait_line("VERDICT", WAIT).unwrap_or_default();
+    assert!(
+        verdict.starts_with("VERDICT close_notify"),
+        "{verdict}{}",
+        screen.text()
+    );
+    assert!(term.wait_timeout(WAIT).is_some(), "{}", screen.text());
+    assert!(
+        screen.wait_for("\"trigger\":\"escape\"", WAIT),
+        "{}",
+        screen.text()
+    );
+    assert!(
+        screen.text().contains("\"exit_code\":0"),
+        "{}",
+        screen.text()
+    );
+    assert!(
+        screen.text().contains("\"bytes_out\":6,"),
+        "~. was sent: {}",
+        screen.text()
+    );
+}
+
+impl RefereeRun {
+    /// Types `line` (the greeting the referee waits for) and waits for its READY.
+    fn stdin_ready_after(&mut self, keys: &mut impl Write, line: &[u8]) -> bool {
+        keys.write_all(line).is_ok() && self.wait_line("READY", WAIT).is_some()
+    }
 }
