@@ -165,7 +165,7 @@ impl Acceptor {
             .min_protocol_version(config.min_version.map(protocol))
             .max_protocol_version(config.max_version.map(protocol));
         if !config.alpn.is_empty() {
-            builder.accept_alpn(&config.alpn);
+            builder.accept_alpn(config.alpn.as_slice());
         }
         builder.build().map(Acceptor).map_err(|e| Error::Setup {
             what: "the TLS server configuration".into(),

@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -865,7 +865,7 @@ fn s_client_sees_the_servers_close_notify(tls: Tls) {
         "s_client did not exit"
     );
     assert!(
-        client.out.contains("from the server\n"),
+        client.out.wait_for("from the server\n", WAIT),
         "{}",
         client.text()
     );
@@ -908,10 +908,11 @@ fn s_client_closes_first() {
         client.proc.wait_timeout(WAIT).is_some(),
         "s_client did not exit"
     );
+    // Its output may still be on the way through the pipe when it has exited.
     assert!(
         client
-            .text()
-            .contains("SSL3 alert write:warning:close notify"),
+            .err
+            .wait_for("SSL3 alert write:warning:close notify", WAIT),
         "{}",
         client.text()
     );
@@ -1090,5 +1091,34 @@ fn stalled_handshakes_free_their_slots_at_the_handshake_timeout() {
     assert!(
         stalled.iter().all(|c| c["verdict"] == "closed"),
         "{stalled:?}"
+    );
+}
+
+/// `Listener::from_tcp` on a socket the program bound itself (a service manager's, say): it
+/// serves on it, and the shutdown closes it.
+#[test]
+fn listener_from_a_bound_socket() {
+    if !have_python() {
+        return;
+    }
+    let pki = Pki::new();
+    let (socket, port) = bind();
+    let listener = Listener::from_tcp(socket, &server_config(&pki), |stream: &Stream| {
+        (&*stream).write_all(b"hi")?;
+        read_until_end(stream)
+    })
+    .expect("listen");
+    assert_eq!(listener.local_addr().port(), port);
+    let clients = Clients::start(&pki, port, Tls::V13, "polite", 2, &[]);
+    clients.wait_ready(WAIT);
+    wait_open(&listener, 2);
+    let reports = listener.shutdown();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for client in clients.results(WAIT) {
+        assert_eq!(client["verdict"], "close_notify", "{client}");
+    }
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still listening"
     );
 }
