@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, bounded, never, select};
+use crossbeam_channel::{Receiver, TryRecvError, bounded, never, select};
 use gracetls::{CloseReport, Stream};
 use log::{debug, warn};
 
@@ -115,6 +115,13 @@ pub(crate) fn exec_session(stream: &Arc<Stream>, cmd: &str, drain: &Receiver<()>
                 }
             }
         }
+    };
+    // The drain's close_notify is answered by the client's: both may be ready at once, and
+    // the drain is what ended it.
+    let trigger = match (trigger, drain.try_recv()) {
+        (ConnTrigger::ExecExit, _) => trigger,
+        (_, Err(TryRecvError::Disconnected)) => ConnTrigger::Drain,
+        _ => trigger,
     };
     debug!("{}: ending ({})", stream.target(), trigger.name());
     let report = stream.close();

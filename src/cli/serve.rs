@@ -9,20 +9,22 @@
 //! second signal ends the process at once. One report line per connection with `--report`,
 //! as each ends; a client whose handshake failed gets one too.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use gracetls::{ConnectionReport, Listener, ServerConfig, Stream};
+use gracetls::{CloseReport, ConnectionReport, Listener, ServerConfig, Session, Stream};
 use log::{info, warn};
 
 use super::args::{Args, ReportFormat};
-use super::exec::{ConnEnd, exec_session};
+use super::exec::exec_session;
 use super::hints::print_error;
 use super::report::{json_string, session_json};
 use super::signals::{Signal, die};
@@ -38,20 +40,19 @@ pub(crate) fn run(
     let args = Arc::new(args);
     // Dropped when the drain begins: every session's `recv` on it then returns at once.
     let (drain_tx, drain_rx) = crossbeam_channel::bounded::<()>(0);
+    let sessions = Arc::new(Sessions::default());
     let config = config.on_report({
-        let args = Arc::clone(&args);
-        move |r: &ConnectionReport| {
-            if r.close_report().is_none() {
-                handshake_failed(&args, r);
-            }
+        let (args, sessions) = (Arc::clone(&args), Arc::clone(&sessions));
+        move |r: &ConnectionReport| match r.close_report() {
+            None => handshake_failed(&args, r),
+            Some(close) => unserved(&args, &sessions, r, close),
         }
     });
-    let sessions = Arc::new(Sessions::default());
     let handler = {
         let (args, sessions) = (Arc::clone(&args), Arc::clone(&sessions));
         move |stream: &Stream| {
             sessions.begin();
-            serve_one(stream, &args, &drain_rx);
+            serve_one(stream, &args, &drain_rx, &sessions);
             sessions.end();
             Ok(())
         }
@@ -80,6 +81,7 @@ pub(crate) fn run(
         listener.open_connections(),
         gracetls::unversioned::format_duration(args.server.drain_timeout)
     );
+    sessions.draining.store(true, Ordering::SeqCst);
     drop(drain_tx);
     let reports = listener.shutdown();
     // Every close has ended (or been cut) by now; what is left of a session is killing its
@@ -98,14 +100,27 @@ pub(crate) fn run(
     die(sig)
 }
 
-/// How many sessions have not written their report yet.
+/// How many sessions have not written their report yet, and which clients have one.
 #[derive(Default)]
 struct Sessions {
     running: Mutex<usize>,
     ended: Condvar,
+    reported: Mutex<HashSet<String>>,
+    draining: AtomicBool,
 }
 
 impl Sessions {
+    /// Whether the line of `client` is this caller's to write: true the first time.
+    fn claim(&self, client: &str) -> bool {
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        reported.insert(client.to_string())
+    }
+
+    fn forget(&self, client: &str) {
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        reported.remove(client);
+    }
+
     fn begin(&self) {
         *self.running.lock().unwrap_or_else(PoisonError::into_inner) += 1;
     }
@@ -125,7 +140,7 @@ impl Sessions {
 }
 
 /// One client: its CMD, then the report line.
-fn serve_one(stream: &Stream, args: &Args, drain: &Receiver<()>) {
+fn serve_one(stream: &Stream, args: &Args, drain: &Receiver<()>, sessions: &Sessions) {
     let started = Instant::now();
     let shared = match stream.try_clone() {
         Ok(clone) => Arc::new(clone),
@@ -145,12 +160,41 @@ fn serve_one(stream: &Stream, args: &Args, drain: &Receiver<()>) {
         sent(r.close_notify_sent()),
         received(r.close_notify_received())
     );
-    let line = match args.report {
-        ReportFormat::None => return,
-        ReportFormat::Json => conn_json(stream, &end, started),
-        ReportFormat::Text => conn_text(stream, &end, started),
-    };
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let client = stream.target().trim_start_matches("client ");
+    sessions.claim(client);
+    Line {
+        client,
+        trigger: end.trigger.name(),
+        report: r,
+        duration: started.elapsed(),
+        exec_status: end.status.and_then(|s| s.code()),
+        error: end.error.as_deref(),
+        session: Some(stream.session()),
+    }
+    .write(args.report);
+}
+
+/// The last word on every connection: its line if the session wrote none (its handshake
+/// ended as the drain began, so the listener closed it without running CMD). The client's
+/// mark is dropped either way, so a later client on the same port gets its own line.
+fn unserved(args: &Args, sessions: &Sessions, r: &ConnectionReport, close: &CloseReport) {
+    let client = r.peer_addr().to_string();
+    let written = !sessions.claim(&client);
+    sessions.forget(&client);
+    if written {
+        return;
+    }
+    let draining = sessions.draining.load(Ordering::SeqCst);
+    Line {
+        client: &client,
+        trigger: if draining { "drain" } else { "error" },
+        report: close,
+        duration: r.duration(),
+        exec_status: None,
+        error: r.handler_error(),
+        session: None,
+    }
+    .write(args.report);
 }
 
 /// The report of a client whose handshake did not finish.
@@ -183,65 +227,77 @@ fn received(yes: bool) -> &'static str {
     if yes { "received" } else { "not received" }
 }
 
-/// One connection's report as one JSON object on one line.
-fn conn_json(stream: &Stream, end: &ConnEnd, started: Instant) -> String {
-    let r = &end.report;
-    let opt = |text: Option<&str>| text.map_or("null".to_string(), json_string);
-    let status = end
-        .status
-        .and_then(|s| s.code())
-        .map_or("null".to_string(), |c| c.to_string());
-    let mut s = String::with_capacity(256);
-    let _ = write!(
-        s,
-        r#"{{"client":{},"trigger":"{}","outcome":"{}","close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"bytes_dropped":{},"tls_close_ms":{},"duration_ms":{},"exec_status":{},"error":{},"alert":{},"session":{}}}"#,
-        json_string(stream.target().trim_start_matches("client ")),
-        end.trigger.name(),
-        r.outcome().name(),
-        r.close_notify_sent(),
-        r.close_notify_received(),
-        r.bytes_in(),
-        r.bytes_out(),
-        r.bytes_dropped(),
-        r.close_duration().as_millis(),
-        started.elapsed().as_millis(),
-        status,
-        opt(end.error.as_deref().or(r.error())),
-        r.alert()
-            .map_or("null".to_string(), |a| json_string(&a.to_string())),
-        session_json(stream.session()),
-    );
-    s
+/// What one connection's report line says.
+struct Line<'a> {
+    client: &'a str,
+    trigger: &'a str,
+    report: &'a CloseReport,
+    duration: Duration,
+    exec_status: Option<i32>,
+    error: Option<&'a str>,
+    session: Option<&'a Session>,
 }
 
-/// One connection's report in one line for a person.
-fn conn_text(stream: &Stream, end: &ConnEnd, started: Instant) -> String {
-    let r = &end.report;
-    let mut line = format!(
-        "gracetls: {}: {} close after {}: close_notify {}, {}; {} bytes in, {} bytes out; TLS close {} ms; total {} ms",
-        stream.target(),
-        r.outcome().name(),
-        end.trigger.name(),
-        if r.close_notify_sent() {
-            "sent"
-        } else {
-            "not sent"
-        },
-        if r.close_notify_received() {
-            "received"
-        } else {
-            "not received"
-        },
-        r.bytes_in(),
-        r.bytes_out(),
-        r.close_duration().as_millis(),
-        started.elapsed().as_millis()
-    );
-    if let Some(code) = end.status.and_then(|s| s.code()) {
-        let _ = write!(line, "; command exit {code}");
+impl Line<'_> {
+    fn write(&self, format: ReportFormat) {
+        let line = match format {
+            ReportFormat::None => return,
+            ReportFormat::Json => self.json(),
+            ReportFormat::Text => self.text(),
+        };
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
-    if let Some(e) = end.error.as_deref().or(r.error()) {
-        let _ = write!(line, "; error: {e}");
+
+    /// One JSON object on one line.
+    fn json(&self) -> String {
+        let r = self.report;
+        let mut s = String::with_capacity(256);
+        let _ = write!(
+            s,
+            r#"{{"client":{},"trigger":"{}","outcome":"{}","close_notify_sent":{},"close_notify_received":{},"bytes_in":{},"bytes_out":{},"bytes_dropped":{},"tls_close_ms":{},"duration_ms":{},"exec_status":{},"error":{},"alert":{},"session":{}}}"#,
+            json_string(self.client),
+            self.trigger,
+            r.outcome().name(),
+            r.close_notify_sent(),
+            r.close_notify_received(),
+            r.bytes_in(),
+            r.bytes_out(),
+            r.bytes_dropped(),
+            r.close_duration().as_millis(),
+            self.duration.as_millis(),
+            self.exec_status
+                .map_or("null".to_string(), |c| c.to_string()),
+            self.error
+                .or(r.error())
+                .map_or("null".to_string(), json_string),
+            r.alert()
+                .map_or("null".to_string(), |a| json_string(&a.to_string())),
+            self.session.map_or("null".to_string(), session_json),
+        );
+        s
     }
-    line
+
+    /// One line for a person.
+    fn text(&self) -> String {
+        let r = self.report;
+        let mut line = format!(
+            "gracetls: client {}: {} close after {}: close_notify {}, {}; {} bytes in, {} bytes out; TLS close {} ms; total {} ms",
+            self.client,
+            r.outcome().name(),
+            self.trigger,
+            sent(r.close_notify_sent()),
+            received(r.close_notify_received()),
+            r.bytes_in(),
+            r.bytes_out(),
+            r.close_duration().as_millis(),
+            self.duration.as_millis()
+        );
+        if let Some(code) = self.exec_status {
+            let _ = write!(line, "; command exit {code}");
+        }
+        if let Some(e) = self.error.or(r.error()) {
+            let _ = write!(line, "; error: {e}");
+        }
+        line
+    }
 }
