@@ -344,7 +344,8 @@ impl Shared {
                     peer,
                     accepted,
                     phase: Phase::Handshake(socket.try_clone().ok()),
-                    draining: false,
+                    // Accepted as the shutdown began: drained and reported with the others.
+                    draining: self.stopping(),
                     closed: None,
                     reported: false,
                     cut: false,
@@ -414,28 +415,33 @@ impl Shared {
         handshake_error: Option<String>,
         handler_error: Option<String>,
     ) {
+        let (report, reported) = {
+            let state = lock(&self.state);
+            let Some(slot) = state.slots.get(&id) else {
+                return;
+            };
+            let report = ConnectionReport {
+                peer_addr: slot.peer,
+                duration: slot.accepted.elapsed(),
+                close,
+                handshake_error,
+                handler_error,
+            };
+            (report, slot.reported)
+        };
+        // The program hears of the end while the connection still holds its slot: when
+        // `open_connections` drops, its report has been delivered.
+        if !reported {
+            if let Some(callback) = self.config.on_report_callback() {
+                callback(&report);
+            }
+        }
         let mut state = lock(&self.state);
-        let Some(slot) = state.slots.remove(&id) else {
-            return;
-        };
-        let report = ConnectionReport {
-            peer_addr: slot.peer,
-            duration: slot.accepted.elapsed(),
-            close,
-            handshake_error,
-            handler_error,
-        };
-        if slot.draining {
-            state.drained.push(report.clone());
+        if state.slots.remove(&id).is_some_and(|slot| slot.draining) {
+            state.drained.push(report);
         }
         drop(state);
         self.changed.notify_all();
-        if slot.reported {
-            return;
-        }
-        if let Some(callback) = self.config.on_report_callback() {
-            callback(&report);
-        }
     }
 }
 

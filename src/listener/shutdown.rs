@@ -23,7 +23,15 @@ impl Shared {
         accepting: &Mutex<Option<JoinHandle<()>>>,
     ) -> Vec<ConnectionReport> {
         let started = Instant::now();
-        self.stopping.store(true, Ordering::SeqCst);
+        {
+            // One step under the lock: every connection open now is drained and reported,
+            // also one that sees the flag and closes itself before the loop below.
+            let mut state = lock(&self.state);
+            self.stopping.store(true, Ordering::SeqCst);
+            for slot in state.slots.values_mut() {
+                slot.draining = true;
+            }
+        }
         self.changed.notify_all();
         self.wake_accept();
         if let Some(handle) = lock(accepting).take() {
