@@ -9,7 +9,7 @@ BUILD_PACKAGES := libssl-dev pkg-config gcc libc6-dev openssl
 # A new test peer's package goes here.
 APT_PACKAGES := openssl python3 \
 	nginx libnginx-mod-stream gnutls-bin openjdk-17-jdk-headless golang-go \
-	nftables iproute2 socat ncat gcc tinyproxy microsocks \
+	nftables iproute2 socat ncat stunnel4 curl gcc tinyproxy microsocks \
 	postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd postgresql vsftpd prosody \
 	man-db groff-base zsh fish
 # What `make bench` needs on top of the tests' packages: its timers and its plotter (whose
@@ -27,7 +27,7 @@ INSTALL_BASH := $(DESTDIR)$(DATADIR)/bash-completion/completions/gracetls
 INSTALL_ZSH := $(DESTDIR)$(DATADIR)/zsh/site-functions/_gracetls
 INSTALL_FISH := $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/gracetls.fish
 
-.PHONY: all build demo test interop test-faults fanout figures stress soak bench lint doc ci deps build-deps bench-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps api-diff
+.PHONY: all build demo test interop server-goodbye test-faults fanout figures stress soak bench lint doc ci deps build-deps bench-deps packages install install-files uninstall clean fuzz fuzz-ci fuzz-deps api-diff
 
 all: build
 
@@ -94,6 +94,13 @@ interop: deps
 	GRACETLS_SKIP_LOG=$(abspath $(SKIP_LOG)) $(CARGO) test --test interop -- --test-threads=2; status=$$?; \
 	python3 tests/interop_table.py target/tmp/interop --write docs/INTEROP.md; \
 	python3 tests/skip_summary.py $(SKIP_LOG) $$status; exit $$status
+
+## server-goodbye: what a client sees when a TLS server gets SIGTERM or SIGINT: ncat, s_server,
+## stunnel, socat and gracetls --listen, each against every referee client (tests/referees/);
+## prints the table and updates docs/servers.md
+server-goodbye: deps
+	$(CARGO) build --bin gracetls --example referee_rustls
+	python3 tools/server-goodbye --write docs/servers.md
 
 ## test-faults: every exit path under 5% TCP loss (network namespace, needs root) and 100 ms delay (proxy)
 test-faults: deps

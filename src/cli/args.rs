@@ -9,6 +9,7 @@ use gracetls::starttls::Protocol;
 use gracetls::{CloseMode, Config, Proxy, TlsVersion};
 
 use super::duration::parse_duration;
+use super::listen_args::ServerArgs;
 
 const EXIT_CODES: &str = "\
 At stdin EOF (--on-eof):
@@ -39,16 +40,22 @@ Exit codes:
 
 Local command: ~. alone on a line closes the connection, when stdin is a terminal (see --escape).
 
+Server mode: gracetls --listen [HOST:]PORT --cert PEM --key PEM serves one client, stdin to
+it and it to stdout, with the same exit paths, codes and report (--ca-file: client
+certificates required, signed by a CA in that file). With
+--keep-open --exec CMD it serves many, each with its own CMD, and on SIGTERM or SIGINT drains
+them (close_notify to each, at most --drain-timeout) and ends by that signal.
+
 The server's certificate: gracetls --show-cert HOST | openssl x509 -noout -enddate";
 
 /// A TLS client that always says goodbye: stdin to the server, the server to stdout, and
-/// close_notify on every way out.
+/// close_notify on every way out; with --listen, the server that does.
 #[derive(Debug, Parser)]
 #[command(name = "gracetls", version, after_help = EXIT_CODES)]
 pub(crate) struct Args {
     /// The server, HOST[:PORT]; port 443 by default, IPv6 as [::1]:8443; https://HOST[:PORT] too.
-    #[arg(value_name = "HOST[:PORT]", value_hint = ValueHint::Hostname)]
-    pub(crate) target: String,
+    #[arg(value_name = "HOST[:PORT]", value_hint = ValueHint::Hostname, required_unless_present = "listen")]
+    pub(crate) target: Option<String>,
 
     /// Anything after the target: refused with a hint (`HOST PORT` is one word, `HOST:PORT`).
     #[arg(hide = true)]
@@ -70,11 +77,11 @@ pub(crate) struct Args {
     #[arg(long, value_name = "NAME", value_hint = ValueHint::Hostname)]
     pub(crate) servername: Option<String>,
 
-    /// Client certificate chain (PEM); needs --key.
+    /// Certificate chain (PEM): the client's, or with --listen the server's; needs --key.
     #[arg(long, value_name = "PEM", requires = "key", value_hint = ValueHint::FilePath)]
     pub(crate) cert: Option<PathBuf>,
 
-    /// Client private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --cert.
+    /// The private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1); needs --cert.
     #[arg(long, value_name = "PEM", requires = "cert", value_hint = ValueHint::FilePath)]
     pub(crate) key: Option<PathBuf>,
 
@@ -147,6 +154,10 @@ pub(crate) struct Args {
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "none")]
     pub(crate) report: ReportFormat,
 
+    /// The server mode's options.
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+
     /// -v: the session (version, cipher, ALPN, certificate) and how the connection ended;
     /// -vv: every shutdown step with its time. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -186,7 +197,7 @@ fn parse_escape(text: &str) -> Result<Escape, String> {
 }
 
 /// A duration that bounds something: more than zero.
-fn parse_timeout(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
     if text.trim_start().starts_with('-') {
         return Err("must be more than zero, e.g. 500ms, 2s, 1m".into());
     }
@@ -199,11 +210,11 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 /// Checks what clap cannot, before anything touches the network: a usage error is exit 2
 /// with nothing sent.
 pub(crate) fn check_usage(args: &Args) -> Result<(), String> {
+    let target = args.target.as_deref().unwrap_or_default();
     if let Some(word) = args.extra.first() {
-        if word.parse::<u16>().is_ok() && !args.target.contains(':') {
+        if word.parse::<u16>().is_ok() && !target.contains(':') {
             return Err(format!(
-                "unexpected argument {word:?}: HOST and PORT are one argument, {}:{word}",
-                args.target
+                "unexpected argument {word:?}: HOST and PORT are one argument, {target}:{word}"
             ));
         }
         return Err(format!(

@@ -31,6 +31,8 @@ pub(crate) struct Coordinator {
     closed_rx: Receiver<CloseReport>,
     /// Fires when the quiet time after stdin EOF may have passed (`--on-eof wait`).
     quiet_rx: Receiver<Instant>,
+    /// Fires when `--idle-timeout` may have passed.
+    idle_rx: Receiver<Instant>,
     /// What started the end, and when; stdin EOF (wait or half-close) comes before the close.
     trigger: Option<(Trigger, Instant)>,
     /// What finished an end that `trigger` only began (the report's `end`).
@@ -70,7 +72,6 @@ impl Coordinator {
             }
         };
         Ok(Coordinator {
-            args,
             started,
             signals,
             stream,
@@ -79,10 +80,12 @@ impl Coordinator {
             output_rx,
             closed_rx: never(),
             quiet_rx: never(),
+            idle_rx: args.server.idle_timeout.map_or_else(never, after),
             trigger: None,
             end: None,
             failure: None,
             error_printed: false,
+            args,
         })
     }
 
@@ -123,6 +126,7 @@ impl Coordinator {
                     }
                 },
                 recv(self.quiet_rx) -> _ => self.quiet_check(),
+                recv(self.idle_rx) -> _ => self.idle_check(),
                 recv(self.signals) -> sig => {
                     let sig = sig.unwrap_or(Signal::Int);
                     if self.closing {
@@ -245,12 +249,32 @@ impl Coordinator {
         self.close(Trigger::StdinEof);
     }
 
+    /// `--idle-timeout` may have passed: close if nothing moved either way for that long,
+    /// else wait for what is left of it after the last data.
+    fn idle_check(&mut self) {
+        self.idle_rx = never();
+        let Some(limit) = self.args.server.idle_timeout else {
+            return;
+        };
+        if self.closing {
+            return;
+        }
+        let idle = self.stream.idle_time();
+        if idle < limit {
+            self.idle_rx = after(limit - idle);
+            return;
+        }
+        info!("no data either way for {}: closing", format_duration(limit));
+        self.close(Trigger::IdleTimeout);
+    }
+
     /// Starts the close on its own thread, so signals are still heard while it runs.
     fn close(&mut self, trigger: Trigger) {
         if std::mem::replace(&mut self.closing, true) {
             return;
         }
         self.quiet_rx = never();
+        self.idle_rx = never();
         // A stdin EOF that a signal cuts short is ended by the signal; otherwise the first
         // trigger is what started the end, and this one is how it ended.
         let trigger = match (self.trigger, trigger) {

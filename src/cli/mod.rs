@@ -12,11 +12,15 @@ mod args;
 mod coordinator;
 mod crlf;
 mod duration;
+mod exec;
 mod generate;
 mod hints;
 mod io;
 mod lines;
+mod listen;
+mod listen_args;
 mod report;
+mod serve;
 mod show_cert;
 mod signals;
 
@@ -81,8 +85,13 @@ pub fn run() -> ExitCode {
         eprintln!("gracetls: error: {message}");
         return ExitCode::from(2);
     }
+    if args.server.listen.is_some() {
+        return listen::run(args, started);
+    }
+    // clap requires a target without --listen.
+    let target = args.target.clone().unwrap_or_default();
     // A target that cannot be parsed is a usage error, like any other bad argument.
-    if let Err(e) = gracetls::parse_target(&args.target) {
+    if let Err(e) = gracetls::parse_target(&target) {
         print_error(&e);
         return ExitCode::from(2);
     }
@@ -110,7 +119,6 @@ pub fn run() -> ExitCode {
     let (connected_tx, connected_rx) = crossbeam_channel::bounded(1);
     {
         let config = config.clone();
-        let target = args.target.clone();
         let starttls = args.starttls.map(Starttls::new);
         let connect = move || {
             let result = match &starttls {
