@@ -106,6 +106,7 @@ mod handshake;
 mod io_error;
 mod outbound;
 mod proxy;
+mod read_size;
 pub mod report;
 mod session;
 pub mod starttls;

@@ -61,6 +61,7 @@ use crate::config::{CloseMode, Config, OnClose};
 use crate::connect::{connect_tcp, start_tls};
 use crate::diagnose::Redial;
 use crate::outbound::Outbound;
+use crate::read_size::ReadSize;
 use crate::report::CloseReport;
 use crate::session::Session;
 use crate::starttls::Starttls;
@@ -121,7 +122,8 @@ pub struct Stream {
 /// last handle drops it, which closes.
 pub(crate) struct Inner {
     target: String,
-    socket: TcpStream,
+    /// Shared with the transport, which receives large records from it (never waiting).
+    socket: Arc<TcpStream>,
     tls: Mutex<TlsStream<MemoryTransport>>,
     /// Held by the one thread reading the socket, with what it reads into.
     reading: Mutex<ReadBuffer>,
@@ -180,7 +182,7 @@ struct ReadBuffer {
     /// The large socket read buffer while data flows; empty otherwise (small reads go
     /// through the stack, so an idle connection holds none).
     buf: Vec<u8>,
-    small_reads: u32,
+    size: ReadSize,
     /// Plaintext a waiting close read while no other thread was reading, kept for the next
     /// `read` (`stash[stash_pos..]`): a close never takes data from a reader.
     stash: Vec<u8>,
@@ -358,7 +360,7 @@ impl Stream {
         config: &Config,
         target: String,
         socket: TcpStream,
-        tls: TlsStream<MemoryTransport>,
+        mut tls: TlsStream<MemoryTransport>,
         started: Instant,
     ) -> Stream {
         let (version, cipher_suite) = tls.get_ref().server_hello().unzip();
@@ -389,13 +391,15 @@ impl Stream {
         if let Some(timeout) = config.get_write_timeout() {
             let _ = socket.set_write_timeout(Some(timeout));
         }
+        let socket = Arc::new(socket);
+        tls.get_mut().attach_socket(Arc::clone(&socket));
         let inner = Inner {
             target,
             socket,
             tls: Mutex::new(tls),
             reading: Mutex::new(ReadBuffer {
                 buf: Vec::new(),
-                small_reads: 0,
+                size: ReadSize::default(),
                 stash: Vec::new(),
                 stash_pos: 0,
                 deferred: None,

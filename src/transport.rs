@@ -12,10 +12,16 @@
 //! TLS while [`MemoryTransport::is_eof`] is still false is the peer's close_notify, and an
 //! `Ok(0)` after it is a truncation.
 
+mod direct;
+
+pub(crate) use direct::Starved;
+
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::session::HelloScan;
+use direct::{DIRECT_MIN, Direct, HEADER};
 
 /// A buffer pair that TLS reads ciphertext from and writes ciphertext to.
 ///
@@ -49,6 +55,12 @@ pub struct MemoryTransport {
     records: RecordCursor,
     spill: Option<Spill>,
     hello: HelloScan,
+    /// The socket, once the handshake is over, for receiving large records straight into
+    /// TLS's buffer (see `direct`).
+    direct: Option<Direct>,
+    /// Whether the read under way may receive from the socket: only the thread that holds
+    /// the read side may, so that ciphertext is fed in the order it arrived.
+    direct_now: bool,
 }
 
 /// Where the peer's byte stream stands in TLS record framing (5-byte header, then the length
@@ -59,6 +71,8 @@ struct RecordCursor {
     header: [u8; 5],
     header_len: usize,
     body_left: usize,
+    /// The length the last complete header announced.
+    last_len: usize,
 }
 
 impl RecordCursor {
@@ -76,6 +90,7 @@ impl RecordCursor {
             data = &data[n..];
             if self.header_len == 5 {
                 self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.last_len = self.body_left;
                 self.header_len = 0;
             }
         }
@@ -293,6 +308,65 @@ impl MemoryTransport {
         &mut self.outbound
     }
 
+    /// Lets the transport receive large records from `socket` itself, straight into TLS's
+    /// buffer, during the reads [`allow_direct`](Self::allow_direct) allows.
+    pub(crate) fn attach_socket(&mut self, socket: Arc<TcpStream>) {
+        self.direct = Some(Direct::new(socket));
+    }
+
+    /// Whether the reads that follow may receive from the attached socket.
+    pub(crate) fn allow_direct(&mut self, allow: bool) {
+        self.direct_now = allow;
+    }
+
+    /// What the last read that found nothing asks of the reader; reset to
+    /// [`Starved::Declined`].
+    pub(crate) fn take_starved(&mut self) -> Starved {
+        self.direct
+            .as_mut()
+            .map(|d| std::mem::take(&mut d.starved))
+            .unwrap_or_default()
+    }
+
+    /// Receives what TLS asks for from the socket, without waiting, when the record it is
+    /// reading is large; `WouldBlock` otherwise, with what the reader must do in `starved`.
+    fn read_direct(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(direct) = self.direct.as_mut() else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        if !self.direct_now || self.records.last_len < DIRECT_MIN {
+            direct.starved = Starved::Declined;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if self.inbound.len() < HEADER {
+            self.inbound.resize(HEADER, 0);
+        }
+        let (after, _) = self.inbound.split_at_mut(HEADER);
+        match direct.recv(buf, after) {
+            Ok(n) if n > 0 => {
+                let body = n.min(buf.len());
+                self.records.advance(&buf[..body]);
+                self.records.advance(&after[..n - body]);
+                self.read_pos = 0;
+                self.inbound_end = n - body;
+                Ok(body)
+            }
+            // The end of the stream, our own shutdown: the reader's own read tells them apart.
+            Ok(_) => {
+                direct.starved = Starved::Declined;
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => {
+                direct.starved = match e.kind() {
+                    io::ErrorKind::WouldBlock => Starved::Drained,
+                    io::ErrorKind::Interrupted | io::ErrorKind::Unsupported => Starved::Declined,
+                    _ => Starved::Failed(e),
+                };
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        }
+    }
+
     /// Takes all ciphertext TLS wrote so far, in order.
     pub fn take_outbound(&mut self) -> Vec<u8> {
         match &self.spill {
@@ -309,7 +383,7 @@ impl Read for MemoryTransport {
             return if self.eof {
                 Ok(0)
             } else {
-                Err(io::ErrorKind::WouldBlock.into())
+                self.read_direct(buf)
             };
         }
         let n = available.len().min(buf.len());
@@ -338,109 +412,4 @@ impl Write for MemoryTransport {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_across_feeds_in_order() {
-        let mut t = MemoryTransport::new();
-        t.feed(b"hello ");
-        t.feed(b"world");
-        let mut buf = [0u8; 4];
-        let mut got = Vec::new();
-        loop {
-            match t.read(&mut buf) {
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) => {
-                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
-                    break;
-                }
-            }
-        }
-        assert_eq!(got, b"hello world");
-        assert_eq!(t.pending_inbound(), 0);
-    }
-
-    #[test]
-    fn eof_only_after_buffered_bytes() {
-        let mut t = MemoryTransport::new();
-        t.feed(b"xy");
-        t.feed_eof();
-        let mut buf = [0u8; 1];
-        assert_eq!(t.read(&mut buf).unwrap(), 1);
-        assert_eq!(t.read(&mut buf).unwrap(), 1);
-        assert_eq!(t.read(&mut buf).unwrap(), 0);
-        assert!(t.is_eof());
-    }
-
-    #[test]
-    fn record_cursor_follows_headers_split_anywhere() {
-        // Two records (5 + 3, then 5 + 2 bytes), fed one byte at a time.
-        let stream = [23u8, 3, 3, 0, 3, 1, 2, 3, 21, 3, 3, 0, 2, 9, 9];
-        let mut t = MemoryTransport::new();
-        let mut inside = Vec::new();
-        for b in stream {
-            t.feed(&[b]);
-            inside.push(t.inside_record());
-        }
-        let boundaries: Vec<usize> = (0..stream.len()).filter(|&i| !inside[i]).collect();
-        assert_eq!(boundaries, vec![7, 14]);
-    }
-
-    #[test]
-    fn spill_keeps_order_when_it_ends() {
-        let (mut t, spill) = MemoryTransport::spilling();
-        t.write_all(b"one ").unwrap();
-        assert!(t.has_outbound());
-        t.end_spill();
-        t.write_all(b"two").unwrap();
-        assert_eq!(t.take_outbound(), b"one two");
-        assert!(spill.take().is_empty());
-    }
-
-    #[test]
-    fn large_buffer_is_kept_while_flowing_and_released_by_shrink() {
-        let mut t = MemoryTransport::new();
-        t.feed(&vec![7u8; 4 * KEEP_CAPACITY]);
-        let mut buf = vec![0u8; 4 * KEEP_CAPACITY];
-        assert_eq!(t.read(&mut buf).unwrap(), 4 * KEEP_CAPACITY);
-        assert!(t.read(&mut buf).is_err());
-        assert!(t.inbound.capacity() >= 4 * KEEP_CAPACITY);
-        t.shrink();
-        assert!(t.inbound.capacity() <= KEEP_CAPACITY);
-        t.write_all(&buf).unwrap();
-        t.take_outbound();
-        t.lend_outbound(vec![0u8; 4 * KEEP_CAPACITY], 0);
-        t.shrink();
-        assert!(t.outbound.capacity() <= KEEP_CAPACITY);
-    }
-
-    #[test]
-    fn fed_buffers_are_traded_and_partial_reads_keep_order() {
-        let mut t = MemoryTransport::new();
-        let mut buf = b"0123456789".to_vec();
-        t.feed_buffer(&mut buf, 4);
-        assert!(
-            buf.is_empty(),
-            "the transport's old (empty) buffer comes back"
-        );
-        let mut out = [0u8; 3];
-        assert_eq!(t.read(&mut out).unwrap(), 3);
-        // Not drained: this one is copied after the unread byte.
-        let mut more = b"abXX".to_vec();
-        t.feed_buffer(&mut more, 2);
-        assert_eq!(more, b"abXX");
-        t.feed(b"c");
-        let mut got = Vec::new();
-        let mut one = [0u8; 2];
-        while let Ok(n) = t.read(&mut one) {
-            got.extend_from_slice(&one[..n]);
-        }
-        assert_eq!(got, b"3abc");
-        // Drained: a fed slice reuses the spare room behind it.
-        t.feed(b"xy");
-        assert_eq!(t.pending_inbound(), 2);
-        assert_eq!(t.read(&mut one).unwrap(), 2);
-        assert_eq!(&one, b"xy");
-    }
-}
+mod tests;

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use super::read::SMALL_READ;
 use super::{CloseState, Inner, lock};
 use crate::Error;
 use crate::acked::{Acked, acked};
 use crate::config::{CloseMode, format_duration};
 use crate::outbound::is_timeout;
+use crate::read_size::SMALL_READ;
 use crate::report::{CloseReport, Outcome};
 
 /// How long past the close timeout the close waits for a reader to leave the read side: the
@@ -413,7 +413,7 @@ impl Inner {
         };
         for _ in 0..64 {
             self.drop_decrypted();
-            let n = match (&self.socket).read(buf) {
+            let n = match (&*self.socket).read(buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
