@@ -389,6 +389,15 @@ impl Read for MemoryTransport {
         let n = available.len().min(buf.len());
         buf[..n].copy_from_slice(&available[..n]);
         self.read_pos += n;
+        let cap = self.inbound.capacity();
+        if self.read_pos == self.inbound_end && cap > HEADER * 8 && cap <= KEEP_CAPACITY {
+            // A small read's buffer, drained: an idle connection keeps none (the handshake's
+            // and the last small read's were about 4 KiB per connection). Large buffers are
+            // traded with the reader while data flows; `shrink` gives them back.
+            self.inbound = Vec::new();
+            self.read_pos = 0;
+            self.inbound_end = 0;
+        }
         Ok(n)
     }
 }
