@@ -114,6 +114,7 @@ mod openssl_text;
 mod outbound;
 mod platform;
 mod proxy;
+mod read_size;
 mod record;
 pub mod report;
 mod session;

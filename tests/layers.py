@@ -47,7 +47,7 @@ FLOORS = [
     (
         "record",
         "the record layer: TLS records in memory between TLS and the socket",
-        ["record", "transport", "outbound", "acked"],
+        ["record", "transport", "read_size", "outbound", "acked"],
     ),
     (
         "dialing",
