@@ -108,13 +108,14 @@ test-faults: deps
 
 ## fanout: N (default 10000) connections to a local server (tests/peers/fanout_server.py),
 ## idle IDLE seconds, closed gracefully, once per mode in FANOUT_MODES: `stream` (no thread
-## per connection, all closed from one thread) and `connection` (one reader thread each);
+## per connection, all closed from one thread), `connection` (one reader thread each) and
+## `native` (plain native-tls streams, the yardstick for memory);
 ## each run's last line is key=value (see docs/library.md, "Many connections"). Neither mode needs
 ## vm.max_map_count raised at N=10000 (a Connection's thread takes 4 mappings: about 16,000
 ## fit under the default 65,530); fanout says what to raise when N needs it.
 N ?= 10000
 IDLE ?= 10
-FANOUT_MODES ?= stream connection
+FANOUT_MODES ?= stream connection native
 fanout: deps
 	$(CARGO) build --release --example fanout
 	@dir=$$(mktemp -d); \

@@ -7,8 +7,8 @@
 //! - `copy_upload` / `copy_download`: a [`gracetls::Stream`] used as `std::io` code uses it,
 //!   `io::copy` through `&Stream` with 8 KiB writes and 8 KiB reads, against `TlsStream` with
 //!   the same calls.
-//! - `stream_download_64k`: `&Stream` read with 64 KiB reads against `TlsStream` with the same
-//!   reads.
+//! - `stream_upload_64k` / `stream_download_64k`: `&Stream` written in 64 KiB writes and read
+//!   with 64 KiB reads, against `TlsStream` with the same calls.
 //!
 //! Per iteration: upload sends `CHUNK` bytes and waits for the server's one-byte receipt;
 //! download asks with one byte and reads `CHUNK` bytes. The connection stays up across
@@ -214,6 +214,14 @@ fn copy_up(mut writer: impl Read + Write) {
     writer.read_exact(&mut [0u8; 1]).expect("receipt");
 }
 
+/// `data` (`CHUNK` bytes) up in writes of `write` bytes, then the server's receipt.
+fn write_up(mut writer: impl Read + Write, data: &[u8], write: usize) {
+    for piece in data.chunks(write) {
+        writer.write_all(piece).expect("write");
+    }
+    writer.read_exact(&mut [0u8; 1]).expect("receipt");
+}
+
 /// Asks for `CHUNK` bytes and reads them in reads of `buf.len()`.
 fn copy_down(mut reader: impl Read + Write, buf: &mut [u8]) {
     reader.write_all(b"g").expect("request");
@@ -324,6 +332,19 @@ fn transport(c: &mut Criterion) {
     {
         let mut tls = native_connect(&server, b'U');
         up.bench_function("tlsstream", |b| b.iter(|| copy_up(&mut tls)));
+        let _ = tls.shutdown();
+    }
+    up.finish();
+
+    let mut up = group(c, "stream_upload_64k");
+    {
+        let stream = stream_connect(&server, b'U');
+        up.bench_function("stream", |b| b.iter(|| write_up(&stream, &data, WRITE)));
+        stream.close();
+    }
+    {
+        let mut tls = native_connect(&server, b'U');
+        up.bench_function("tlsstream", |b| b.iter(|| write_up(&mut tls, &data, WRITE)));
         let _ = tls.shutdown();
     }
     up.finish();

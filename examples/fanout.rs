@@ -11,6 +11,9 @@
 //! - `--mode connection`: N [`Connection`]s, **one reader thread each** (events API); they
 //!   are closed by 8 threads in parallel. Each thread adds its stack's touched pages and 4
 //!   memory mappings (its stack and guard page, Rust's signal stack and its guard page).
+//! - `--mode native`: N plain `native_tls::TlsStream<TcpStream>`s, the yardstick for a
+//!   `Stream`'s memory: made, used and held the same way, closed from one thread with
+//!   `shutdown()` (close_notify; it does not wait for the server's answer).
 //!
 //! ```text
 //! cargo run --release --example fanout -- --ca-file ca.pem --server-stats 127.0.0.1:9001 \
@@ -37,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use gracetls::{CloseReport, Config, Connection, Event, Outcome, Stream};
+use native_tls::{TlsConnector, TlsStream};
 
 /// Open N TLS connections, hold them idle, close them all with close_notify.
 #[derive(Parser, Debug)]
@@ -83,6 +87,8 @@ enum Mode {
     Stream,
     /// `gracetls::Connection`: one reader thread.
     Connection,
+    /// `native_tls::TlsStream<TcpStream>`, for comparison.
+    Native,
 }
 
 impl Mode {
@@ -90,13 +96,14 @@ impl Mode {
         match self {
             Mode::Stream => "stream",
             Mode::Connection => "connection",
+            Mode::Native => "native",
         }
     }
 
     /// Threads each connection owns.
     fn threads(self) -> u64 {
         match self {
-            Mode::Stream => 0,
+            Mode::Stream | Mode::Native => 0,
             Mode::Connection => 1,
         }
     }
@@ -109,15 +116,33 @@ impl Mode {
 enum Held {
     Stream(Stream),
     Connection(Connection),
+    Native(TlsStream<TcpStream>),
 }
 
 impl Held {
     /// Closes gracefully (close_notify) and releases the socket.
-    fn close(self) -> CloseReport {
+    fn close(self) -> Closed {
         match self {
-            Held::Stream(stream) => stream.close(), // the drop that follows releases the socket
-            Held::Connection(conn) => conn.close(),
+            // The drop that follows releases the socket.
+            Held::Stream(stream) => stream.close().into(),
+            Held::Connection(conn) => conn.close().into(),
+            Held::Native(mut tls) => {
+                let sent = tls.shutdown().is_ok();
+                Closed::Native(sent)
+            }
         }
+    }
+}
+
+/// How one close went: a gracetls report, or whether native-tls sent close_notify.
+enum Closed {
+    Report(CloseReport),
+    Native(bool),
+}
+
+impl From<CloseReport> for Closed {
+    fn from(report: CloseReport) -> Self {
+        Closed::Report(report)
     }
 }
 
@@ -151,6 +176,13 @@ fn main() -> ExitCode {
     if let Some(bytes) = args.thread_stack {
         config = config.with_thread_stack_size(bytes);
     }
+    let native = match (mode, native_connector(&args)) {
+        (Mode::Native, Err(message)) => {
+            eprintln!("fanout: {message}");
+            return ExitCode::from(2);
+        }
+        (_, connector) => connector.ok(),
+    };
     let server_before = match args.server_stats.as_deref().map(|a| server_stats(a, None)) {
         Some(Ok(stats)) => Some(stats),
         Some(Err(e)) => {
@@ -179,7 +211,7 @@ fn main() -> ExitCode {
     let no_echo = AtomicUsize::new(0);
     let mut conns: Vec<Held> = Vec::with_capacity(n);
     if n > 0 {
-        match open_one(&config, &args.target, 0, mode) {
+        match open_one(&config, native.as_ref(), &args.target, 0, mode) {
             Ok((conn, echoed)) => {
                 if !echoed {
                     no_echo.fetch_add(1, Ordering::Relaxed);
@@ -202,7 +234,7 @@ fn main() -> ExitCode {
                         if i >= n {
                             break;
                         }
-                        match open_one(&config, &args.target, i, mode) {
+                        match open_one(&config, native.as_ref(), &args.target, i, mode) {
                             Ok((conn, echoed)) => {
                                 if !echoed {
                                     no_echo.fetch_add(1, Ordering::Relaxed);
@@ -257,7 +289,7 @@ fn main() -> ExitCode {
     // Close all: each close sends close_notify (and joins a Connection's reader); the
     // closers each take a share.
     let closers = args.closers.unwrap_or(match mode {
-        Mode::Stream => 1,
+        Mode::Stream | Mode::Native => 1,
         Mode::Connection => 8,
     });
     let close_started = Instant::now();
@@ -331,7 +363,13 @@ fn main() -> ExitCode {
 
 /// Connects, sends a line, waits for its echo (bounded for a `Connection`; a `Stream`'s read
 /// has no timeout, and the local server always answers or closes). `Err` carries the cause.
-fn open_one(config: &Config, target: &str, i: usize, mode: Mode) -> Result<(Held, bool), String> {
+fn open_one(
+    config: &Config,
+    native: Option<&Native>,
+    target: &str,
+    i: usize,
+    mode: Mode,
+) -> Result<(Held, bool), String> {
     let line = format!("hello from connection {i}\n");
     let mut got = Vec::new();
     let held = match mode {
@@ -360,6 +398,28 @@ fn open_one(config: &Config, target: &str, i: usize, mode: Mode) -> Result<(Held
                 }
             }
             Held::Connection(conn)
+        }
+        Mode::Native => {
+            let native = native.ok_or("no native-tls connector")?;
+            let host = native
+                .servername
+                .as_deref()
+                .unwrap_or_else(|| target.rsplit_once(':').map_or(target, |(host, _)| host));
+            let socket = TcpStream::connect(target).map_err(|e| e.to_string())?;
+            let _ = socket.set_nodelay(true);
+            let mut tls = native
+                .connector
+                .connect(host, socket)
+                .map_err(|e| e.to_string())?;
+            tls.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 256];
+            while got.len() < line.len() {
+                match tls.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                }
+            }
+            Held::Native(tls)
         }
     };
     Ok((held, got == line.as_bytes()))
@@ -411,7 +471,17 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, report: &CloseReport) {
+    fn add(&mut self, closed: &Closed) {
+        let report = match closed {
+            Closed::Report(report) => report,
+            Closed::Native(sent) => {
+                self.closed += 1;
+                self.close_notify_sent += usize::from(*sent);
+                let name = if *sent { "clean" } else { "error" };
+                *self.outcomes.entry(name).or_default() += 1;
+                return;
+            }
+        };
         self.closed += 1;
         self.close_notify_sent += usize::from(report.close_notify_sent());
         self.close_notify_received += usize::from(report.close_notify_received());
@@ -433,6 +503,30 @@ impl Tally {
             *self.outcomes.entry(k).or_default() += v;
         }
     }
+}
+
+/// What `--mode native` connects with: the connector, trusting `--ca-file` as gracetls does,
+/// and the name to verify.
+struct Native {
+    connector: TlsConnector,
+    servername: Option<String>,
+}
+
+fn native_connector(args: &Args) -> Result<Native, String> {
+    let mut builder = TlsConnector::builder();
+    if let Some(ca) = &args.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| format!("cannot read {ca}: {e}"))?;
+        let cert = native_tls::Certificate::from_pem(&pem)
+            .map_err(|e| format!("{ca} is not a PEM certificate: {e}"))?;
+        builder.add_root_certificate(cert);
+    }
+    let connector = builder
+        .build()
+        .map_err(|e| format!("cannot make a native-tls connector: {e}"))?;
+    Ok(Native {
+        connector,
+        servername: args.servername.clone(),
+    })
 }
 
 /// Raises the soft open-file limit to `needed` (within the hard limit), or says how to raise

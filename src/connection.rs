@@ -13,17 +13,13 @@ use log::debug;
 use crate::Error;
 use crate::config::Config;
 use crate::error::Operation;
+use crate::read_size::ReadSize;
 use crate::report::CloseReport;
 use crate::stream::Stream;
 
 /// How many chunks may wait for the program before the reader stops reading the socket:
 /// while nobody takes events, the server's writes wait (backpressure, never loss).
 const QUEUE_CHUNKS: usize = 8;
-/// The reader's buffer while data trickles or the connection is idle; a read that fills it
-/// switches to [`LARGE_READ`], and a run of small reads switches back.
-const SMALL_READ: usize = 4 * 1024;
-const LARGE_READ: usize = 64 * 1024;
-const SHRINK_AFTER_SMALL_READS: u32 = 16;
 
 /// What the reader delivers, in the order it happened.
 #[derive(Debug)]
@@ -202,8 +198,9 @@ fn deliver(events: &Sender<Event>, stop: &Receiver<()>, event: Event) {
 }
 
 fn read_loop(stream: &Stream, events: &Sender<Event>, stop: &Receiver<()>) {
-    let mut buf = vec![0u8; SMALL_READ];
-    let mut small_reads = 0;
+    // Sized as a `Stream` sizes its socket reads: small while idle, large while data flows.
+    let mut size = ReadSize::default();
+    let mut buf = vec![0u8; size.get()];
     loop {
         let event = match (&*stream).read(&mut buf) {
             Ok(0) => {
@@ -215,14 +212,8 @@ fn read_loop(stream: &Stream, events: &Sender<Event>, stop: &Receiver<()>) {
             }
             Ok(n) => {
                 let event = Event::Data(buf[..n].to_vec());
-                if n == buf.len() && n < LARGE_READ {
-                    buf = vec![0u8; LARGE_READ];
-                    small_reads = 0;
-                } else if buf.len() > SMALL_READ && n <= SMALL_READ {
-                    small_reads += 1;
-                    if small_reads >= SHRINK_AFTER_SMALL_READS {
-                        buf = vec![0u8; SMALL_READ];
-                    }
+                if size.update(buf.len(), n) {
+                    buf = vec![0u8; size.get()];
                 }
                 event
             }

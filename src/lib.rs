@@ -137,6 +137,7 @@ mod openssl_text;
 mod outbound;
 mod platform;
 mod proxy;
+mod read_size;
 mod record;
 pub mod report;
 pub mod server_config;

@@ -29,6 +29,8 @@ pub(crate) struct RecordCursor {
     header: [u8; 5],
     header_len: usize,
     body_left: usize,
+    /// The length the last complete header announced.
+    last_len: usize,
 }
 
 impl RecordCursor {
@@ -54,10 +56,16 @@ impl RecordCursor {
             data = &data[n..];
             if self.header_len == 5 {
                 self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.last_len = self.body_left;
                 self.header_len = 0;
                 on(Piece::Header(self.header[0]));
             }
         }
+    }
+
+    /// The body length the last complete header announced.
+    pub(crate) fn last_len(&self) -> usize {
+        self.last_len
     }
 
     /// Whether the bytes so far end inside a record.

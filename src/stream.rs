@@ -59,6 +59,7 @@ use crate::Error;
 use crate::config::Config;
 use crate::dial::{self, Dialed};
 use crate::outbound::Outbound;
+use crate::read_size::ReadSize;
 use crate::session::Session;
 use crate::starttls::Starttls;
 
@@ -117,7 +118,7 @@ struct ReadBuffer {
     /// The large socket read buffer while data flows; empty otherwise (small reads go
     /// through the stack, so an idle connection holds none).
     buf: Vec<u8>,
-    small_reads: u32,
+    size: ReadSize,
     /// Plaintext a waiting close read while no other thread was reading, kept for the next
     /// `read` (`stash[stash_pos..]`): a close never takes data from a reader.
     stash: Vec<u8>,
@@ -212,7 +213,7 @@ impl Stream {
         let Dialed {
             target,
             socket,
-            tls,
+            mut tls,
             session,
         } = dialed;
         if let Some(timeout) = config.read_timeout() {
@@ -221,13 +222,15 @@ impl Stream {
         if let Some(timeout) = config.write_timeout() {
             let _ = socket.set_write_timeout(Some(timeout));
         }
+        let socket = Arc::new(socket);
+        tls.get_mut().attach_socket(Arc::clone(&socket));
         let inner = Inner {
             target,
             socket,
             tls: Mutex::new(tls),
             reading: Mutex::new(ReadBuffer {
                 buf: Vec::new(),
-                small_reads: 0,
+                size: ReadSize::default(),
                 stash: Vec::new(),
                 stash_pos: 0,
                 deferred: None,

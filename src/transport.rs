@@ -12,10 +12,16 @@
 //! TLS while [`MemoryTransport::is_eof`] is still false is the peer's close_notify, and an
 //! `Ok(0)` after it is a truncation.
 
+mod direct;
+
+pub(crate) use direct::Starved;
+
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::record::{HelloScan, RecordCursor};
+use direct::{DIRECT_MIN, Direct, HEADER};
 
 /// A buffer pair that TLS reads ciphertext from and writes ciphertext to.
 ///
@@ -49,6 +55,12 @@ pub struct MemoryTransport {
     records: RecordCursor,
     spill: Option<Spill>,
     hello: HelloScan,
+    /// The socket, once the handshake is over, for receiving large records straight into
+    /// TLS's buffer (see `direct`).
+    direct: Option<Direct>,
+    /// Whether the read under way may receive from the socket: only the thread that holds
+    /// the read side may, so that ciphertext is fed in the order it arrived.
+    direct_now: bool,
 }
 
 /// A handle on the ciphertext TLS writes during the handshake, which outlives the transport.
@@ -264,6 +276,65 @@ impl MemoryTransport {
         &mut self.outbound
     }
 
+    /// Lets the transport receive large records from `socket` itself, straight into TLS's
+    /// buffer, during the reads [`allow_direct`](Self::allow_direct) allows.
+    pub(crate) fn attach_socket(&mut self, socket: Arc<TcpStream>) {
+        self.direct = Some(Direct::new(socket));
+    }
+
+    /// Whether the reads that follow may receive from the attached socket.
+    pub(crate) fn allow_direct(&mut self, allow: bool) {
+        self.direct_now = allow;
+    }
+
+    /// What the last read that found nothing asks of the reader; reset to
+    /// [`Starved::Declined`].
+    pub(crate) fn take_starved(&mut self) -> Starved {
+        self.direct
+            .as_mut()
+            .map(|d| std::mem::take(&mut d.starved))
+            .unwrap_or_default()
+    }
+
+    /// Receives what TLS asks for from the socket, without waiting, when the record it is
+    /// reading is large; `WouldBlock` otherwise, with what the reader must do in `starved`.
+    fn read_direct(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(direct) = self.direct.as_mut() else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        if !self.direct_now || self.records.last_len() < DIRECT_MIN {
+            direct.starved = Starved::Declined;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if self.inbound.len() < HEADER {
+            self.inbound.resize(HEADER, 0);
+        }
+        let (after, _) = self.inbound.split_at_mut(HEADER);
+        match direct.recv(buf, after) {
+            Ok(n) if n > 0 => {
+                let body = n.min(buf.len());
+                self.records.advance(&buf[..body]);
+                self.records.advance(&after[..n - body]);
+                self.read_pos = 0;
+                self.inbound_end = n - body;
+                Ok(body)
+            }
+            // The end of the stream, our own shutdown: the reader's own read tells them apart.
+            Ok(_) => {
+                direct.starved = Starved::Declined;
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => {
+                direct.starved = match e.kind() {
+                    io::ErrorKind::WouldBlock => Starved::Drained,
+                    io::ErrorKind::Interrupted | io::ErrorKind::Unsupported => Starved::Declined,
+                    _ => Starved::Failed(e),
+                };
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        }
+    }
+
     /// Takes all ciphertext TLS wrote so far, in order.
     pub fn take_outbound(&mut self) -> Vec<u8> {
         match &self.spill {
@@ -280,12 +351,21 @@ impl Read for MemoryTransport {
             return if self.eof {
                 Ok(0)
             } else {
-                Err(io::ErrorKind::WouldBlock.into())
+                self.read_direct(buf)
             };
         }
         let n = available.len().min(buf.len());
         buf[..n].copy_from_slice(&available[..n]);
         self.read_pos += n;
+        let cap = self.inbound.capacity();
+        if self.read_pos == self.inbound_end && cap > HEADER * 8 && cap <= KEEP_CAPACITY {
+            // A small read's buffer, drained: an idle connection keeps none (the handshake's
+            // and the last small read's were about 4 KiB per connection). Large buffers are
+            // traded with the reader while data flows; `shrink` gives them back.
+            self.inbound = Vec::new();
+            self.read_pos = 0;
+            self.inbound_end = 0;
+        }
         Ok(n)
     }
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
-use super::read::SMALL_READ;
 use super::{Inner, lock};
+use crate::read_size::SMALL_READ;
 
 /// Most plaintext a waiting close keeps for readers that have not taken it yet.
 const STASH_LIMIT: usize = 1024 * 1024;
@@ -105,7 +105,7 @@ impl Inner {
         };
         for _ in 0..64 {
             self.drop_decrypted();
-            let n = match (&self.socket).read(buf) {
+            let n = match (&*self.socket).read(buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::tls::TlsStream;
@@ -22,7 +22,8 @@ use crate::transport::MemoryTransport;
 /// last handle drops it, which closes.
 pub(crate) struct Inner {
     pub(super) target: String,
-    pub(super) socket: TcpStream,
+    /// Shared with the transport, which receives large records from it (never waiting).
+    pub(super) socket: Arc<TcpStream>,
     pub(super) tls: Mutex<TlsStream<MemoryTransport>>,
     /// Held by the one thread reading the socket, with what it reads into.
     pub(super) reading: Mutex<ReadBuffer>,

@@ -10,16 +10,9 @@ use crate::Error;
 use crate::error::Operation;
 use crate::error::Truncation;
 use crate::outbound::is_timeout;
+use crate::read_size::{LARGE_READ, SMALL_READ};
+use crate::transport::Starved;
 
-/// One socket read while data trickles or the connection is idle, into a buffer on the
-/// stack. A read that fills it means data is flowing, and the reader switches to
-/// [`LARGE_READ`].
-pub(super) const SMALL_READ: usize = 4 * 1024;
-/// One socket read while data flows: several TLS records.
-const LARGE_READ: usize = 64 * 1024;
-/// Reads in a row that would have fitted the small buffer before the large one is given
-/// back: an idle connection keeps no read buffer, not 64 KiB.
-const SHRINK_AFTER_SMALL_READS: u32 = 16;
 /// Answers to the server (KeyUpdate replies, renegotiation messages) waiting for the socket
 /// past which a reader that made more waits for them to be written instead of reading on.
 const OUTBOUND_LIMIT: usize = 1024 * 1024;
@@ -137,7 +130,10 @@ impl Inner {
     pub(super) fn decrypt(&self, buf: &mut [u8]) -> Step {
         let (step, answered) = {
             let mut tls = self.tls();
+            // Every caller holds the read side: the transport may receive for TLS.
+            tls.get_mut().allow_direct(true);
             let result = tls.read(buf);
+            tls.get_mut().allow_direct(false);
             let answered = tls.get_ref().has_outbound();
             if answered {
                 self.out.push_answer(tls.get_mut().outbound_buffer());
@@ -231,13 +227,26 @@ impl Inner {
     /// and the transport trade two large buffers, so the ciphertext is not copied once more
     /// on its way to TLS.
     pub(super) fn read_socket(&self, reading: &mut ReadBuffer) -> io::Result<()> {
+        // Taken into a binding: the TLS lock must be released before the socket is touched.
+        let starved = self.tls().get_mut().take_starved();
+        match starved {
+            Starved::Declined => {}
+            Starved::Failed(e) => return Err(e),
+            // TLS receives the record itself once it is there; an end reads as 0 here too,
+            // and then goes through the read below, which tells the server's FIN from ours.
+            Starved::Drained => {
+                if self.recv(&mut [0u8; 1], true)? > 0 {
+                    return Ok(());
+                }
+            }
+        }
         if reading.buf.is_empty() {
             // Zeroed here only: 4 KiB cleared per 64 KiB read costs 1% while data flows.
             let mut small = [0u8; SMALL_READ];
-            let n = self.recv(&mut small)?;
+            let n = self.recv(&mut small, false)?;
             self.fed(reading, n, Some(&small))
         } else {
-            let n = self.recv(&mut reading.buf)?;
+            let n = self.recv(&mut reading.buf, false)?;
             self.fed(reading, n, None)
         }
     }
@@ -245,13 +254,11 @@ impl Inner {
     /// Hands the `n` bytes a socket read brought to TLS (from `small`, or else from the
     /// reader's large buffer) and sizes the next read.
     fn fed(&self, reading: &mut ReadBuffer, n: usize, small: Option<&[u8]>) -> io::Result<()> {
-        let large = small.is_none();
         let size = small.map_or(reading.buf.len(), <[u8]>::len);
         if n == 0 && self.stopping() {
             // Our own shutdown(Read) reads as 0 too; the flag set before it tells them apart.
             return Err(io::ErrorKind::ConnectionAborted.into());
         }
-        let mut want = if large { size } else { 0 };
         {
             let mut tls = self.tls();
             if n == 0 {
@@ -263,20 +270,17 @@ impl Inner {
             } else {
                 tls.get_mut().feed_buffer(&mut reading.buf, n);
             }
-            if n == size && size < LARGE_READ {
-                want = LARGE_READ;
-                reading.small_reads = 0;
-            } else if size > SMALL_READ && n <= SMALL_READ {
-                reading.small_reads += 1;
-                if reading.small_reads >= SHRINK_AFTER_SMALL_READS {
-                    want = 0;
-                    reading.buf = Vec::new();
-                    tls.get_mut().shrink();
-                }
-            } else {
-                reading.small_reads = 0;
+            if reading.size.update(size, n) && !reading.size.is_large() {
+                reading.buf = Vec::new();
+                tls.get_mut().shrink();
             }
         }
+        // Small reads go through the stack: only a large one keeps a buffer here.
+        let want = if reading.size.is_large() {
+            LARGE_READ
+        } else {
+            0
+        };
         // What the transport traded back may be of any length: sized outside the TLS lock.
         if reading.buf.len() != want {
             reading.buf.resize(want, 0);
@@ -292,7 +296,8 @@ impl Inner {
     /// for our handshake message reads, so the socket soon takes it, and nobody else may be
     /// there to write it. The socket's read timeout (the caller's, or a waiting close's) is
     /// kept as the bound and restored after.
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// With `peek`, it waits until the socket is readable and leaves the bytes there.
+    fn recv(&self, buf: &mut [u8], peek: bool) -> io::Result<usize> {
         // The timeout found on the socket and the deadline it sets, once this read changed it.
         let mut saved: Option<(Option<Duration>, Option<Instant>)> = None;
         let mut interval = POLL_FIRST;
@@ -319,7 +324,12 @@ impl Inner {
                     .socket
                     .set_read_timeout(wait.map(|w| w.max(Duration::from_millis(1))));
             }
-            match (&self.socket).read(buf) {
+            let got = if peek {
+                self.socket.peek(buf)
+            } else {
+                (&*self.socket).read(buf)
+            };
+            match got {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if owed && is_timeout(e.kind()) => {
                     interval = (interval * 2).min(POLL_MAX);

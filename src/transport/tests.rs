@@ -1,3 +1,5 @@
+//! Unit tests of the in-memory transport.
+
 use super::*;
 
 #[test]
