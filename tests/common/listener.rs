@@ -52,11 +52,19 @@ pub fn read_some(s: &mut TcpStream, timeout: Duration) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Sum of `voluntary_ctxt_switches` over all threads of `pid`.
-pub fn voluntary_ctxt_switches(pid: u32) -> io::Result<u64> {
-    let mut total = 0;
+/// Each thread's voluntary context switches (`/proc/PID/task/TID/status`), by thread id.
+pub fn voluntary_ctxt_switches(pid: u32) -> io::Result<std::collections::BTreeMap<u64, u64>> {
+    let mut by_thread = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let status = match std::fs::read_to_string(entry?.path().join("status")) {
+        let entry = entry?;
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let status = match std::fs::read_to_string(entry.path().join("status")) {
             Ok(s) => s,
             // A thread may end between read_dir and the read.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -64,11 +72,26 @@ pub fn voluntary_ctxt_switches(pid: u32) -> io::Result<u64> {
         };
         for line in status.lines() {
             if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
-                total += v.trim().parse::<u64>().map_err(io::Error::other)?;
+                by_thread.insert(tid, v.trim().parse::<u64>().map_err(io::Error::other)?);
             }
         }
     }
-    Ok(total)
+    Ok(by_thread)
+}
+
+/// How often the threads woke up between two [`voluntary_ctxt_switches`] readings: each
+/// thread's growth, a thread that started counted from zero, and a thread that ended as one
+/// wake-up (its count is gone with it).
+pub fn wakeups(
+    before: &std::collections::BTreeMap<u64, u64>,
+    after: &std::collections::BTreeMap<u64, u64>,
+) -> u64 {
+    let grown: u64 = after
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum();
+    let ended = before.keys().filter(|tid| !after.contains_key(tid)).count() as u64;
+    grown + ended
 }
 
 /// How many threads this process has (`/proc/self/task`).
