@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
-use crate::error::{Alert, Operation};
+use crate::error::Operation;
 use crate::format::format_duration;
+use crate::openssl_text::{self, Cause};
 use crate::record::HelloScan;
 use crate::server_config::ServerConfig;
 use crate::server_config::acceptor::{Acceptor, Step};
@@ -198,40 +199,32 @@ fn server_handshake(
     }
 }
 
-/// A failed handshake in words about the client: OpenSSL's reason, or that it does not speak
-/// TLS at all.
+/// A failed handshake in words about the client, from what OpenSSL's text says
+/// ([`openssl_text`](crate::openssl_text) reads it).
 fn classify(target: &str, text: &str) -> Error {
-    let (reason, detail) = crate::error::tls_reason(text);
-    let not_tls = [
-        "wrong version number",
-        "http request",
-        "https proxy request",
-        "packet length too long",
-        "record layer failure",
-        "unknown protocol",
-    ]
-    .iter()
-    .any(|r| reason.contains(r));
-    let reason = if reason.contains("peer did not return a certificate") {
-        format!("the client sent no certificate, and one is required ({reason})")
-    } else if reason.contains("certificate verify failed") {
-        format!(
-            "the client's certificate was refused ({})",
-            detail.unwrap_or(reason)
-        )
-    } else if reason.contains("unsupported protocol") {
-        format!("no TLS version in common with the client ({reason})")
-    } else if not_tls {
-        format!("the client does not speak TLS ({reason})")
-    } else if reason == "unexpected EOF" || reason.contains("unexpected eof") {
-        "the client closed the connection during the handshake".to_string()
-    } else {
-        reason
+    let failure = openssl_text::read(text);
+    let reason = failure.reason;
+    let (reason, alert) = match failure.cause {
+        Cause::NoCertificate => (
+            format!("the client sent no certificate, and one is required ({reason})"),
+            None,
+        ),
+        Cause::Verify { detail, .. } => (
+            format!("the client's certificate was refused ({detail})"),
+            None,
+        ),
+        Cause::NoCommonVersion => (
+            format!("no TLS version in common with the client ({reason})"),
+            None,
+        ),
+        Cause::NotTls => (format!("the client does not speak TLS ({reason})"), None),
+        Cause::Eof => (
+            "the client closed the connection during the handshake".to_string(),
+            None,
+        ),
+        Cause::Alert(alert) => (reason, Some(alert)),
+        Cause::Other => (reason, None),
     };
-    // OpenSSL names an alert the client sent as `tlsv1 alert unknown ca`.
-    let alert = reason
-        .split_once("alert ")
-        .and_then(|(_, name)| Alert::from_name(name.split(" (").next().unwrap_or(name)));
     Error::Handshake {
         target: target.to_string(),
         reason,

@@ -29,8 +29,12 @@ pub(crate) enum Cause {
     Alert(Alert),
     /// The bytes that came back are not TLS.
     NotTls,
-    /// The server's stream ended in the middle of the exchange.
+    /// The peer's stream ended in the middle of the exchange.
     Eof,
+    /// No TLS version both sides allow (`unsupported protocol`).
+    NoCommonVersion,
+    /// A client sent no certificate to a server that requires one.
+    NoCertificate,
     /// Anything else: only the reason says what.
     Other,
 }
@@ -43,6 +47,10 @@ const ALERT_OFFSET: u32 = 1000;
 
 // SSL_R_* reason codes of OpenSSL's ssl.h / sslerr.h, the same in 1.1 and 3.x.
 const CERTIFICATE_VERIFY_FAILED: u32 = 134;
+const HTTPS_PROXY_REQUEST: u32 = 155;
+const HTTP_REQUEST: u32 = 156;
+const PEER_DID_NOT_RETURN_A_CERTIFICATE: u32 = 199;
+const UNSUPPORTED_PROTOCOL: u32 = 258;
 const PACKET_LENGTH_TOO_LONG: u32 = 198;
 const UNKNOWN_PROTOCOL: u32 = 252;
 const WRONG_VERSION_NUMBER: u32 = 267;
@@ -50,7 +58,7 @@ const UNEXPECTED_EOF_WHILE_READING: u32 = 294;
 const RECORD_LAYER_FAILURE: u32 = 313;
 
 /// What the SSL reason codes and words mean, the codes first.
-const REASONS: [(u32, &str, Cause); 6] = [
+const REASONS: [(u32, &str, Cause); 10] = [
     (
         CERTIFICATE_VERIFY_FAILED,
         "certificate verify failed",
@@ -66,6 +74,19 @@ const REASONS: [(u32, &str, Cause); 6] = [
     // TLS (3.0 has no words for the code: `reason(313)`).
     (RECORD_LAYER_FAILURE, "record layer failure", Cause::NotTls),
     (UNKNOWN_PROTOCOL, "unknown protocol", Cause::NotTls),
+    // What a server reads when a client speaks plain HTTP to it, or a proxy's CONNECT.
+    (HTTP_REQUEST, "http request", Cause::NotTls),
+    (HTTPS_PROXY_REQUEST, "https proxy request", Cause::NotTls),
+    (
+        UNSUPPORTED_PROTOCOL,
+        "unsupported protocol",
+        Cause::NoCommonVersion,
+    ),
+    (
+        PEER_DID_NOT_RETURN_A_CERTIFICATE,
+        "peer did not return a certificate",
+        Cause::NoCertificate,
+    ),
     (
         UNEXPECTED_EOF_WHILE_READING,
         "unexpected eof while reading",

@@ -37,3 +37,7 @@ pub(crate) fn send_now(socket: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
 pub(crate) fn send_now(_socket: &TcpStream, _bytes: &[u8]) -> io::Result<usize> {
     Err(io::ErrorKind::WouldBlock.into())
 }
+
+/// Whether shutting a listening socket down wakes a thread blocked in its `accept` (Linux
+/// does, at once); where it does not, the [`Listener`](crate::Listener) connects to itself.
+pub(crate) const SHUTDOWN_WAKES_ACCEPT: bool = cfg!(target_os = "linux");

@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 /// A TLS session over `S`, client or server.
 pub(crate) enum TlsStream<S> {
     Native(native_tls::TlsStream<S>),
-    #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+    #[cfg(tls_openssl)]
     OpenSsl(openssl::ssl::SslStream<S>),
 }
 
@@ -22,7 +22,7 @@ impl<S: Read + Write> TlsStream<S> {
     pub(crate) fn get_ref(&self) -> &S {
         match self {
             TlsStream::Native(tls) => tls.get_ref(),
-            #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+            #[cfg(tls_openssl)]
             TlsStream::OpenSsl(tls) => tls.get_ref(),
         }
     }
@@ -30,7 +30,7 @@ impl<S: Read + Write> TlsStream<S> {
     pub(crate) fn get_mut(&mut self) -> &mut S {
         match self {
             TlsStream::Native(tls) => tls.get_mut(),
-            #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+            #[cfg(tls_openssl)]
             TlsStream::OpenSsl(tls) => tls.get_mut(),
         }
     }
@@ -40,7 +40,7 @@ impl<S: Read + Write> TlsStream<S> {
     pub(crate) fn shutdown(&mut self) -> io::Result<()> {
         match self {
             TlsStream::Native(tls) => tls.shutdown(),
-            #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+            #[cfg(tls_openssl)]
             TlsStream::OpenSsl(tls) => match tls.shutdown() {
                 Ok(_) => Ok(()),
                 Err(e) if e.code() == openssl::ssl::ErrorCode::ZERO_RETURN => Ok(()),
@@ -53,7 +53,7 @@ impl<S: Read + Write> TlsStream<S> {
     pub(crate) fn negotiated_alpn(&self) -> Result<Option<Vec<u8>>, native_tls::Error> {
         match self {
             TlsStream::Native(tls) => tls.negotiated_alpn(),
-            #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+            #[cfg(tls_openssl)]
             TlsStream::OpenSsl(tls) => Ok(tls.ssl().selected_alpn_protocol().map(<[u8]>::to_vec)),
         }
     }
@@ -64,7 +64,7 @@ impl<S: Read + Write> TlsStream<S> {
     ) -> Result<Option<native_tls::Certificate>, native_tls::Error> {
         match self {
             TlsStream::Native(tls) => tls.peer_certificate(),
-            #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+            #[cfg(tls_openssl)]
             TlsStream::OpenSsl(tls) => match tls.ssl().peer_certificate() {
                 None => Ok(None),
                 Some(cert) => {
@@ -80,7 +80,7 @@ impl<S: Read + Write> Read for TlsStream<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             TlsStream::Native(tls) => tls.read(buf),
-            #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+            #[cfg(tls_openssl)]
             TlsStream::OpenSsl(tls) => tls.read(buf),
         }
     }
@@ -90,7 +90,7 @@ impl<S: Read + Write> Write for TlsStream<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             TlsStream::Native(tls) => tls.write(buf),
-            #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+            #[cfg(tls_openssl)]
             TlsStream::OpenSsl(tls) => tls.write(buf),
         }
     }
@@ -98,7 +98,7 @@ impl<S: Read + Write> Write for TlsStream<S> {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             TlsStream::Native(tls) => tls.flush(),
-            #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+            #[cfg(tls_openssl)]
             TlsStream::OpenSsl(tls) => tls.flush(),
         }
     }

@@ -64,3 +64,38 @@ fn an_upward_import_and_a_circle_are_named() {
     );
     assert!(said.contains("circle among config, error"), "{said}");
 }
+
+/// What differs between systems is named in one module (src/platform.rs, with build.rs for
+/// `cfg(tls_openssl)`): no other file of the library names a target system.
+#[test]
+fn systems_are_named_in_one_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src/") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                // The command is apart from the library's floors.
+                if !path.ends_with("cli") {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("platform.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read a source file");
+            for (n, line) in text.lines().enumerate() {
+                if line.contains("target_os") || line.contains("target_vendor") {
+                    found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "name the system in src/platform.rs (or use cfg(tls_openssl)):\n{}",
+        found.join("\n")
+    );
+}

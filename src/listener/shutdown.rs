@@ -157,7 +157,7 @@ impl Shared {
             return;
         };
         let shut = socket2::SockRef::from(&waker).shutdown(Shutdown::Both);
-        if shut.is_err() || cfg!(not(target_os = "linux")) {
+        if shut.is_err() || !crate::platform::SHUTDOWN_WAKES_ACCEPT {
             let mut addr = self.local_addr;
             if addr.ip().is_unspecified() {
                 addr.set_ip(match addr {

@@ -154,3 +154,33 @@ fn ends_and_others() {
         "wrong version number"
     );
 }
+
+#[test]
+fn what_a_server_reads_of_its_clients() {
+    // A client speaking plain HTTP, or a proxy's CONNECT: not TLS. OpenSSL 3, then 1.1.
+    for text in [
+        "error:0A00009C:SSL routines:ssl3_get_record:http request:ssl/record/ssl3_record.c:345:",
+        "error:0A00009B:SSL routines:ssl3_get_record:https proxy request:ssl/record/ssl3_record.c:349:",
+        "error:1408F09C:SSL routines:ssl3_get_record:http request:ssl/record/ssl3_record.c:322:",
+        "http request",
+    ] {
+        assert_eq!(cause(text), Cause::NotTls, "{text}");
+    }
+    // No version in common.
+    for text in [
+        "error:0A000102:SSL routines:tls_early_post_process_client_hello:unsupported protocol:ssl/statem/statem_srvr.c:1657:",
+        "error:14209102:SSL routines:tls_early_post_process_client_hello:unsupported protocol:ssl/statem/statem_srvr.c:1661:",
+        "unsupported protocol",
+    ] {
+        assert_eq!(cause(text), Cause::NoCommonVersion, "{text}");
+    }
+    // A required client certificate not sent.
+    for text in [
+        "error:0A0000C7:SSL routines:tls_process_client_certificate:peer did not return a certificate:ssl/statem/statem_srvr.c:3511:",
+        "error:1417C0C7:SSL routines:tls_process_client_certificate:peer did not return a certificate:ssl/statem/statem_srvr.c:3671:",
+    ] {
+        let f = read(text);
+        assert_eq!(f.cause, Cause::NoCertificate, "{text}");
+        assert_eq!(f.reason, "peer did not return a certificate");
+    }
+}

@@ -17,14 +17,14 @@ use crate::transport::MemoryTransport;
 #[derive(Clone)]
 pub(crate) struct Acceptor(Server);
 
-#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+#[cfg(tls_openssl)]
 type Server = openssl::ssl::SslAcceptor;
-#[cfg(any(target_os = "windows", target_vendor = "apple"))]
+#[cfg(not(tls_openssl))]
 type Server = native_tls::TlsAcceptor;
 
-#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+#[cfg(tls_openssl)]
 type MidServer = openssl::ssl::MidHandshakeSslStream<MemoryTransport>;
-#[cfg(any(target_os = "windows", target_vendor = "apple"))]
+#[cfg(not(tls_openssl))]
 type MidServer = native_tls::MidHandshakeTlsStream<MemoryTransport>;
 
 /// Where a handshake stands after a step.
@@ -55,7 +55,7 @@ impl Acceptor {
         step(self.0.accept(transport))
     }
 
-    #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+    #[cfg(tls_openssl)]
     pub(crate) fn build(config: &ServerConfig) -> Result<Acceptor, Error> {
         use openssl::ssl::{AlpnError, SslAcceptor, SslMethod, SslVersion};
 
@@ -125,7 +125,7 @@ impl Acceptor {
         Ok(Acceptor(builder.build()))
     }
 
-    #[cfg(any(target_os = "windows", target_vendor = "apple"))]
+    #[cfg(not(tls_openssl))]
     pub(crate) fn build(config: &ServerConfig) -> Result<Acceptor, Error> {
         use native_tls::{Identity, Protocol, TlsAcceptor};
 
@@ -178,7 +178,7 @@ impl Acceptor {
 
 /// Asks every client for a certificate and refuses the handshake without one signed by a CA
 /// of `cas`.
-#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+#[cfg(tls_openssl)]
 fn require_client_certificates(
     builder: &mut openssl::ssl::SslAcceptorBuilder,
     cas: &[Bytes],
@@ -219,7 +219,7 @@ fn require_client_certificates(
     Ok(())
 }
 
-#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+#[cfg(tls_openssl)]
 fn step(
     result: Result<
         openssl::ssl::SslStream<MemoryTransport>,
@@ -244,7 +244,7 @@ fn step(
     }
 }
 
-#[cfg(any(target_os = "windows", target_vendor = "apple"))]
+#[cfg(not(tls_openssl))]
 fn step(
     result: Result<
         native_tls::TlsStream<MemoryTransport>,
@@ -260,7 +260,7 @@ fn step(
 
 /// The private key and the certificate chain (the server's own first), read and checked:
 /// a wrong pair is named by its two sources.
-#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+#[cfg(tls_openssl)]
 fn identity(
     config: &ServerConfig,
 ) -> Result<
