@@ -3,7 +3,7 @@
 //! back a `Stream` with the client's whole contract (reads, writes, the close and its
 //! report). Only the handshake differs; everything after it is the client's code.
 
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use log::debug;
 
 use crate::error::Operation;
 use crate::format::format_duration;
+use crate::handshake::exchange::{Exchange, Stop};
 use crate::openssl_text::{self, Cause};
 use crate::record::HelloScan;
 use crate::server_config::ServerConfig;
@@ -105,15 +106,13 @@ fn server_handshake(
         ),
         alert: None,
     };
-    let is_timeout = |e: &io::Error| {
-        matches!(
-            e.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        )
+    let fail = |stop| match stop {
+        Stop::TimedOut => timed_out(),
+        Stop::Io(op, source) => io_error(op, source),
     };
+    let mut exchange = Exchange::new(socket, deadline);
     // What was negotiated is in our own ServerHello.
     let mut hello = HelloScan::default();
-    let mut buf = vec![0u8; 16 * 1024];
     let (transport, spill) = MemoryTransport::spilling();
     let mut result = acceptor.start(transport);
     loop {
@@ -123,25 +122,14 @@ fn server_handshake(
                 hello.feed(&out);
                 tls.get_mut().end_spill();
                 tls.get_mut().set_hello(hello);
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if !out.is_empty() {
-                    socket
-                        .set_write_timeout(Some(remaining.max(Duration::from_millis(1))))
-                        .map_err(|e| io_error(Operation::Write, e))?;
-                    socket.write_all(&out).map_err(|e| {
-                        if is_timeout(&e) {
-                            timed_out()
-                        } else {
-                            io_error(Operation::Write, e)
-                        }
-                    })?;
-                }
+                exchange.send(&out).map_err(fail)?;
                 return Ok(tls);
             }
             Step::Failed(text) => {
                 // Tell the client why (the alert OpenSSL just wrote), best effort and
                 // briefly: the error is what matters.
                 let alert = spill.take();
+                let socket = exchange.socket();
                 if !alert.is_empty()
                     && socket
                         .set_write_timeout(Some(Duration::from_millis(100)))
@@ -154,24 +142,12 @@ fn server_handshake(
             }
             Step::Again(mid) => mid,
         };
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        if exchange.remaining().is_none() {
             return Err(timed_out());
         }
         let out = mid.transport().take_outbound();
         hello.feed(&out);
-        if !out.is_empty() {
-            socket
-                .set_write_timeout(Some(remaining))
-                .map_err(|e| io_error(Operation::Write, e))?;
-            socket.write_all(&out).map_err(|e| {
-                if is_timeout(&e) {
-                    timed_out()
-                } else {
-                    io_error(Operation::Write, e)
-                }
-            })?;
-        }
+        exchange.send(&out).map_err(fail)?;
         if mid.transport().is_eof() {
             return Err(Error::Handshake {
                 target: target.to_string(),
@@ -179,21 +155,11 @@ fn server_handshake(
                 alert: None,
             });
         }
-        socket
-            .set_read_timeout(Some(remaining))
-            .map_err(|e| io_error(Operation::Read, e))?;
-        let n = loop {
-            match socket.read(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => return Err(timed_out()),
-                Err(e) => return Err(io_error(Operation::Read, e)),
-                Ok(n) => break n,
-            }
-        };
-        if n == 0 {
+        let data = exchange.receive().map_err(fail)?;
+        if data.is_empty() {
             mid.transport().feed_eof();
         } else {
-            mid.transport().feed(&buf[..n]);
+            mid.transport().feed(data);
         }
         result = mid.resume();
     }

@@ -3,7 +3,9 @@
 //! clear are watched on the way (a server that asks for a client certificate), and a rejected
 //! certificate is diagnosed (see [`crate::diagnose`]).
 
-use std::io::{self, Read, Write};
+pub(crate) mod exchange;
+
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -12,11 +14,12 @@ use native_tls::{HandshakeError, TlsStream};
 
 use crate::config::Connector;
 use crate::diagnose::Redial;
-use crate::error::{Alert, CertificateError, Operation};
+use crate::error::{Alert, CertificateError};
 use crate::openssl_text::{self, Cause, Failure};
 use crate::record::Clear;
 use crate::transport::MemoryTransport;
 use crate::{Error, diagnose};
+use exchange::{Exchange, Stop};
 
 pub(crate) fn handshake(
     connector: &Connector,
@@ -37,7 +40,11 @@ pub(crate) fn handshake(
         Some(Redial::Same) => socket.peer_addr().ok().map(Redial::Direct),
         other => other,
     };
-    let mut buf = vec![0u8; 16 * 1024];
+    let fail = |stop| match stop {
+        Stop::TimedOut => timeout(),
+        Stop::Io(op, source) => io_error(op, source),
+    };
+    let mut exchange = Exchange::new(socket, deadline);
     let (transport, spill) = MemoryTransport::spilling();
     let mut seen = Seen::default();
     let mut result = connector.tls.connect(name, transport);
@@ -46,12 +53,11 @@ pub(crate) fn handshake(
             Ok(mut tls) => {
                 let out = tls.get_mut().take_outbound();
                 tls.get_mut().end_spill();
-                socket
-                    .write_all(&out)
-                    .map_err(|e| io_error(Operation::Write, e))?;
+                exchange.send(&out).map_err(fail)?;
                 return Ok(tls);
             }
             Err(HandshakeError::Failure(e)) => {
+                let socket = exchange.socket();
                 // Tell the server why (the alert OpenSSL just wrote, e.g. `unknown CA`),
                 // best effort and bounded: the error below is what matters.
                 let alert = spill.take();
@@ -86,30 +92,12 @@ pub(crate) fn handshake(
             }
             Err(HandshakeError::WouldBlock(mid)) => mid,
         };
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        if exchange.remaining().is_none() {
             return Err(timeout());
         }
-        let is_timeout = |e: &io::Error| {
-            matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            )
-        };
         let out = mid.get_mut().take_outbound();
         seen.ours.feed(&out);
-        if !out.is_empty() {
-            socket
-                .set_write_timeout(Some(remaining))
-                .map_err(|e| io_error(Operation::Write, e))?;
-            socket.write_all(&out).map_err(|e| {
-                if is_timeout(&e) {
-                    timeout()
-                } else {
-                    io_error(Operation::Write, e)
-                }
-            })?;
-        }
+        exchange.send(&out).map_err(fail)?;
         if mid.get_ref().is_eof() {
             return Err(Error::Handshake {
                 target: target.to_string(),
@@ -117,22 +105,12 @@ pub(crate) fn handshake(
                 alert: seen.theirs.alert,
             });
         }
-        socket
-            .set_read_timeout(Some(remaining))
-            .map_err(|e| io_error(Operation::Read, e))?;
-        let n = loop {
-            match socket.read(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => return Err(timeout()),
-                Err(e) => return Err(io_error(Operation::Read, e)),
-                Ok(n) => break n,
-            }
-        };
-        if n == 0 {
+        let data = exchange.receive().map_err(fail)?;
+        if data.is_empty() {
             mid.get_mut().feed_eof();
         } else {
-            seen.theirs.feed(&buf[..n]);
-            mid.get_mut().feed(&buf[..n]);
+            seen.theirs.feed(data);
+            mid.get_mut().feed(data);
         }
         result = mid.handshake();
     }
