@@ -13,8 +13,8 @@
 //! still read: s_client, gnutls-cli and curl send it only as they exit, so those cells are
 //! `n/a` and say so.
 //!
-//! `loss::` and `delay::` repeat a subset (five endings, TLS 1.3 and 1.2, Python and Go)
-//! under 5% TCP loss (a network namespace, root; see `common/netns.rs`) and 100 ms one-way
+//! `loss::` and `delay::` repeat every ending, TLS 1.3 and 1.2, with Python and Go as the
+//! clients, under 5% TCP loss (a network namespace, root; see `common/netns.rs`) and 100 ms one-way
 //! delay (the delaying proxy, `common/proxy.rs`), as the client's fault matrix does.
 //!
 //! Tests are named `<fault>::<ending>::<tls>::<client>`; each prints one `CELL` line.
@@ -502,10 +502,15 @@ mod loss {
     use super::*;
     endings! { Fault::Loss, some_clients;
         sigterm => Ending::Sigterm,
+        sigint => Ending::Sigint,
+        sighup => Ending::Sighup,
         stdin_eof => Ending::StdinEof,
+        escape => Ending::Escape,
+        idle_timeout => Ending::IdleTimeout,
         client_close => Ending::ClientClose,
         exec_exit => Ending::ExecExit,
         drain_sigterm => Ending::DrainSigterm,
+        drain_sigint => Ending::DrainSigint,
     }
 }
 
@@ -513,10 +518,15 @@ mod delay {
     use super::*;
     endings! { Fault::Delay, some_clients;
         sigterm => Ending::Sigterm,
+        sigint => Ending::Sigint,
+        sighup => Ending::Sighup,
         stdin_eof => Ending::StdinEof,
+        escape => Ending::Escape,
+        idle_timeout => Ending::IdleTimeout,
         client_close => Ending::ClientClose,
         exec_exit => Ending::ExecExit,
         drain_sigterm => Ending::DrainSigterm,
+        drain_sigint => Ending::DrainSigint,
     }
 }
 
