@@ -614,6 +614,119 @@ per_version! {
     listener_drain_with_hostile_clients => drain_with_hostile_clients;
 }
 
+const NOREAD_ALONE: &str = "GRACETLS_NOREAD_ALONE";
+
+/// Clients that never read while their handlers write hold bounded memory: once every
+/// handler is blocked in `write`, the server's memory stops growing, whatever the handlers
+/// would still write. Run in a process of its own, so the memory figures are this
+/// scenario's alone.
+#[test]
+fn non_reading_clients_hold_bounded_memory() {
+    if !have_python() {
+        return;
+    }
+    let text = run_alone("non_reading_clients_alone", NOREAD_ALONE);
+    // libtest may print the test's name on the same line first.
+    for line in text
+        .lines()
+        .filter_map(|l| l.find("noread ").map(|i| &l[i..]))
+    {
+        eprintln!("{line}");
+    }
+}
+
+#[test]
+#[ignore = "run by non_reading_clients_hold_bounded_memory, in a process of its own"]
+fn non_reading_clients_alone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    if std::env::var_os(NOREAD_ALONE).is_none() {
+        return;
+    }
+    const N: usize = 20;
+    let pki = Pki::new();
+    let config = server_config(&pki).with_close_timeout(Duration::from_millis(500));
+    let written = Arc::new(AtomicU64::new(0));
+    let handler = {
+        let written = Arc::clone(&written);
+        move |stream: &Stream| {
+            let mut first = [0u8; 1];
+            (&*stream).read_exact(&mut first)?;
+            let chunk = [b'z'; 65536];
+            // Bounded: 1 GiB a client is far more than any socket buffer takes.
+            for _ in 0..16_384 {
+                (&*stream).write_all(&chunk)?;
+                written.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+    };
+    let rss_before = status_field("VmRSS:");
+    let listener = Listener::bind("127.0.0.1:0", &config, handler).expect("listen");
+    let port = listener.local_addr().port();
+    let clients = Clients::start(
+        &pki,
+        port,
+        Tls::V13,
+        "noread",
+        N,
+        &["--send", "1", "--fill", "F", "--hold", "30"],
+    );
+    clients.wait_ready(WAIT);
+    wait_open(&listener, N);
+    // Every handler is blocked once what they wrote stops growing for a second.
+    let end = Instant::now() + WAIT;
+    let mut last = (written.load(Ordering::SeqCst), Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = written.load(Ordering::SeqCst);
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if now > 0 && last.1.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the handlers never blocked: {now} bytes written"
+        );
+    }
+    let (rss_blocked, written_blocked) = (status_field("VmRSS:"), written.load(Ordering::SeqCst));
+    // The observation window is the measurement itself.
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss_later, written_later) = (status_field("VmRSS:"), written.load(Ordering::SeqCst));
+    println!(
+        "noread {N} clients: {written_blocked} bytes written before every handler blocked; RSS {rss_before} KiB before, {rss_blocked} KiB blocked, {rss_later} KiB a second later ({} KiB a connection)",
+        rss_later.saturating_sub(rss_before) / N as u64
+    );
+    assert_eq!(written_later, written_blocked, "a blocked handler wrote on");
+    assert!(
+        rss_later <= rss_blocked + 1024,
+        "memory grew while every handler was blocked: {rss_blocked} -> {rss_later} KiB"
+    );
+    // What one blocked connection holds: its thread, its TLS state, and at most one
+    // write's ciphertext waiting for the socket.
+    assert!(
+        rss_later.saturating_sub(rss_before) / (N as u64) < 512,
+        "{rss_before} -> {rss_later} KiB for {N} connections"
+    );
+    let started = Instant::now();
+    let reports = listener.shutdown();
+    assert_eq!(reports.len(), N, "{reports:#?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the drain took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        reports
+            .iter()
+            .all(|r| matches!(r.outcome(), Outcome::CloseTimeout | Outcome::Unconfirmed)),
+        "{reports:#?}"
+    );
+    drop(clients);
+}
+
 /// CPU ticks (user + system) of this process's thread named `name`, from /proc.
 fn thread_ticks(name: &str) -> Option<u64> {
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
@@ -676,28 +789,14 @@ fn listener_drains_1000_clients() {
     if !have_python() {
         return;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    let out = Command::new(exe)
-        .args([
-            "--exact",
-            "listener_drains_1000_clients_alone",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DRAIN_ALONE, "1")
-        .output()
-        .expect("run the scenario in a child process");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in text.lines().filter(|l| l.starts_with("drain ")) {
+    let text = run_alone("listener_drains_1000_clients_alone", DRAIN_ALONE);
+    // libtest may print the test's name on the same line first.
+    for line in text
+        .lines()
+        .filter_map(|l| l.find("drain run ").map(|i| &l[i..]))
+    {
         eprintln!("{line}");
     }
-    assert!(out.status.success(), "the drain failed:\n{text}");
-    assert!(text.contains("1 passed"), "the drain did not run:\n{text}");
 }
 
 #[test]

@@ -123,8 +123,8 @@ pub fn describe_status(st: Option<ExitStatus>) -> String {
 /// Runs `test` of this test binary alone, in a child process with `env` set, and fails unless
 /// it ran and passed: for scenarios that count the process's threads or descriptors, which are
 /// exact only with nothing else running. The test itself is `#[ignore]`d and returns at once
-/// without `env`.
-pub fn run_alone(test: &str, env: &str) {
+/// without `env`. Gives what it printed.
+pub fn run_alone(test: &str, env: &str) -> String {
     let exe = std::env::current_exe().expect("test binary path");
     let out = Command::new(exe)
         .args([
@@ -144,6 +144,7 @@ pub fn run_alone(test: &str, env: &str) {
     );
     assert!(out.status.success(), "{test} failed:\n{text}");
     assert!(text.contains("1 passed"), "{test} did not run:\n{text}");
+    text
 }
 
 /// A field of /proc/PID/status in KiB: `VmHWM:` (the peak resident set), `VmRSS:`.
