@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::connector::{setup, setup_as};
+use super::connector::setup_as;
 use crate::Error;
 use crate::error::{SetupInput, SetupProblem};
 
@@ -20,7 +20,7 @@ pub(super) fn pkcs8_key(
     use openssl::pkey::PKey;
     use openssl::x509::X509;
 
-    use super::connector::no_certificate;
+    use super::connector::{no_certificate, setup};
 
     if let Some(reason) = encrypted(key_path, key_pem) {
         return Err(setup_as(

@@ -27,7 +27,9 @@ type MidServer = openssl::ssl::MidHandshakeSslStream<MemoryTransport>;
 #[cfg(not(tls_openssl))]
 type MidServer = native_tls::MidHandshakeTlsStream<MemoryTransport>;
 
-/// Where a handshake stands after a step.
+/// Where a handshake stands after a step. One is made per handshake step and matched at
+/// once, so its size does not matter (native-tls's session is large on some systems).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Step {
     Done(TlsStream<MemoryTransport>),
     /// It failed; what the TLS library said.
@@ -135,6 +137,8 @@ impl Acceptor {
                 reason:
                     "this system's TLS library (native-tls) cannot ask a client for a certificate"
                         .into(),
+                input: SetupInput::CaFile,
+                problem: SetupProblem::Invalid,
             });
         }
 
