@@ -154,14 +154,15 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --no-default-features -- -D warnings
-	@if command -v rustup >/dev/null 2>&1; then \
-		rustup target add $(LINT_TARGETS) && \
+	@if ! command -v rustup >/dev/null 2>&1; then \
+		echo "SKIP lint for $(LINT_TARGETS): rustup not found, so their standard libraries cannot be added"; \
+	elif ! rustup target add $(LINT_TARGETS); then \
+		echo "SKIP lint for $(LINT_TARGETS): rustup could not add their standard libraries (see above)"; \
+	else \
 		for t in $(LINT_TARGETS); do \
 			echo "clippy --lib --target $$t"; \
 			$(CARGO) clippy --lib --target $$t -- -D warnings || exit 1; \
 		done; \
-	else \
-		echo "SKIP lint for $(LINT_TARGETS): rustup not found, so their standard libraries cannot be added"; \
 	fi
 
 doc:
