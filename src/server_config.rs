@@ -315,7 +315,7 @@ impl ServerConfig {
     }
 
     /// Called with the [`CloseReport`] of every connection accepted with this configuration,
-    /// once, when its close ends, as [`Config::on_close`]. Default: none.
+    /// once, when its close ends, as [`Config::with_on_close`]. Default: none.
     pub fn with_on_close(
         mut self,
         callback: impl Fn(&CloseReport) + Send + Sync + 'static,
