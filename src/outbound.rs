@@ -5,7 +5,9 @@
 //! TLS 1.3 KeyUpdate reply or a TLS 1.2 renegotiation message, the close) appends it here
 //! while it still holds the TLS lock, so the queue's order is the order TLS wrote. Writing it
 //! to the socket happens after that lock is released: one thread at a time is the flusher and
-//! writes everything queued, including what others appended while it wrote.
+//! writes everything queued, including what others appended while it wrote. Its one socket
+//! call under the TLS lock is [`Outbound::send_direct`]: a writer's ciphertext sent as TLS
+//! writes it, only while the queue is idle, with a send that never waits.
 //!
 //! The invariant that keeps the connection moving: every queued byte has a thread that will
 //! offer it to the socket. A writer stays in [`Outbound::flush_to`] until its own bytes are
@@ -74,6 +76,20 @@ impl State {
                 plain: self.queued_plain,
                 answers: self.queued_answers,
             });
+            // All of it may be out already, sent while TLS wrote it (`send_direct`).
+            self.settle();
+        }
+    }
+
+    /// Counts as written the plaintext and answers of every append whose last byte is out.
+    fn settle(&mut self) {
+        while let Some(&mark) = self.marks.front() {
+            if mark.end > self.written_total {
+                break;
+            }
+            self.written_plain = mark.plain;
+            self.written_answers = mark.answers;
+            self.marks.pop_front();
         }
     }
 
@@ -90,14 +106,7 @@ impl State {
     fn finish_batch(&mut self, mut batch: Vec<u8>, written: usize) {
         self.flushing = false;
         self.written_total += written as u64;
-        while let Some(&mark) = self.marks.front() {
-            if mark.end > self.written_total {
-                break;
-            }
-            self.written_plain = mark.plain;
-            self.written_answers = mark.answers;
-            self.marks.pop_front();
-        }
+        self.settle();
         if written < batch.len() {
             batch.drain(..written);
             batch.extend_from_slice(&self.queue);
@@ -152,7 +161,13 @@ impl Outbound {
 
     fn push_from_as(&self, bytes: &mut Vec<u8>, plain: usize, answer: bool) -> u64 {
         let mut st = self.lock();
-        if !bytes.is_empty() && !st.sealed {
+        if st.sealed {
+            // Nothing may follow close_notify.
+        } else if bytes.is_empty() {
+            // Every byte of this ciphertext went with `send_direct`: only its plaintext is
+            // left to count, as written at once.
+            st.note(plain, 0);
+        } else {
             st.queued_total += bytes.len() as u64;
             st.note(plain, if answer { bytes.len() } else { 0 });
             if st.queue.is_empty() {
@@ -163,6 +178,30 @@ impl Outbound {
         }
         bytes.clear();
         st.queued_total
+    }
+
+    /// Sends ciphertext TLS is writing now straight from TLS's buffer, without waiting, when
+    /// the queue is idle (nothing queued, nobody flushing, not sealed, no error): the order on
+    /// the wire stays TLS's, and what is sent is counted as queued and written in one step.
+    /// Returns how much the socket took; the caller queues the rest with the TLS lock still
+    /// held. The state stays locked across the send, which never waits, so no thread sees the
+    /// bytes neither queued nor written.
+    pub(crate) fn send_direct(&self, socket: &TcpStream, bytes: &[u8]) -> usize {
+        let mut st = self.lock();
+        if st.flushing || !st.queue.is_empty() || st.sealed || st.failed.is_some() {
+            return 0;
+        }
+        let sent = loop {
+            match send_now(socket, bytes) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The flush that writes the rest meets the error again and records it.
+                Err(_) => break 0,
+            }
+        };
+        st.queued_total += sent as u64;
+        st.written_total += sent as u64;
+        sent
     }
 
     /// Application data whose ciphertext is on the socket.

@@ -223,7 +223,9 @@ impl Stream {
             let _ = socket.set_write_timeout(Some(timeout));
         }
         let socket = Arc::new(socket);
-        tls.get_mut().attach_socket(Arc::clone(&socket));
+        let out = Arc::new(Outbound::default());
+        tls.get_mut()
+            .attach_socket(Arc::clone(&socket), Arc::clone(&out));
         let inner = Inner {
             target,
             socket,
@@ -235,7 +237,7 @@ impl Stream {
                 stash_pos: 0,
                 deferred: None,
             }),
-            out: Outbound::default(),
+            out,
             progress: Mutex::new(0),
             progressed: Condvar::new(),
             flags: Flags::default(),

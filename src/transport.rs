@@ -5,7 +5,9 @@
 //! blocking socket call: the first write from another thread then waits forever. So TLS never
 //! touches the socket here. [`MemoryTransport`] is a `Read + Write` pair of buffers: the reader
 //! thread pushes the ciphertext it received into it and decrypts until `WouldBlock`, and whoever
-//! encrypts takes the ciphertext out and writes it to the socket after releasing the lock.
+//! encrypts takes the ciphertext out and writes it to the socket after releasing the lock (a
+//! writer's ciphertext, while the outbound queue is idle, goes out with a send that never
+//! waits as TLS writes it; see `direct`).
 //!
 //! Owning the transport also answers the question native-tls cannot: an end of stream is
 //! reported to TLS only after every byte received before it was decrypted, so an `Ok(0)` from
@@ -17,7 +19,6 @@ mod direct;
 pub(crate) use direct::Starved;
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::record::{HelloScan, RecordCursor};
@@ -276,26 +277,6 @@ impl MemoryTransport {
         &mut self.outbound
     }
 
-    /// Lets the transport receive large records from `socket` itself, straight into TLS's
-    /// buffer, during the reads [`allow_direct`](Self::allow_direct) allows.
-    pub(crate) fn attach_socket(&mut self, socket: Arc<TcpStream>) {
-        self.direct = Some(Direct::new(socket));
-    }
-
-    /// Whether the reads that follow may receive from the attached socket.
-    pub(crate) fn allow_direct(&mut self, allow: bool) {
-        self.direct_now = allow;
-    }
-
-    /// What the last read that found nothing asks of the reader; reset to
-    /// [`Starved::Declined`].
-    pub(crate) fn take_starved(&mut self) -> Starved {
-        self.direct
-            .as_mut()
-            .map(|d| std::mem::take(&mut d.starved))
-            .unwrap_or_default()
-    }
-
     /// Receives what TLS asks for from the socket, without waiting, when the record it is
     /// reading is large; `WouldBlock` otherwise, with what the reader must do in `starved`.
     fn read_direct(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -378,7 +359,13 @@ impl Write for MemoryTransport {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .extend_from_slice(buf),
-            None => self.outbound.extend_from_slice(buf),
+            None => {
+                let sent = match &self.direct {
+                    Some(direct) if self.outbound.is_empty() => direct.send(buf),
+                    _ => 0,
+                };
+                self.outbound.extend_from_slice(&buf[sent..]);
+            }
         }
         Ok(buf.len())
     }

@@ -1,12 +1,13 @@
 //! An exhaustive check of the outbound queue's protocol: a small model of a writer, a reader
 //! and a single-threaded server joined by two socket buffers of one record each, explored in
 //! every interleaving of their steps. A state where nothing can move and the exchange is not
-//! over is a deadlock. The steps mirror `Outbound`: a writer pushes and flushes to its mark,
-//! and a flusher empties the queue before it gives up the role; the reader offers TLS's
-//! answers with a send that never waits and offers again whatever nobody writes while it
-//! waits to read. The same model with the reader of old (a blocking flush of everything
-//! before its answer) or a flusher that stops at its own mark finds the two stalls seen on
-//! real servers, so the check can fail.
+//! over is a deadlock. The steps mirror `Outbound`: a writer sends its record itself when the
+//! queue is idle (`send_direct`) and queues it otherwise, then flushes to its mark, and a
+//! flusher empties the queue before it gives up the role; the reader offers TLS's answers
+//! with a send that never waits and offers again whatever nobody writes while it waits to
+//! read. The server checks that data arrives in the order it was made. The same model with
+//! the reader of old (a blocking flush of everything before its answer) or a flusher that
+//! stops at its own mark finds the two stalls seen on real servers, so the check can fail.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -61,6 +62,9 @@ struct Rules {
     flusher_stops_at_mark: bool,
     /// The server's control record after each echo.
     control: Unit,
+    /// The writer sends its record itself, with a send that never waits, when the queue is
+    /// idle (`Outbound::send_direct`), and queues it otherwise.
+    writer_sends: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,6 +83,8 @@ struct State {
     echoed: u8,
     /// Data records the server read and has not echoed yet.
     owed: u8,
+    /// Data records the server read: they must arrive in the order they were made.
+    arrived: u8,
 }
 
 const RECORDS: u8 = 3;
@@ -99,6 +105,7 @@ impl State {
             received: 0,
             echoed: 0,
             owed: 0,
+            arrived: 0,
         }
     }
 
@@ -140,7 +147,12 @@ impl State {
         let mut s = self.clone();
         match self.writer {
             Writer::Push(id) if !self.renegotiating => {
-                s.queue.push(Unit::Data(id));
+                let idle = !self.flushing && self.queue.is_empty();
+                if rules.writer_sends && idle && self.up.len() < BUFFER {
+                    s.up.push_back(Unit::Data(id));
+                } else {
+                    s.queue.push(Unit::Data(id));
+                }
                 s.writer = Writer::Flush { id, flusher: false };
                 out.push(s);
             }
@@ -227,7 +239,11 @@ impl State {
             Server::Read | Server::AwaitAnswer => {
                 if let Some(unit) = s.up.pop_front() {
                     match unit {
-                        Unit::Data(_) => s.owed += 1,
+                        Unit::Data(id) => {
+                            assert_eq!(id, s.arrived, "data out of order");
+                            s.arrived += 1;
+                            s.owed += 1;
+                        }
                         Unit::Answer => {
                             if self.server == Server::AwaitAnswer {
                                 s.renegotiating = false;
@@ -291,8 +307,14 @@ fn key_updates_never_stall_the_queue() {
         reader_blocks: false,
         flusher_stops_at_mark: false,
         control: Unit::KeyUpdate,
+        writer_sends: true,
     };
     assert_eq!(find_stall(now), None);
+    let queued = Rules {
+        writer_sends: false,
+        ..now
+    };
+    assert_eq!(find_stall(queued), None);
     // The reader of old, flushing the writer's data before its answer: the deadlock.
     let stall = find_stall(Rules {
         reader_blocks: true,
@@ -307,8 +329,14 @@ fn renegotiations_never_stall_the_queue() {
         reader_blocks: false,
         flusher_stops_at_mark: false,
         control: Unit::HelloRequest,
+        writer_sends: true,
     };
     assert_eq!(find_stall(now), None);
+    let queued = Rules {
+        writer_sends: false,
+        ..now
+    };
+    assert_eq!(find_stall(queued), None);
     // A flusher that stops at its own mark, with the reader of old: the ClientHello stays
     // queued (the stall a734a49 fixed).
     let stall = find_stall(Rules {

@@ -138,3 +138,49 @@ fn try_flush_never_waits() {
         assert_eq!(chunk, &piece[..], "piece {k}");
     }
 }
+
+/// A direct send happens only while the queue is idle, and its bytes are counted as queued
+/// and written at once; what the socket did not take, queued behind, keeps the order, and
+/// the plaintext counts once all of its ciphertext is out.
+#[test]
+fn a_direct_send_only_when_idle_and_counted_exactly() {
+    let (a, mut b) = pair();
+    let out = Outbound::default();
+    assert_eq!(out.send_direct(&a, b"abc"), 3);
+    let mut empty = Vec::new();
+    let mark = out.push_from(&mut empty, 1);
+    assert_eq!((mark, out.pending(), out.plain_written()), (3, 0, 1));
+    // Queued bytes go first: no direct send past them.
+    out.push(b"d", 0);
+    assert_eq!(out.send_direct(&a, b"e"), 0);
+    out.push(b"e", 1);
+    let batch = out.lock().take_batch();
+    assert_eq!(out.send_direct(&a, b"x"), 0, "a flusher is writing");
+    out.lock().finish_batch(batch, 0);
+    let mark = out.push(&[], 0);
+    out.flush_to(&a, mark, true).unwrap();
+    assert_eq!(out.plain_written(), 2);
+    // A socket that takes only part: the rest is queued behind, in order.
+    let piece: Vec<u8> = (0..32 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let sent = out.send_direct(&a, &piece);
+    assert!(sent > 0 && sent < piece.len(), "{sent}");
+    let mut rest = piece[sent..].to_vec();
+    let mark = out.push_from(&mut rest, 7);
+    assert_eq!(
+        out.plain_written(),
+        2,
+        "part of the ciphertext is still queued"
+    );
+    let reader = std::thread::spawn(move || {
+        let mut got = vec![0u8; 5 + 32 * 1024 * 1024];
+        b.read_exact(&mut got).unwrap();
+        got
+    });
+    out.flush_to(&a, mark, true).unwrap();
+    assert_eq!((out.pending(), out.plain_written()), (0, 9));
+    let got = reader.join().unwrap();
+    assert_eq!(&got[..5], b"abcde");
+    assert!(got[5..] == piece[..]);
+    out.seal();
+    assert_eq!(out.send_direct(&a, b"after close_notify"), 0);
+}

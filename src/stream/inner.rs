@@ -27,7 +27,8 @@ pub(crate) struct Inner {
     pub(super) tls: Mutex<TlsStream<MemoryTransport>>,
     /// Held by the one thread reading the socket, with what it reads into.
     pub(super) reading: Mutex<ReadBuffer>,
-    pub(super) out: Outbound,
+    /// Shared with the transport, which sends a writer's ciphertext itself while it is idle.
+    pub(super) out: Arc<Outbound>,
     /// Bumped whenever the read side makes progress (ciphertext fed, an end seen) or the
     /// close starts: writers waiting for a handshake message and a waiting close watch it.
     pub(super) progress: Mutex<u64>,
@@ -155,7 +156,9 @@ impl Inner {
         tls: &mut TlsStream<MemoryTransport>,
         plain: usize,
     ) -> Option<u64> {
-        if !tls.get_ref().has_outbound() {
+        // With `plain` > 0 and nothing left, the transport sent it all: the plaintext is
+        // still counted by the queue.
+        if !tls.get_ref().has_outbound() && plain == 0 {
             return None;
         }
         // The transport's buffer goes to the queue and the queue's empty one comes back: no

@@ -41,6 +41,9 @@ impl Inner {
                     return Err(self.closed_error());
                 }
                 let (mut sent, mut stalled, mut failed) = (0, false, None);
+                // What the socket takes now goes straight from TLS's buffer; the rest joins
+                // the queue below, in order.
+                tls.get_mut().allow_send(true);
                 while sent < chunk.len() {
                     match tls.write(&chunk[sent..]) {
                         Ok(0) => {
@@ -58,6 +61,7 @@ impl Inner {
                         }
                     }
                 }
+                tls.get_mut().allow_send(false);
                 (sent, stalled, self.queue_tls_data(&mut tls, sent), failed)
             };
             if let Some(mark) = mark {
