@@ -482,52 +482,37 @@ macro_rules! endings {
     )*};
 }
 
+/// Every ending of the matrix, for the clients `$clients` names, under `$fault`.
+macro_rules! every_ending {
+    ($fault:expr, $clients:ident) => {
+        endings! { $fault, $clients;
+            sigterm => Ending::Sigterm,
+            sigint => Ending::Sigint,
+            sighup => Ending::Sighup,
+            stdin_eof => Ending::StdinEof,
+            escape => Ending::Escape,
+            idle_timeout => Ending::IdleTimeout,
+            client_close => Ending::ClientClose,
+            exec_exit => Ending::ExecExit,
+            drain_sigterm => Ending::DrainSigterm,
+            drain_sigint => Ending::DrainSigint,
+        }
+    };
+}
+
 mod clean {
     use super::*;
-    endings! { Fault::None, every_client;
-        sigterm => Ending::Sigterm,
-        sigint => Ending::Sigint,
-        sighup => Ending::Sighup,
-        stdin_eof => Ending::StdinEof,
-        escape => Ending::Escape,
-        idle_timeout => Ending::IdleTimeout,
-        client_close => Ending::ClientClose,
-        exec_exit => Ending::ExecExit,
-        drain_sigterm => Ending::DrainSigterm,
-        drain_sigint => Ending::DrainSigint,
-    }
+    every_ending!(Fault::None, every_client);
 }
 
 mod loss {
     use super::*;
-    endings! { Fault::Loss, some_clients;
-        sigterm => Ending::Sigterm,
-        sigint => Ending::Sigint,
-        sighup => Ending::Sighup,
-        stdin_eof => Ending::StdinEof,
-        escape => Ending::Escape,
-        idle_timeout => Ending::IdleTimeout,
-        client_close => Ending::ClientClose,
-        exec_exit => Ending::ExecExit,
-        drain_sigterm => Ending::DrainSigterm,
-        drain_sigint => Ending::DrainSigint,
-    }
+    every_ending!(Fault::Loss, some_clients);
 }
 
 mod delay {
     use super::*;
-    endings! { Fault::Delay, some_clients;
-        sigterm => Ending::Sigterm,
-        sigint => Ending::Sigint,
-        sighup => Ending::Sighup,
-        stdin_eof => Ending::StdinEof,
-        escape => Ending::Escape,
-        idle_timeout => Ending::IdleTimeout,
-        client_close => Ending::ClientClose,
-        exec_exit => Ending::ExecExit,
-        drain_sigterm => Ending::DrainSigterm,
-        drain_sigint => Ending::DrainSigint,
-    }
+    every_ending!(Fault::Delay, some_clients);
 }
 
 /// `--ca-file` with `--listen` requires a client certificate signed by that CA: the client
