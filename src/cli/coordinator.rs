@@ -281,7 +281,7 @@ impl Coordinator {
             (_, Trigger::Signal(_)) | (None, _) => trigger,
             (Some((first, _)), then) => {
                 if self.end.is_none() && then != first {
-                    self.end = Some(end_name(then));
+                    self.end = Some(end_name(then, self.args.server.listen.is_some()));
                 }
                 first
             }
@@ -339,11 +339,14 @@ impl Coordinator {
 /// The report's `end` when nothing moved for the quiet time after stdin EOF.
 const QUIET: &str = "quiet";
 
-/// The report's `end` for what finished an end that stdin EOF began.
-fn end_name(then: Trigger) -> &'static str {
-    match then {
-        Trigger::PeerCloseNotify => "server-close-notify",
-        Trigger::PeerEof => "server-eof",
-        other => other.name(),
+/// The report's `end` for what finished an end that stdin EOF began, naming the peer as
+/// what it is: the server, or under `--listen` the client.
+fn end_name(then: Trigger, listening: bool) -> &'static str {
+    match (then, listening) {
+        (Trigger::PeerCloseNotify, false) => "server-close-notify",
+        (Trigger::PeerEof, false) => "server-eof",
+        (Trigger::PeerCloseNotify, true) => "client-close-notify",
+        (Trigger::PeerEof, true) => "client-eof",
+        (other, _) => other.name(),
     }
 }

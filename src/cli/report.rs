@@ -127,7 +127,8 @@ pub(crate) struct ExitReport {
     /// How the connection ended.
     pub(crate) close: Closed,
     /// What finished an end that the trigger only began: after stdin EOF,
-    /// `server-close-notify`, `server-eof` or `quiet` (nothing moved for the quiet time).
+    /// `server-close-notify`, `server-eof` (`client-...` under `--listen`) or `quiet` (nothing
+    /// moved for the quiet time).
     pub(crate) end: Option<&'static str>,
     /// From the trigger to the exit: what came before the TLS close (the quiet time, the
     /// server's answer to a half-close) and the TLS close itself, which is
