@@ -200,39 +200,77 @@ fn deliver(events: &Sender<Event>, stop: &Receiver<()>, event: Event) {
 fn read_loop(stream: &Stream, events: &Sender<Event>, stop: &Receiver<()>) {
     // Sized as a `Stream` sizes its socket reads: small while idle, large while data flows.
     let mut size = ReadSize::default();
-    let mut buf = vec![0u8; size.get()];
+    // Kept only while data flows. At a trickle, the reader waits for the server with no
+    // buffer (an idle connection holds none) and hands the one it read into to the event.
+    let mut buf = Vec::new();
+    // Whether the last read filled its buffer: TLS may hold the rest of a record, which
+    // the socket would not announce.
+    let mut filled = false;
     loop {
-        let event = match (&*stream).read(&mut buf) {
-            Ok(0) => {
-                if stream.close_notify_received() {
-                    deliver(events, stop, Event::PeerCloseNotify);
-                }
-                debug!("reader ended");
+        if !filled && !size.is_large() {
+            stream.wait_readable();
+        }
+        if buf.len() != size.get() {
+            buf = vec![0u8; size.get()];
+        }
+        match (&*stream).read(&mut buf) {
+            Ok(n) if n > 0 => {
+                filled = n == buf.len();
+                deliver_data(events, stop, &mut buf, &mut size, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            ended => {
+                deliver_end(stream, events, stop, ended);
                 return;
             }
-            Ok(n) => {
-                let event = Event::Data(buf[..n].to_vec());
-                if size.update(buf.len(), n) {
-                    buf = vec![0u8; size.get()];
-                }
-                event
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                deliver(events, stop, Event::PeerEof);
-                return;
-            }
-            Err(e) => {
-                deliver(
-                    events,
-                    stop,
-                    Event::Error(Error::from_io(e, Operation::Read, stream.target())),
-                );
-                return;
-            }
-        };
+        }
+    }
+}
+
+/// Delivers the `n` bytes a read brought into `buf`. While data flows the buffer is kept and
+/// its bytes copied; at a trickle (or when the read size changes) the buffer itself goes.
+fn deliver_data(
+    events: &Sender<Event>,
+    stop: &Receiver<()>,
+    buf: &mut Vec<u8>,
+    size: &mut ReadSize,
+    n: usize,
+) {
+    let resized = size.update(buf.len(), n);
+    let data = if size.is_large() && !resized {
+        buf[..n].to_vec()
+    } else {
+        let mut data = std::mem::take(buf);
+        data.truncate(n);
+        data.shrink_to_fit();
+        data
+    };
+    deliver(events, stop, Event::Data(data));
+}
+
+/// Delivers how the server's stream ended: its close_notify, its bare end, or an error.
+fn deliver_end(
+    stream: &Stream,
+    events: &Sender<Event>,
+    stop: &Receiver<()>,
+    ended: io::Result<usize>,
+) {
+    let event = match ended {
+        // Our own close ends the read with 0 too: only the server's close_notify is news.
+        Ok(_) => stream
+            .close_notify_received()
+            .then_some(Event::PeerCloseNotify),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Some(Event::PeerEof),
+        Err(e) => Some(Event::Error(Error::from_io(
+            e,
+            Operation::Read,
+            stream.target(),
+        ))),
+    };
+    if let Some(event) = event {
         deliver(events, stop, event);
     }
+    debug!("reader ended");
 }
 
 #[cfg(test)]

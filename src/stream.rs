@@ -270,6 +270,12 @@ impl Stream {
         &self.inner.session
     }
 
+    /// Blocks until a `read` would find something without waiting for the socket, for a
+    /// reader whose last read did not fill its buffer: it then waits holding no buffer.
+    pub(crate) fn wait_readable(&self) {
+        self.inner.wait_readable();
+    }
+
     /// Whether the server's close_notify was read: after `read` returned `Ok(0)`, this tells
     /// the server's goodbye from our own close.
     pub fn close_notify_received(&self) -> bool {

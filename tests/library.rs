@@ -309,6 +309,36 @@ fn wait_close_without_an_events_reader_still_sees_close_notify() {
     assert_eq!(peer.verdict(&[]), "client_close_notify");
 }
 
+/// The reader waits for the server holding no buffer only when its last read did not fill
+/// one: a record larger than the read leaves its rest inside TLS, which the socket does not
+/// announce. Each chunk is echoed as one record and the server then waits for the next, so a
+/// reader that waited on the socket with part of a record in hand would stall here.
+#[test]
+fn records_around_the_read_size_arrive_whole_while_the_server_waits() {
+    let pki = common::Pki::new();
+    let peer = PyPeer::start(&pki.server, Tls::V13, "echo", &[]);
+    let conn = Connection::connect(&config(&pki), &format!("127.0.0.1:{}", peer.port)).unwrap();
+    // Each large record comes while the reader reads small (first, and after a run of
+    // small reads): its first read fills the small buffer and leaves the rest inside TLS.
+    let trickle = [10; 20];
+    let sizes: Vec<usize> = [&[16384][..], &trickle, &[4097], &trickle, &[8192, 1, 4095]]
+        .concat()
+        .into_iter()
+        .chain([&trickle[..], &[4096, 5000], &trickle, &[12000, 3]].concat())
+        .collect();
+    for (i, &size) in sizes.iter().enumerate() {
+        let chunk: Vec<u8> = (0..size).map(|j| b'a' + ((i + j) % 26) as u8).collect();
+        conn.send(&chunk).unwrap();
+        let echoed = recv_until(&conn, |_, d| d.len() >= size);
+        assert_eq!(echoed, chunk, "chunk {i} ({size} bytes)");
+    }
+    let report = conn.close();
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    let total: usize = sizes.iter().sum();
+    assert_eq!(report.bytes_in(), total as u64, "{report:?}");
+    assert_eq!(peer.verdict(&[]), "client_close_notify");
+}
+
 /// Set in the child process that runs [`drop_scenario_alone`].
 const DROP_CHILD_ENV: &str = "GRACETLS_DROP_SCENARIO_CHILD";
 

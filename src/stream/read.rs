@@ -165,6 +165,23 @@ impl Inner {
         step
     }
 
+    /// Waits until a read would find something without waiting for the socket: plaintext
+    /// or an end kept from an earlier read, ciphertext the transport holds, or a readable
+    /// socket (data, its end, our own shutdown). Only for a caller whose last read did not
+    /// fill its buffer, so TLS holds no decrypted record part. A failure is left for the
+    /// read that follows, which meets it again and reports it.
+    pub(super) fn wait_readable(&self) {
+        let reading = lock(&self.reading);
+        let ready = reading.stash_pos < reading.stash.len()
+            || reading.deferred.is_some()
+            || !reading.buf.is_empty()
+            || self.stopping()
+            || self.tls().get_ref().pending_inbound() > 0;
+        if !ready {
+            let _ = self.recv(&mut [0u8; 1], true);
+        }
+    }
+
     /// TLS reported the end of the server's stream. The transport shows TLS the TCP end only
     /// after everything before it was decrypted, so an end while it is not at EOF is the
     /// server's close_notify, and one after it a truncation.
