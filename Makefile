@@ -113,13 +113,16 @@ test-faults: deps
 ## each run's last line is key=value (see docs/library.md, "Many connections"). Neither mode needs
 ## vm.max_map_count raised at N=10000 (a Connection's thread takes 4 mappings: about 16,000
 ## fit under the default 65,530); fanout says what to raise when N needs it.
+## FANOUT_SERVER_ARGS=--no-answer: the server closes TCP after a client's close_notify without
+## answering it, as nginx does, so each close asks the kernel whether its close_notify arrived.
 N ?= 10000
 IDLE ?= 10
 FANOUT_MODES ?= stream connection native
+FANOUT_SERVER_ARGS ?=
 fanout: deps
 	$(CARGO) build --release --example fanout
 	@dir=$$(mktemp -d); \
-	python3 tests/peers/fanout_server.py --certs-dir $$dir --ready-file $$dir/ready > $$dir/server.log 2>&1 & pid=$$!; \
+	python3 tests/peers/fanout_server.py $(FANOUT_SERVER_ARGS) --certs-dir $$dir --ready-file $$dir/ready > $$dir/server.log 2>&1 & pid=$$!; \
 	for i in $$(seq 100); do [ -s $$dir/ready ] && break; sleep 0.1; done; \
 	read port stats < $$dir/ready; status=0; \
 	for mode in $(FANOUT_MODES); do \

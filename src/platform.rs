@@ -3,7 +3,25 @@
 //! is `cfg(tls_openssl)`, which build.rs sets.)
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
+
+#[cfg(target_os = "linux")]
+mod sock_diag;
+
+/// Sequence numbers the TCP connection `local`-`peer` sent and its peer has not acknowledged
+/// yet (a FIN counts one), asked of the kernel for that one connection: Linux's socket
+/// diagnostics. `Ok(None)`: the kernel says it has no such connection. An error: this system
+/// cannot say.
+#[cfg(target_os = "linux")]
+pub(crate) fn unacknowledged(local: SocketAddr, peer: SocketAddr) -> io::Result<Option<u64>> {
+    sock_diag::unacknowledged(local, peer)
+}
+
+/// See the Linux version: elsewhere nothing is asked.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn unacknowledged(_local: SocketAddr, _peer: SocketAddr) -> io::Result<Option<u64>> {
+    Err(io::ErrorKind::Unsupported.into())
+}
 
 /// The socket's inode, by which `/proc/net/tcp` names its connection; `None` where the
 /// system keeps no such table (all but Linux).

@@ -76,8 +76,9 @@ class Conn:
 
 
 class Server:
-    def __init__(self, ctx, listener, stats_listener):
+    def __init__(self, ctx, listener, stats_listener, no_answer=False):
         self.ctx = ctx
+        self.no_answer = no_answer
         self.sel = selectors.DefaultSelector()
         self.listener = listener
         self.stats_listener = stats_listener
@@ -174,11 +175,14 @@ class Server:
                 return self.finish(conn, "error")
             if not data:
                 # close_notify: answer it. The client may already be gone (a fast close does
-                # not wait for ours), which is fine: what counts is what it sent.
-                try:
-                    conn.tls.unwrap()
-                except (ssl.SSLError, OSError, ValueError):
-                    pass
+                # not wait for ours), which is fine: what counts is what it sent. With
+                # --no-answer, close TCP without one, as nginx does: the client then has only
+                # its kernel's word that its close_notify arrived.
+                if not self.no_answer:
+                    try:
+                        conn.tls.unwrap()
+                    except (ssl.SSLError, OSError, ValueError):
+                        pass
                 return self.finish(conn, "close_notify")
             conn.out += data
             if not self.flush(conn):
@@ -286,6 +290,8 @@ def main():
     ap.add_argument("--certs-dir", help="generate ca.pem and a server certificate here")
     ap.add_argument("--ready-file")
     ap.add_argument("--backlog", type=int, default=4096)
+    ap.add_argument("--no-answer", action="store_true",
+                    help="close TCP after the client's close_notify without answering it")
     args = ap.parse_args()
 
     cert, key = args.cert, args.key
@@ -306,7 +312,7 @@ def main():
     listener.setblocking(False)
     stats = socket.create_server((args.host, args.stats_port), backlog=64)
     stats.setblocking(False)
-    server = Server(ctx, listener, stats)
+    server = Server(ctx, listener, stats, no_answer=args.no_answer)
 
     def stop(signum, _frame):
         raise SystemExit(0)
