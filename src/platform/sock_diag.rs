@@ -8,12 +8,9 @@
 //! written and read here byte by byte (rustix carries them, safely); their layout is part of
 //! Linux's user-space ABI.
 
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, netlink};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
-
-use rustix::net::sockopt::{Timeout, set_socket_timeout};
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, netlink};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;
@@ -29,8 +26,6 @@ const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 const IPPROTO_TCP: u8 = 6;
 const ENOENT: i32 = 2;
-/// The kernel answers a lookup at once; this only bounds a system that would not.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Sequence numbers the connection `local`-`peer` sent and its peer has not acknowledged
 /// (0 for one in TIME_WAIT: both FINs acknowledged); `None` when the kernel answered that it
@@ -44,10 +39,11 @@ pub(crate) fn unacknowledged(local: SocketAddr, peer: SocketAddr) -> io::Result<
         SocketFlags::CLOEXEC,
         Some(netlink::SOCK_DIAG),
     )?;
-    set_socket_timeout(&socket, Timeout::Recv, Some(ANSWER_TIMEOUT))?;
     rustix::net::send(&socket, &request, SendFlags::empty())?;
+    // The kernel answers inside the send, so the answer is there already: a receive that
+    // never waits keeps a close's wait within its close timeout.
     let mut answer = [0u8; 1024];
-    let (n, _) = rustix::net::recv(&socket, &mut answer[..], RecvFlags::empty())?;
+    let (n, _) = rustix::net::recv(&socket, &mut answer[..], RecvFlags::DONTWAIT)?;
     parse(&answer[..n])
 }
 
