@@ -90,7 +90,8 @@ fn parse(answer: &[u8]) -> io::Result<Option<u64>> {
         .map(|b| u16::from_ne_bytes([b[0], b[1]]))
         .ok_or_else(malformed)?;
     match kind {
-        NLMSG_ERROR => match -(u32_at(HEADER)? as i32) {
+        // A negative errno; wrapping, so no answer can make this panic.
+        NLMSG_ERROR => match (u32_at(HEADER)? as i32).wrapping_neg() {
             ENOENT => Ok(None),
             errno => Err(io::Error::from_raw_os_error(errno)),
         },
@@ -130,6 +131,8 @@ mod tests {
         assert_eq!(parse(&error).unwrap(), None);
         error[HEADER..].copy_from_slice(&(-13i32).to_ne_bytes());
         assert_eq!(parse(&error).unwrap_err().raw_os_error(), Some(13));
+        error[HEADER..].copy_from_slice(&i32::MIN.to_ne_bytes());
+        assert!(parse(&error).is_err());
         assert!(parse(&msg[..20]).is_err());
     }
 }
