@@ -802,3 +802,41 @@ fn configured_write_timeout_bounds_a_write() {
     assert!(started.elapsed() < WAIT, "{:?}", started.elapsed());
     drop(stream);
 }
+
+/// `idle_time` counts from the last application data either way: it grows while nothing
+/// moves, and a line written or a line read starts it again (what `--idle-timeout` and
+/// `--quiet-time` decide by). The server's log says the written line arrived.
+#[test]
+fn idle_time_counts_from_the_last_data_either_way() {
+    const QUIET: Duration = Duration::from_millis(200);
+    let pki = common::Pki::new();
+    let mut server = SServer::start(&pki, Tls::V13);
+    let stream =
+        Stream::connect(&config(&pki), &format!("localhost:{}", server.port)).expect("connect");
+    let idle = || stream.idle_time();
+    assert!(
+        spin_until(WAIT, || idle() >= QUIET),
+        "nothing moved, yet the idle time stays at {:?}",
+        idle()
+    );
+    writeln!(&stream, "a line").expect("write");
+    assert!(idle() < QUIET, "a write did not restart it: {:?}", idle());
+    server.expect_log("a line\n", WAIT, &[]);
+    assert!(
+        spin_until(WAIT, || idle() >= QUIET),
+        "stays at {:?}",
+        idle()
+    );
+    server.send_line("an answer");
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    while !got.ends_with(b"an answer\n") {
+        let n = (&stream).read(&mut buf).expect("the server's line");
+        assert!(n > 0, "end before the line");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(idle() < QUIET, "a read did not restart it: {:?}", idle());
+    let report = stream.close();
+    assert_eq!(report.outcome(), Outcome::Clean, "{report:?}");
+    server.assert_client_closed_cleanly(&[]);
+}
