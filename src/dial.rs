@@ -4,10 +4,10 @@
 //! the same server again goes along.
 
 use std::net::TcpStream;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::Error;
-use crate::certificate::Certificate;
 use crate::config::Config;
 use crate::connect::{Tcp, connect_tcp};
 use crate::diagnose::Redial;
@@ -163,12 +163,8 @@ pub(crate) fn dialed(
         version,
         cipher_suite,
         alpn: tls.negotiated_alpn().ok().flatten(),
-        peer_certificate: tls
-            .peer_certificate()
-            .ok()
-            .flatten()
-            .and_then(|c| c.to_der().ok())
-            .and_then(Certificate::from_der),
+        peer_x509: tls.peer_certificate().ok().flatten(),
+        peer_certificate: OnceLock::new(),
         peer_addr: socket.peer_addr().ok(),
         local_addr: socket.local_addr().ok(),
     };

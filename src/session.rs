@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use crate::certificate::Certificate;
 
@@ -25,14 +26,31 @@ use crate::certificate::Certificate;
 /// );
 /// # Ok::<(), gracetls::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Session {
     pub(crate) version: Option<&'static str>,
     pub(crate) cipher_suite: Option<String>,
     pub(crate) alpn: Option<Vec<u8>>,
-    pub(crate) peer_certificate: Option<Certificate>,
+    /// The peer's certificate as the TLS library holds it (another reference, not a copy),
+    /// read into [`Certificate`] only when asked: most connections never ask, and a read
+    /// certificate (its DER, names and dates) is most of a kilobyte per connection.
+    pub(crate) peer_x509: Option<native_tls::Certificate>,
+    pub(crate) peer_certificate: OnceLock<Option<Certificate>>,
     pub(crate) peer_addr: Option<SocketAddr>,
     pub(crate) local_addr: Option<SocketAddr>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("version", &self.version)
+            .field("cipher_suite", &self.cipher_suite)
+            .field("alpn", &self.alpn)
+            .field("peer_certificate", &self.peer_certificate())
+            .field("peer_addr", &self.peer_addr)
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
 }
 
 impl Session {
@@ -56,7 +74,12 @@ impl Session {
     /// issuer, dates, names, fingerprint, DER and PEM. `None` where native-tls does not use
     /// OpenSSL (Windows, Apple), which is what reads it.
     pub fn peer_certificate(&self) -> Option<&Certificate> {
-        self.peer_certificate.as_ref()
+        self.peer_certificate
+            .get_or_init(|| {
+                let der = self.peer_x509.as_ref()?.to_der().ok()?;
+                Certificate::from_der(der)
+            })
+            .as_ref()
     }
 
     /// The server's address.
@@ -85,7 +108,7 @@ impl fmt::Display for Session {
             Some(alpn) => write!(f, "{}", String::from_utf8_lossy(alpn).escape_debug())?,
             None => f.write_str("none")?,
         }
-        match &self.peer_certificate {
+        match self.peer_certificate() {
             Some(cert) => write!(f, "; certificate {cert}"),
             None => f.write_str("; no certificate"),
         }
