@@ -13,6 +13,11 @@ use log::debug;
 use super::{Inner, lock};
 use crate::read_size::SMALL_READ;
 
+/// How long the drain waits between tries for a read side that a woken reader still holds:
+/// first, and at most (doubling in between).
+const DRAIN_POLL_FIRST: Duration = Duration::from_micros(20);
+const DRAIN_POLL_MAX: Duration = Duration::from_millis(2);
+
 /// Most plaintext a waiting close keeps for readers that have not taken it yet.
 const STASH_LIMIT: usize = 1024 * 1024;
 
@@ -81,6 +86,7 @@ impl Inner {
     /// inside `read` (one the shutdown just woke) finishes, and is counted, before the report
     /// is made; but it waits for that lock only until `limit`, and says whether it got it.
     pub(super) fn drain(&self, limit: Instant) -> bool {
+        let mut pause = DRAIN_POLL_FIRST;
         let mut reading = loop {
             match self.reading.try_lock() {
                 Ok(reading) => break reading,
@@ -91,7 +97,12 @@ impl Inner {
                     }
                     // The holder was just woken by the shutdown and leaves within a
                     // decryption: a short poll, not a wait on a signal it may never send.
-                    std::thread::sleep(Duration::from_millis(2));
+                    // It starts short: a `Connection`'s reader holds the lock while it waits
+                    // for the socket, so every `Connection` close meets it here, and a
+                    // first pause of 2 ms made closing one take 320 µs on average, against
+                    // 90 µs for a `Stream`.
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(DRAIN_POLL_MAX);
                 }
             }
         };
