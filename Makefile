@@ -109,7 +109,9 @@ test-faults: deps
 ## fanout: N (default 10000) connections to a local server (tests/peers/fanout_server.py),
 ## idle IDLE seconds, closed gracefully, once per mode in FANOUT_MODES: `stream` (no thread
 ## per connection, all closed from one thread), `connection` (one reader thread each) and
-## `native` (plain native-tls streams, the yardstick for memory);
+## `native` (plain native-tls streams, the yardstick for memory) and `native-thread` (each
+## native-tls stream owned by a thread blocked in read, closed with the shutdown(Read)
+## recipe: the yardstick for a `Connection`);
 ## each run's last line is key=value (see docs/library.md, "Many connections"). Neither mode needs
 ## vm.max_map_count raised at N=10000 (a Connection's thread takes 4 mappings: about 16,000
 ## fit under the default 65,530); fanout says what to raise when N needs it.
@@ -117,7 +119,7 @@ test-faults: deps
 ## answering it, as nginx does, so each close asks the kernel whether its close_notify arrived.
 N ?= 10000
 IDLE ?= 10
-FANOUT_MODES ?= stream connection native
+FANOUT_MODES ?= stream connection native native-thread
 FANOUT_SERVER_ARGS ?=
 fanout: deps
 	$(CARGO) build --release --example fanout

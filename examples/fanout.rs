@@ -2,7 +2,7 @@
 //! its echo, holds them idle, closes them all gracefully, and prints a summary whose last
 //! line is `key=value` pairs.
 //!
-//! Two modes, because they cost different things and both are the library's API:
+//! Two modes of the library's API, which cost different things, and two yardsticks:
 //!
 //! - `--mode stream` (the default): N [`Stream`]s and **no thread per connection**. A few
 //!   connector threads make the connections and end; while idle the process has one thread;
@@ -14,10 +14,15 @@
 //! - `--mode native`: N plain `native_tls::TlsStream<TcpStream>`s, the yardstick for a
 //!   `Stream`'s memory: made, used and held the same way, closed from one thread with
 //!   `shutdown()` (close_notify; it does not wait for the server's answer).
+//! - `--mode native-thread`: the same native-tls streams, each owned by a thread blocked in
+//!   `read` (the stack size a `Connection`'s reader gets), closed by 8 threads with the
+//!   recipe this crate automates: a flag, `shutdown(Read)` to wake the thread, close_notify
+//!   from it, then a join. The least a thread per connection costs, and the yardstick for a
+//!   `Connection`'s memory and close time.
 //!
 //! ```text
 //! cargo run --release --example fanout -- --ca-file ca.pem --server-stats 127.0.0.1:9001 \
-//!     127.0.0.1:9000 10000 [--mode stream|connection]
+//!     127.0.0.1:9000 10000 [--mode stream|connection|native|native-thread]
 //! ```
 //!
 //! `make fanout N=10000` starts the local server (`tests/peers/fanout_server.py`), runs this
@@ -33,9 +38,9 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
@@ -89,6 +94,8 @@ enum Mode {
     Connection,
     /// `native_tls::TlsStream<TcpStream>`, for comparison.
     Native,
+    /// `native_tls::TlsStream` owned by a thread blocked in `read`, for comparison.
+    NativeThread,
 }
 
 impl Mode {
@@ -97,6 +104,7 @@ impl Mode {
             Mode::Stream => "stream",
             Mode::Connection => "connection",
             Mode::Native => "native",
+            Mode::NativeThread => "native-thread",
         }
     }
 
@@ -104,7 +112,7 @@ impl Mode {
     fn threads(self) -> u64 {
         match self {
             Mode::Stream | Mode::Native => 0,
-            Mode::Connection => 1,
+            Mode::Connection | Mode::NativeThread => 1,
         }
     }
 }
@@ -117,6 +125,7 @@ enum Held {
     Stream(Stream),
     Connection(Connection),
     Native(TlsStream<TcpStream>),
+    NativeThread(NativeThread),
 }
 
 impl Held {
@@ -130,6 +139,7 @@ impl Held {
                 let sent = tls.shutdown().is_ok();
                 Closed::Native(sent)
             }
+            Held::NativeThread(held) => Closed::Native(held.close()),
         }
     }
 }
@@ -177,7 +187,7 @@ fn main() -> ExitCode {
         config = config.with_thread_stack_size(bytes);
     }
     let native = match (mode, native_connector(&args)) {
-        (Mode::Native, Err(message)) => {
+        (Mode::Native | Mode::NativeThread, Err(message)) => {
             eprintln!("fanout: {message}");
             return ExitCode::from(2);
         }
@@ -290,7 +300,7 @@ fn main() -> ExitCode {
     // closers each take a share.
     let closers = args.closers.unwrap_or(match mode {
         Mode::Stream | Mode::Native => 1,
-        Mode::Connection => 8,
+        Mode::Connection | Mode::NativeThread => 8,
     });
     let close_started = Instant::now();
     let tally = close_all(conns, closers);
@@ -400,29 +410,126 @@ fn open_one(
             Held::Connection(conn)
         }
         Mode::Native => {
-            let native = native.ok_or("no native-tls connector")?;
-            let host = native
-                .servername
-                .as_deref()
-                .unwrap_or_else(|| target.rsplit_once(':').map_or(target, |(host, _)| host));
             let socket = TcpStream::connect(target).map_err(|e| e.to_string())?;
             let _ = socket.set_nodelay(true);
-            let mut tls = native
-                .connector
-                .connect(host, socket)
-                .map_err(|e| e.to_string())?;
-            tls.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
-            let mut buf = [0u8; 256];
-            while got.len() < line.len() {
-                match tls.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => got.extend_from_slice(&buf[..k]),
-                }
-            }
-            Held::Native(tls)
+            Held::Native(native_open(native, target, socket, &line, &mut got)?)
+        }
+        Mode::NativeThread => {
+            let socket = Arc::new(TcpStream::connect(target).map_err(|e| e.to_string())?);
+            let _ = socket.set_nodelay(true);
+            let stopping = Arc::new(AtomicBool::new(false));
+            let waking = Waking {
+                socket: Arc::clone(&socket),
+                stopping: Arc::clone(&stopping),
+            };
+            let tls = native_open(native, target, waking, &line, &mut got)?;
+            let reader = thread::Builder::new()
+                .name("native-reader".into())
+                .stack_size(config.thread_stack_size())
+                .spawn(move || native_read_loop(tls))
+                .map_err(|e| format!("cannot start a reader thread: {e}"))?;
+            Held::NativeThread(NativeThread {
+                socket,
+                stopping,
+                reader,
+            })
         }
     };
     Ok((held, got == line.as_bytes()))
+}
+
+/// Handshakes with native-tls over `socket`, sends `line` and reads its echo into `got`.
+fn native_open<S: Read + Write + std::fmt::Debug + 'static>(
+    native: Option<&Native>,
+    target: &str,
+    socket: S,
+    line: &str,
+    got: &mut Vec<u8>,
+) -> Result<TlsStream<S>, String> {
+    let native = native.ok_or("no native-tls connector")?;
+    let host = native
+        .servername
+        .as_deref()
+        .unwrap_or_else(|| target.rsplit_once(':').map_or(target, |(host, _)| host));
+    let mut tls = native
+        .connector
+        .connect(host, socket)
+        .map_err(|e| e.to_string())?;
+    tls.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 256];
+    while got.len() < line.len() {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+        }
+    }
+    Ok(tls)
+}
+
+/// A `native-thread` connection: the socket (to wake the reader), the flag that tells the
+/// reader the wake-up is ours, and the reader, which owns the TLS stream.
+struct NativeThread {
+    socket: Arc<TcpStream>,
+    stopping: Arc<AtomicBool>,
+    reader: JoinHandle<bool>,
+}
+
+impl NativeThread {
+    /// The recipe: the flag, `shutdown(Read)` so the blocked read returns, close_notify
+    /// from the reader, the join. Whether close_notify was written; it waits for no answer.
+    fn close(self) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.socket.shutdown(std::net::Shutdown::Read);
+        self.reader.join().unwrap_or(false)
+    }
+}
+
+/// The socket as native-tls sees it in `native-thread` mode. After our own
+/// `shutdown(Read)` a read returns 0; reported as end of stream, OpenSSL would fail the
+/// session and send no close_notify, so it is reported as "would block" instead.
+#[derive(Debug)]
+struct Waking {
+    socket: Arc<TcpStream>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Read for Waking {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (&*self.socket).read(buf)?;
+        if n == 0 && self.stopping.load(Ordering::SeqCst) {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Waking {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.socket).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.socket).flush()
+    }
+}
+
+/// A `native-thread` reader: blocks in `read` until our wake-up, then sends close_notify.
+/// The buffer is small and on the stack: the least a reader can hold.
+fn native_read_loop(mut tls: TlsStream<Waking>) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(n) if n > 0 => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && tls.get_ref().stopping.load(Ordering::SeqCst) =>
+            {
+                return tls.shutdown().is_ok();
+            }
+            // The server ended or failed: no close_notify of ours is due.
+            _ => return false,
+        }
+    }
 }
 
 /// Closes every connection, `closers` threads each taking a share (1: this thread alone).
