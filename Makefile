@@ -108,11 +108,11 @@ test-faults: deps
 
 ## fanout: N (default 10000) connections to a local server (tests/peers/fanout_server.py),
 ## idle IDLE seconds, closed gracefully, once per mode in FANOUT_MODES: `stream` (no thread
-## per connection, all closed from one thread), `connection` (one reader thread each) and
+## per connection, all closed from one thread), `connection` (one reader thread each),
 ## `native` (plain native-tls streams, the yardstick for memory) and `native-thread` (each
 ## native-tls stream owned by a thread blocked in read, closed with the shutdown(Read)
 ## recipe: the yardstick for a `Connection`);
-## each run's last line is key=value (see docs/library.md, "Many connections"). Neither mode needs
+## each run's last line is key=value (see docs/library.md, "Many connections"). No mode needs
 ## vm.max_map_count raised at N=10000 (a Connection's thread takes 4 mappings: about 16,000
 ## fit under the default 65,530); fanout says what to raise when N needs it.
 ## FANOUT_SERVER_ARGS=--no-answer: the server closes TCP after a client's close_notify without
